@@ -1,0 +1,31 @@
+"""scalecode: code (classify or score) millions of documents with competing coders, compared on gold."""
+
+from scalecode.backend import (
+    Backend,
+    BackendParams,
+    FitConfig,
+    FitReport,
+    GoldSet,
+    Predictions,
+    Resources,
+)
+from scalecode.hookspecs import hookimpl
+from scalecode.task import Label, ScoreRange, Task, TaskType
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendParams",
+    "FitConfig",
+    "FitReport",
+    "GoldSet",
+    "Label",
+    "Predictions",
+    "Resources",
+    "ScoreRange",
+    "Task",
+    "TaskType",
+    "__version__",
+    "hookimpl",
+]

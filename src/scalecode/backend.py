@@ -1,0 +1,202 @@
+"""The Backend contract: what a coder (dictionary, API model, open model) implements.
+
+A minimal backend fills in one method::
+
+    class Shouty(Backend):
+        name = "shouty"
+        task_types = frozenset({TaskType.CLASSIFICATION})
+
+        def predict_batch(self, texts):
+            labels = self.task.label_names
+            return Predictions(label=[labels[0] if t.isupper() else labels[1] for t in texts])
+
+Backends are rebuilt by name on every Ray worker from their task, params and trained state
+(``state_dir``); instances are never pickled across the cluster. So everything heavy happens in
+``load()``, and everything ``fit()`` learns is written as files (no pickle) under
+``config.output_dir``, from which a fresh instance built with ``state_dir=`` that folder loads it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from scalecode.task import Task, TaskType
+
+
+class BackendParams(BaseModel):
+    """Base of every backend's options: validated on the driver, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one replica of a backend needs; Ray places replicas from it."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    batch_size: int = 256  # documents per predict_batch call
+
+
+@dataclass
+class Predictions:
+    """What ``predict_batch`` returns: one entry per input text, in input order.
+
+    Fill the field for the task type (``label``, ``labels`` or ``score``); the rest is optional.
+    ``error`` marks documents the backend could not code (the reason, or None); ``raw`` keeps a
+    backend's raw answer, which is stored when the answer is not a valid code. ``extra`` carries
+    backend-specific columns (dictionary counts, tokens, cost) into the predictions file.
+    """
+
+    label: Sequence[str | None] | None = None
+    labels: Sequence[Sequence[str] | None] | None = None
+    score: Sequence[float | None] | np.ndarray | None = None
+    confidence: Sequence[float | None] | np.ndarray | None = None
+    probabilities: Mapping[str, Sequence[float] | np.ndarray] | None = None
+    error: Sequence[str | None] | None = None
+    raw: Sequence[str | None] | None = None
+    extra: Mapping[str, Sequence[Any] | np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GoldSet:
+    """Human-coded documents handed to ``fit``: ids, texts and their codes, in one order.
+
+    ``targets`` holds a label (classification), a tuple of labels (multilabel) or a float
+    (regression) per document. ``groups`` holds the grouping value (speech, author) where the job
+    names a group column.
+    """
+
+    task: Task
+    ids: list[str]
+    texts: list[str]
+    targets: list[Any]
+    groups: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not len(self.ids) == len(self.texts) == len(self.targets):
+            raise ValueError("ids, texts and targets must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> GoldSet:
+        idx = [int(i) for i in indices]
+        return GoldSet(
+            task=self.task,
+            ids=[self.ids[i] for i in idx],
+            texts=[self.texts[i] for i in idx],
+            targets=[self.targets[i] for i in idx],
+            groups=None if self.groups is None else [self.groups[i] for i in idx],
+        )
+
+    def label_codes(self) -> np.ndarray:
+        """Classification targets as indices into the codebook's labels."""
+        index = {name: i for i, name in enumerate(self.task.label_names)}
+        return np.array([index[t] for t in self.targets], dtype=np.int64)
+
+    def label_indicator(self) -> np.ndarray:
+        """Multi-label targets as an n x labels 0/1 matrix, columns in codebook order."""
+        names = self.task.label_names
+        matrix = np.zeros((len(self), len(names)), dtype=np.int8)
+        index = {name: i for i, name in enumerate(names)}
+        for row, labels in enumerate(self.targets):
+            for label in labels:
+                matrix[row, index[label]] = 1
+        return matrix
+
+    def scores(self) -> np.ndarray:
+        """Regression targets as floats."""
+        return np.asarray(self.targets, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to train: where the trained state goes, the seed, and the job's training options."""
+
+    output_dir: Path
+    seed: int = 0
+    options: BackendParams = field(default_factory=BackendParams)
+
+
+@dataclass
+class FitReport:
+    """What training reports back; it lands in metrics.json and the manifest."""
+
+    seconds: float = 0.0
+    n_train: int = 0
+    n_eval: int = 0
+    trainable_parameters: int | None = None
+    total_parameters: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Backend(ABC):
+    """Base class of every coder. Subclasses set the class attributes and ``predict_batch``.
+
+    Class attributes:
+        name: the default name it is registered under (``register(..., name=)`` may override).
+        description: one line for ``scalecode backends``.
+        task_types: the task types it can code.
+        trainable: whether ``fit`` is implemented.
+        requires_training: whether it cannot predict before ``fit`` (a learned dictionary).
+        Params: the pydantic model of its options (unknown keys are an error).
+        TrainParams: the pydantic model of its training options (the job's ``train:`` mapping).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    task_types: ClassVar[frozenset[TaskType]] = frozenset()
+    trainable: ClassVar[bool] = False
+    requires_training: ClassVar[bool] = False
+    Params: ClassVar[type[BackendParams]] = BackendParams
+    TrainParams: ClassVar[type[BackendParams]] = BackendParams
+
+    def __init__(
+        self,
+        task: Task,
+        params: BackendParams | Mapping[str, Any] | None = None,
+        *,
+        state_dir: str | Path | None = None,
+    ) -> None:
+        if task.type not in self.task_types:
+            supported = ", ".join(sorted(str(t) for t in self.task_types))
+            raise ValueError(f"{type(self).__name__} codes {supported}, not {task.type}")
+        self.task = task
+        self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params or {})
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+
+    @classmethod
+    def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
+        """Validate options against the task on the driver, before any work starts.
+
+        Raise ValueError with a message naming the option at fault. ``train`` says whether the job
+        trains this backend. Keep it cheap: reading a small file is fine, loading a model is not.
+        """
+
+    def resources(self) -> Resources:
+        """What one replica needs (CPUs, GPUs, batch size). Override for GPU models."""
+        return Resources()
+
+    def load(self) -> None:  # noqa: B027 - optional hook with nothing to do by default
+        """Heavy set-up (weights, clients, trained state), called once per Ray actor before predicting."""
+
+    @abstractmethod
+    def predict_batch(self, texts: Sequence[str]) -> Predictions:
+        """Code a batch of non-empty texts; return one prediction per text, in order."""
+
+    def fit(self, train: GoldSet, eval: GoldSet | None, config: FitConfig) -> FitReport:
+        """Train on gold documents and write the trained state (no pickle) to ``config.output_dir``."""
+        raise NotImplementedError(f"{type(self).__name__} is not trainable")
+
+    def fingerprint(self) -> dict[str, str]:
+        """Hashes of the files the predictions depend on (lexicons, weights), for the manifest."""
+        return {}

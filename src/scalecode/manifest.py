@@ -1,0 +1,94 @@
+"""What a run directory records so that anyone can tell exactly what produced it.
+
+The manifest holds the job as written (secrets stay ``{"$env": NAME}`` references, never values),
+versions of Python, scalecode, its plugins and the libraries that shape results, hashes of every data
+and lexicon file, seeds, the split, timings and per-backend details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scalecode.data import data_files
+from scalecode.plugins import Plugins
+from scalecode.readers import Reader
+
+LIBRARIES = (
+    "ray",
+    "polars",
+    "pyarrow",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pydantic",
+    "pluggy",
+    "krippendorff",
+    "numba",
+    "torch",
+    "transformers",
+    "peft",
+    "deepspeed",
+    "openai",
+)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def host() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "hostname_sha256": hashlib.sha256(platform.node().encode()).hexdigest()[:16],
+    }
+
+
+def plugin_records(plugins: Plugins) -> dict[str, Any]:
+    return {
+        "loaded": [
+            {"name": info.name, "version": info.version, "source": info.source} for info in plugins.infos.values()
+        ],
+        "failures": [str(f) for f in plugins.failures],
+    }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def table_hashes(path: str | Path, readers: Sequence[Reader], fmt: str | None = None) -> dict[str, str]:
+    """sha256 of every file behind a table."""
+    return {str(file): file_sha256(file) for file in data_files(path, readers, fmt)}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a reader never sees half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(partial, path)

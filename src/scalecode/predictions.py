@@ -1,0 +1,226 @@
+"""Turning a backend's Predictions into rows of the predictions table, checked against the codebook.
+
+One row per (document, backend): ``id``, ``backend``, the code (``label``, ``labels`` or ``score``),
+``confidence``, ``probabilities`` (one field per label), ``error`` (null when coded), ``raw`` (the
+backend's answer when it was not a valid code), ``latency_s`` and any backend-specific columns.
+An answer outside the codebook becomes an error row that keeps the raw answer: never a crash,
+never a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scalecode.backend import Predictions
+from scalecode.task import Task, TaskType
+
+STANDARD_COLUMNS = (
+    "id",
+    "backend",
+    "label",
+    "labels",
+    "score",
+    "confidence",
+    "probabilities",
+    "error",
+    "raw",
+    "latency_s",
+)
+
+
+class BatchShapeError(ValueError):
+    """A backend returned something that cannot be lined up with its input documents."""
+
+
+def code_column(task: Task) -> str:
+    """The name of the column holding the code for this task type."""
+    return {TaskType.CLASSIFICATION: "label", TaskType.MULTILABEL: "labels", TaskType.REGRESSION: "score"}[
+        task.type
+    ]
+
+
+def _probability_type(task: Task) -> pa.DataType:
+    return pa.struct([pa.field(name, pa.float64()) for name in task.label_names])
+
+
+def base_schema(task: Task) -> pa.Schema:
+    """The standard columns for a task, in order, without backend-specific extras."""
+    code_type = {
+        TaskType.CLASSIFICATION: pa.string(),
+        TaskType.MULTILABEL: pa.list_(pa.string()),
+        TaskType.REGRESSION: pa.float64(),
+    }[task.type]
+    fields = [
+        pa.field("id", pa.string()),
+        pa.field("backend", pa.string()),
+        pa.field(code_column(task), code_type),
+        pa.field("confidence", pa.float64()),
+    ]
+    if task.type is not TaskType.REGRESSION:
+        fields.append(pa.field("probabilities", _probability_type(task)))
+    fields += [
+        pa.field("error", pa.string()),
+        pa.field("raw", pa.string()),
+        pa.field("latency_s", pa.float64()),
+    ]
+    return pa.schema(fields)
+
+
+def _column(value: Any, n: int, field: str) -> list[Any] | None:
+    if value is None:
+        return None
+    values = value.tolist() if isinstance(value, np.ndarray) else list(value)
+    if len(values) != n:
+        raise BatchShapeError(f"backend returned {len(values)} values in '{field}' for {n} documents")
+    return values
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def predictions_table(
+    predictions: Predictions,
+    *,
+    ids: Sequence[str],
+    backend: str,
+    task: Task,
+    latency_s: float = 0.0,
+) -> pa.Table:
+    """Check a backend's answers against the codebook and lay them out as predictions rows.
+
+    Raises BatchShapeError when the answers cannot be matched to the documents (wrong length);
+    the caller turns the batch into error rows or retries documents one by one.
+    """
+    n = len(ids)
+    if not isinstance(predictions, Predictions):
+        raise BatchShapeError(f"predict_batch returned {type(predictions).__name__}, not Predictions")
+    codebook = set(task.label_names)
+    errors = _column(predictions.error, n, "error") or [None] * n
+    raws = _column(predictions.raw, n, "raw") or [None] * n
+    confidences = _column(predictions.confidence, n, "confidence") or [None] * n
+    codes: list[Any] = [None] * n
+    field = code_column(task)
+    given = _column(getattr(predictions, field), n, field)
+    if given is None and any(e is None for e in errors):
+        raise BatchShapeError(f"a {task.type} backend must fill '{field}'")
+    given = given or [None] * n
+
+    for i in range(n):
+        if errors[i] is not None:
+            continue
+        answer = given[i]
+        if task.type is TaskType.CLASSIFICATION:
+            if answer is None:
+                errors[i] = "backend gave no label"
+            elif str(answer) not in codebook:
+                errors[i] = f"invalid label {str(answer)!r}: not in the codebook"
+                raws[i] = raws[i] if raws[i] is not None else str(answer)
+            else:
+                codes[i] = str(answer)
+        elif task.type is TaskType.MULTILABEL:
+            if answer is None:
+                errors[i] = "backend gave no label set"
+                continue
+            labels = [str(a) for a in answer]
+            unknown = [a for a in labels if a not in codebook]
+            if unknown:
+                errors[i] = f"invalid labels {unknown}: not in the codebook"
+                raws[i] = raws[i] if raws[i] is not None else repr(labels)
+            else:
+                codes[i] = sorted(set(labels), key=task.label_names.index)
+        else:
+            score = _finite(answer)
+            if score is None:
+                errors[i] = f"score {answer!r} is not a finite number"
+                raws[i] = raws[i] if raws[i] is not None else repr(answer)
+            else:
+                codes[i] = score
+        conf = confidences[i]
+        if errors[i] is None and conf is not None:
+            value = _finite(conf)
+            if value is None or not 0.0 <= value <= 1.0:
+                errors[i] = f"confidence {conf!r} is not a probability"
+                codes[i] = None
+            else:
+                confidences[i] = value
+
+    for i in range(n):
+        if errors[i] is not None:
+            codes[i] = None
+            confidences[i] = None
+
+    columns: dict[str, pa.Array] = {
+        "id": pa.array([str(i) for i in ids], pa.string()),
+        "backend": pa.array([backend] * n, pa.string()),
+        field: pa.array(codes, base_schema(task).field(field).type),
+        "confidence": pa.array([_finite(c) for c in confidences], pa.float64()),
+    }
+    if task.type is not TaskType.REGRESSION:
+        columns["probabilities"] = _probabilities(predictions, task, errors, n)
+    columns["error"] = pa.array([None if e is None else str(e) for e in errors], pa.string())
+    columns["raw"] = pa.array([None if r is None else str(r) for r in raws], pa.string())
+    columns["latency_s"] = pa.array(np.full(n, latency_s / max(n, 1)), pa.float64())
+    for name, values in predictions.extra.items():
+        if name in STANDARD_COLUMNS:
+            raise BatchShapeError(f"extra column {name!r} collides with a standard column")
+        columns[name] = pa.array(_column(values, n, name))
+    return pa.table(columns)
+
+
+def _probabilities(predictions: Predictions, task: Task, errors: list[Any], n: int) -> pa.Array:
+    struct_type = _probability_type(task)
+    if predictions.probabilities is None:
+        return pa.nulls(n, struct_type)
+    missing = [name for name in task.label_names if name not in predictions.probabilities]
+    unknown = [name for name in predictions.probabilities if name not in task.label_names]
+    if missing or unknown:
+        raise BatchShapeError(
+            f"probabilities must have one entry per codebook label; missing {missing}, unknown {unknown}"
+        )
+    arrays = [
+        np.asarray(_column(predictions.probabilities[name], n, f"probabilities.{name}"), dtype=np.float64)
+        for name in task.label_names
+    ]
+    valid = pa.array([e is None for e in errors], pa.bool_())
+    struct = pa.StructArray.from_arrays(
+        [pa.array(a, pa.float64()) for a in arrays], fields=list(struct_type), mask=pc.invert(valid)
+    )
+    return struct
+
+
+def error_rows(ids: Sequence[str], *, backend: str, task: Task, reasons: Sequence[str]) -> pa.Table:
+    """Rows for documents that were not coded, each with its reason."""
+    n = len(ids)
+    if len(reasons) != n:
+        raise ValueError("one reason per id")
+    schema = base_schema(task)
+    columns = {
+        f.name: pa.nulls(n, f.type) for f in schema if f.name not in ("id", "backend", "error", "latency_s")
+    }
+    columns["id"] = pa.array([str(i) for i in ids], pa.string())
+    columns["backend"] = pa.array([backend] * n, pa.string())
+    columns["error"] = pa.array(list(reasons), pa.string())
+    columns["latency_s"] = pa.array(np.zeros(n), pa.float64())
+    return pa.table({f.name: columns[f.name] for f in schema})
+
+
+def conform(table: pa.Table, task: Task) -> pa.Table:
+    """Give a batch the standard columns in the standard order (extras after), so batches concatenate."""
+    schema = base_schema(task)
+    columns = {f.name: table.column(f.name) if f.name in table.column_names else pa.nulls(len(table), f.type)
+               for f in schema}
+    extras = {name: table.column(name) for name in table.column_names if name not in columns}
+    return pa.table({**columns, **extras})

@@ -1,0 +1,92 @@
+"""metrics.json and the Markdown comparison, built from stored predictions and scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from scalecode.config import Job
+from scalecode.inference import CorpusSummary
+from scalecode.manifest import write_json
+from scalecode.plugins import Plugins
+from scalecode.scoring import BackendScores, Metric, metrics_for
+from scalecode.scoring.table import comparison_markdown, confusion_markdown, per_label_markdown, rank
+
+
+def primary_metric(job: Job, plugins: Plugins) -> Metric:
+    """The metric that ranks backends: the job's choice, else the first for the task type."""
+    metrics = metrics_for(job.task, plugins.metrics, job.config.evaluation.metrics)
+    wanted = job.config.evaluation.primary_metric
+    if wanted is not None:
+        return next(m for m in metrics_for(job.task, plugins.metrics) if m.name == wanted)
+    return metrics[0]
+
+
+def write_report(
+    out: Path,
+    job: Job,
+    plugins: Plugins,
+    scores: Sequence[BackendScores],
+    details: Mapping[str, Mapping[str, Any]],
+    corpus: Sequence[CorpusSummary],
+    timings: Mapping[str, float],
+) -> str:
+    """Write metrics.json and comparison.md; return the summary for the terminal."""
+    evaluation = job.config.evaluation
+    metrics = metrics_for(job.task, plugins.metrics, evaluation.metrics)
+    primary = primary_metric(job, plugins)
+    ranked = rank(scores, primary) if scores else []
+    write_json(
+        out / "metrics.json",
+        {
+            "task": job.task.model_dump(mode="json"),
+            "primary_metric": primary.name,
+            "confidence": evaluation.bootstrap.confidence,
+            "bootstrap_resamples": evaluation.bootstrap.n,
+            "seed": evaluation.seed,
+            "ranking": [s.backend for s in ranked],
+            "backends": {s.backend: {**s.to_dict(), **dict(details.get(s.backend, {}))} for s in scores},
+            "corpus": [asdict(c) for c in corpus],
+        },
+    )
+    lines = [f"# {job.task.name}: {job.task.type} task", ""]
+    summary: list[str] = []
+    if scores:
+        table = comparison_markdown(scores, metrics, primary, details, evaluation.bootstrap.confidence)
+        summary += [table, ""]
+        lines += ["## Comparison on the gold test split", "", table, ""]
+        for result in ranked:
+            lines += [f"## {result.backend}", ""]
+            fit = details.get(result.backend, {}).get("fit")
+            if fit:
+                params = fit.get("trainable_parameters")
+                lines.append(f"Trained in {fit['seconds']:.1f} s on {fit['n_train']} documents"
+                             + (f"; {params:,} trainable parameters." if params else "."))
+                lines += [f"- {note}" for note in fit.get("notes", [])]
+                lines.append("")
+            if result.n_errors:
+                lines.append(f"{result.n_errors} of {result.n_gold} documents not coded; first reasons:")
+                lines += [f"- `{e['id']}`: {e['error']}" for e in result.error_examples[:5]]
+                lines.append("")
+            if result.per_label:
+                lines += [per_label_markdown(result), ""]
+            if result.confusion:
+                lines += [confusion_markdown(result), ""]
+    if corpus:
+        corpus_lines = ["| backend | documents | coded | errors | shards written | shards reused | seconds |",
+                        "|---|---:|---:|---:|---:|---:|---:|"]
+        for c in corpus:
+            corpus_lines.append(f"| {c.backend} | {c.documents:,} | {c.coded:,} | {c.errors:,} | {c.written_shards} | "
+                                f"{c.skipped_shards} | {c.seconds:.1f} |")
+        lines += ["## Corpus", "", *corpus_lines, ""]
+        summary += ["Corpus:", "", *corpus_lines, ""]
+        for c in corpus:
+            for reason, count in sorted(c.error_reasons.items(), key=lambda kv: -kv[1])[:5]:
+                lines.append(f"- {c.backend}: {count:,} × {reason}")
+        lines.append("")
+    lines.append(f"Timings (s): {', '.join(f'{k} {v:.1f}' for k, v in timings.items())}")
+    (out / "comparison.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary.append(f"Results in {out}/ (comparison.md, metrics.json, manifest.json, predictions/)")
+    return "\n".join(summary)

@@ -1,0 +1,300 @@
+"""``scalecode run``: validate, split, train, evaluate every backend on the same gold, code the corpus.
+
+The run directory holds everything needed to rebuild any report without predicting again::
+
+    manifest.json            what produced this run (job, versions, hashes, seeds, timings)
+    metrics.json             every backend's scores with confidence intervals
+    comparison.md            the comparison table and per-backend details
+    split.json               which gold ids are in the training and test splits
+    models/<backend>/        trained state (no pickles) and fit.json
+    predictions/gold/<backend>.parquet        predictions on the gold test split
+    predictions/corpus/<backend>/<shard>.parquet
+
+Running the same job over the same directory resumes: trained backends, gold predictions and
+finished corpus shards are reused; a directory holding a different job is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from scalecode import __version__
+from scalecode.backend import FitConfig, FitReport, GoldSet
+from scalecode.config import Job, ResolvedBackend
+from scalecode.data import CorpusInfo, inspect_corpus, load_gold, reader_for
+from scalecode.errors import ScalecodeError
+from scalecode.inference import BackendSpec, CorpusSummary, code_corpus, predict_texts, start_ray
+from scalecode.manifest import host, library_versions, now, plugin_records, table_hashes, write_json
+from scalecode.plugins import Plugins
+from scalecode.report import write_report
+from scalecode.scoring import BackendScores, metrics_for, score_predictions
+from scalecode.splits import split_gold
+
+
+@dataclass
+class RunResult:
+    out: Path
+    scores: list[BackendScores] = field(default_factory=list)
+    corpus: list[CorpusSummary] = field(default_factory=list)
+    report: str = ""
+
+
+def job_fingerprint(job: Job) -> str:
+    """A hash of the job as validated: the same file content gives the same run directory identity."""
+    text = json.dumps(job.config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _claim(out: Path, fingerprint: str, job: Job) -> None:
+    marker = out / "job.json"
+    if marker.exists():
+        previous = json.loads(marker.read_text(encoding="utf-8"))
+        if previous.get("fingerprint") != fingerprint:
+            raise ScalecodeError(
+                f"{out} holds a run of a different job ({previous.get('job_file')}); "
+                "choose another output.dir (or --output) or delete that directory"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"fingerprint": fingerprint, "job_file": str(job.path), "job": job.config.model_dump(mode="json")})
+
+
+def spec_for(backend: ResolvedBackend, job: Job, state_dir: Path | None, plugins_dir: str | None,
+             allow: tuple[str, ...] | None) -> BackendSpec:
+    return BackendSpec(
+        name=backend.name,
+        plugin=backend.config.plugin,
+        params=backend.config.params,
+        task=job.task.model_dump(mode="json"),
+        state_dir=str(state_dir.resolve()) if state_dir is not None else None,
+        plugins_dir=plugins_dir,
+        allow=allow,
+    )
+
+
+class Runner:
+    """One run of one job; ``echo`` prints progress lines (stderr in the CLI)."""
+
+    def __init__(
+        self,
+        job: Job,
+        plugins: Plugins,
+        *,
+        out: Path | None = None,
+        plugins_dir: str | None = None,
+        allow: tuple[str, ...] | None = None,
+        num_cpus: int | None = None,
+        echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+        progress: bool = True,
+    ) -> None:
+        self.job = job
+        self.plugins = plugins
+        self.out = Path(out or job.config.output.dir)
+        self.plugins_dir = plugins_dir
+        self.allow = allow
+        self.num_cpus = num_cpus
+        self.echo = echo
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self.manifest: dict[str, Any] = {}
+
+    def _timed(self, name: str, started: float) -> None:
+        self.timings[name] = round(time.perf_counter() - started, 3)
+
+    def run(self) -> RunResult:
+        started = time.perf_counter()
+        job, config = self.job, self.job.config
+        readers = self.plugins.readers
+        fingerprint = job_fingerprint(job)
+
+        # Everything that can be checked without Ray is checked before Ray starts.
+        gold = train = test = None
+        corpus: CorpusInfo | None = None
+        step = time.perf_counter()
+        if config.data.gold is not None:
+            gold = load_gold(config.data.gold, job.task, readers)
+            train, test = split_gold(
+                gold, test_size=config.evaluation.test_size, seed=config.evaluation.seed,
+                stratify=config.evaluation.stratify,
+            )
+            self.echo(f"gold: {len(gold)} documents, {len(train)} to train, {len(test)} to evaluate")
+        if config.data.corpus is not None:
+            corpus = inspect_corpus(config.data.corpus, readers)
+            self.echo(f"corpus: {corpus.n_documents} documents in {len(corpus.files)} file(s)")
+        self._timed("read_data", step)
+
+        _claim(self.out, fingerprint, job)
+        self.manifest = {
+            "scalecode": __version__,
+            "started": now(),
+            "command": sys.argv,
+            "job_file": str(job.path),
+            "job_fingerprint": fingerprint,
+            "job": config.model_dump(mode="json"),
+            "plugins": plugin_records(self.plugins),
+            "libraries": library_versions(),
+            "host": host(),
+            "seeds": {"split": config.evaluation.seed, "bootstrap": config.evaluation.seed,
+                      "fit": config.evaluation.seed},
+            "data": {},
+            "backends": {},
+            "timings": self.timings,
+        }
+        if config.data.gold is not None and gold is not None and train is not None and test is not None:
+            self.manifest["data"]["gold"] = {
+                "files": table_hashes(config.data.gold.path, readers, config.data.gold.format),
+                "documents": len(gold), "train": len(train), "test": len(test),
+            }
+            write_json(self.out / "split.json", {"train": train.ids, "test": test.ids})
+        if config.data.corpus is not None and corpus is not None:
+            self.manifest["data"]["corpus"] = {
+                "files": table_hashes(config.data.corpus.path, readers, config.data.corpus.format),
+                "documents": corpus.n_documents,
+            }
+
+        step = time.perf_counter()
+        start_ray(self.num_cpus)
+        self._timed("start_ray", step)
+
+        specs: dict[str, BackendSpec] = {}
+        fits: dict[str, FitReport] = {}
+        for backend in job.backends:
+            state_dir = None
+            if backend.train is not None:
+                assert train is not None
+                state_dir = self.out / "models" / backend.name
+                fits[backend.name] = self._fit(backend, state_dir, train)
+            specs[backend.name] = spec_for(backend, job, state_dir, self.plugins_dir, self.allow)
+            self.manifest["backends"][backend.name] = {
+                "plugin": backend.info.name,
+                "plugin_package": backend.info.plugin.name,
+                "plugin_version": backend.info.plugin.version,
+                "params": backend.config.params,
+                "trained": backend.train is not None,
+                "fit": asdict(fits[backend.name]) if backend.name in fits else None,
+                "fingerprint": self._fingerprint(backend, specs[backend.name]),
+            }
+
+        result = RunResult(out=self.out)
+        details: dict[str, dict[str, Any]] = {}
+        if test is not None:
+            step = time.perf_counter()
+            for backend in job.backends:
+                result.scores.append(self._evaluate(backend, specs[backend.name], test, details))
+            self._timed("evaluate", step)
+            for name, fit in fits.items():
+                details.setdefault(name, {})["fit_seconds"] = fit.seconds
+                details[name]["fit"] = asdict(fit)
+
+        if corpus is not None and config.data.corpus is not None:
+            step = time.perf_counter()
+            chosen = self._corpus_backends(result.scores)
+            result.corpus = self._code_corpus(chosen, specs, corpus)
+            self._timed("code_corpus", step)
+
+        self._timed("total", started)
+        self.manifest["finished"] = now()
+        self.manifest["corpus"] = [asdict(s) for s in result.corpus]
+        result.report = write_report(self.out, job, self.plugins, result.scores, details, result.corpus, self.timings)
+        write_json(self.out / "manifest.json", self.manifest)
+        return result
+
+    def _fingerprint(self, backend: ResolvedBackend, spec: BackendSpec) -> dict[str, str]:
+        try:
+            return spec.build().fingerprint()
+        except Exception as exc:  # a fingerprint is a record, not a reason to stop
+            return {"error": repr(exc)}
+
+    def _fit(self, backend: ResolvedBackend, state_dir: Path, train: GoldSet) -> FitReport:
+        record = state_dir / "fit.json"
+        if record.exists():
+            self.echo(f"{backend.name}: trained state found in {state_dir}, not training again")
+            return FitReport(**json.loads(record.read_text(encoding="utf-8")))
+        self.echo(f"{backend.name}: training on {len(train)} gold documents")
+        instance = spec_for(backend, self.job, None, self.plugins_dir, self.allow).build()
+        instance.load()
+        assert backend.train is not None
+        scratch = state_dir.with_name(f".{state_dir.name}.partial")
+        if scratch.exists():
+            import shutil
+
+            shutil.rmtree(scratch)
+        config = FitConfig(output_dir=scratch, seed=self.job.config.evaluation.seed, options=backend.train)
+        report = instance.fit(train, None, config)
+        scratch.mkdir(parents=True, exist_ok=True)
+        write_json(scratch / "fit.json", asdict(report))
+        if state_dir.exists():
+            import shutil
+
+            shutil.rmtree(state_dir)
+        scratch.rename(state_dir)  # trained state appears whole or not at all
+        return report
+
+    def _evaluate(
+        self, backend: ResolvedBackend, spec: BackendSpec, test: GoldSet, details: dict[str, dict[str, Any]]
+    ) -> BackendScores:
+        config = self.job.config
+        path = self.out / "predictions" / "gold" / f"{backend.name}.parquet"
+        if not path.exists():
+            self.echo(f"{backend.name}: coding {len(test)} gold test documents")
+            resources = spec.build().resources()
+            table = predict_texts(spec, resources, test.ids, test.texts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial")
+            pq.write_table(table, partial)
+            partial.rename(path)
+        frame = pl.read_parquet(path)
+        latency = float(frame["latency_s"].sum())
+        details.setdefault(backend.name, {})["docs_per_second"] = len(frame) / latency if latency > 0 else None
+        metrics = metrics_for(self.job.task, self.plugins.metrics, config.evaluation.metrics)
+        return score_predictions(
+            frame, test, metrics, backend=backend.name, n_boot=config.evaluation.bootstrap.n,
+            confidence=config.evaluation.bootstrap.confidence, seed=config.evaluation.seed,
+        )
+
+    def _corpus_backends(self, scores: list[BackendScores]) -> list[ResolvedBackend]:
+        chosen = self.job.config.output.corpus_backends
+        if chosen == "all":
+            return list(self.job.backends)
+        if chosen == "best":
+            from scalecode.report import primary_metric
+            from scalecode.scoring.table import rank
+
+            primary = primary_metric(self.job, self.plugins)
+            best = rank(scores, primary)[0].backend
+            self.echo(f"coding the corpus with the best backend by {primary.name}: {best}")
+            return [b for b in self.job.backends if b.name == best]
+        return [b for b in self.job.backends if b.name in chosen]
+
+    def _code_corpus(
+        self, backends: list[ResolvedBackend], specs: dict[str, BackendSpec], corpus: CorpusInfo
+    ) -> list[CorpusSummary]:
+        from tqdm import tqdm
+
+        table = self.job.config.data.corpus
+        assert table is not None
+        reader = reader_for(corpus.files[0], self.plugins.readers, table.format)
+        bar = tqdm(total=corpus.n_documents * len(backends), unit="doc", unit_scale=True, file=sys.stderr,
+                   disable=not self.progress, dynamic_ncols=True, smoothing=0.1)
+        summaries = []
+        try:
+            for backend in backends:
+                spec = specs[backend.name]
+                bar.set_description(f"coding corpus [{backend.name}]")
+                out_dir = self.out / "predictions" / "corpus" / backend.name
+                summary = code_corpus(spec, spec.build().resources(), table, corpus.files, reader.name, reader.read,
+                                      out_dir, progress=bar.update)
+                summaries.append(summary)
+        finally:
+            bar.close()
+        return summaries

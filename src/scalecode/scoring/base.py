@@ -1,0 +1,60 @@
+"""What a metric is, and how codes are encoded for metric functions.
+
+Metric functions follow scikit-learn: ``func(y_true, y_pred) -> float`` where both are encoded the
+same way for a task type:
+
+- classification: integer label indices (codebook order), shape (n,)
+- multilabel: a 0/1 matrix, shape (n, labels), columns in codebook order
+- regression: floats, shape (n,)
+
+A metric may also give ``batched(y_true, y_pred, sample) -> array(B)``, computing the statistic for
+B bootstrap resamples at once; metrics without it are bootstrapped by calling ``func`` per resample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from scalecode.task import TaskType
+
+
+@dataclass(frozen=True)
+class Resamples:
+    """B bootstrap resamples of n documents: row b of ``indices`` draws documents, ``counts`` tallies them."""
+
+    indices: np.ndarray  # (B, n) int
+    counts: np.ndarray  # (B, n) float: how often each document was drawn
+
+    @property
+    def size(self) -> int:
+        return int(self.indices.shape[0])
+
+
+MetricFunction = Callable[[np.ndarray, np.ndarray], float]
+BatchedMetric = Callable[[np.ndarray, np.ndarray, Resamples], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A scoring function and what it applies to.
+
+    Attributes:
+        name: the key in metrics.json and the column in the comparison table.
+        func: ``func(y_true, y_pred) -> float`` on encoded codes (see module docstring).
+        task_types: the task types it applies to.
+        greater_is_better: False for losses (MSE, Hamming loss); used to rank backends.
+        description: one line for the report.
+        batched: optional vectorised version over bootstrap resamples.
+        ordinal_only: applies only when the codebook's labels are ordered.
+    """
+
+    name: str
+    func: MetricFunction
+    task_types: frozenset[TaskType]
+    greater_is_better: bool = True
+    description: str = ""
+    batched: BatchedMetric | None = None
+    ordinal_only: bool = False

@@ -1,0 +1,83 @@
+"""Seeded percentile bootstrap confidence intervals for every headline figure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from scalecode.scoring.base import Metric, Resamples
+
+# Resamples are drawn in chunks so that memory stays near this many cells, whatever n is.
+_CELLS_PER_CHUNK = 2_000_000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with its bootstrap confidence interval and the number of documents behind it."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def resamples(n: int, n_boot: int, seed: int) -> Iterator[Resamples]:
+    """Yield ``n_boot`` resamples of ``n`` documents in chunks; the same arguments give the same draws."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, _CELLS_PER_CHUNK // max(n, 1)))
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        indices = rng.integers(0, n, size=(b, n))
+        flat = (np.arange(b)[:, None] * n + indices).ravel()
+        counts = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
+        yield Resamples(indices=indices, counts=counts)
+        done += b
+
+
+def bootstrap(
+    metrics: Sequence[Metric],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """Point estimate (the metric's own function) and percentile CI for each metric.
+
+    Every metric sees the same resamples, so intervals of different metrics are computed on the same
+    draws. A resample on which a metric is undefined (say, a correlation with no variance) is left out.
+    """
+    n = len(y_true)
+    if n == 0:
+        nan = float("nan")
+        return {m.name: Estimate(nan, nan, nan, 0) for m in metrics}
+    draws: dict[str, list[np.ndarray]] = {m.name: [] for m in metrics}
+    if n_boot > 0:
+        for sample in resamples(n, n_boot, seed):
+            for metric in metrics:
+                if metric.batched is not None:
+                    values = metric.batched(y_true, y_pred, sample)
+                else:
+                    values = np.array(
+                        [metric.func(y_true[row], y_pred[row]) for row in sample.indices], dtype=np.float64
+                    )
+                draws[metric.name].append(np.asarray(values, dtype=np.float64))
+    tail = (1 - confidence) / 2 * 100
+    estimates = {}
+    for metric in metrics:
+        value = float(metric.func(y_true, y_pred))
+        values = np.concatenate(draws[metric.name]) if draws[metric.name] else np.array([])
+        values = values[np.isfinite(values)]
+        if len(values):
+            low, high = np.percentile(values, [tail, 100 - tail])
+        else:
+            low = high = float("nan")
+        estimates[metric.name] = Estimate(value, float(low), float(high), n)
+    return estimates

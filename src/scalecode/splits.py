@@ -1,0 +1,58 @@
+"""Seeded, reproducible train/test splits of the gold documents.
+
+Documents are sorted by id before splitting, so the split depends on the ids, codes, groups and seed,
+not on the row order of the file. Classification splits are stratified by label. Where a group
+column is named (speech, author, outlet), whole groups go to one side: paragraphs of one speech on
+both sides of a split flatter bag-of-words models.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
+
+from scalecode.backend import GoldSet
+from scalecode.errors import ScalecodeError
+from scalecode.task import TaskType
+
+
+def split_gold(
+    gold: GoldSet, *, test_size: float, seed: int, stratify: bool = True
+) -> tuple[GoldSet, GoldSet]:
+    """Return (train, test). With groups and stratification, the test share is 1/round(1/test_size)."""
+    if len(gold) < 2:
+        raise ScalecodeError(f"a split needs at least 2 gold documents, got {len(gold)}")
+    ordered = gold.subset(sorted(range(len(gold)), key=lambda i: gold.ids[i]))
+    indices = np.arange(len(ordered))
+    stratified = stratify and ordered.task.type is TaskType.CLASSIFICATION
+    if stratified:
+        counts = Counter(ordered.targets)
+        rare = sorted(label for label, count in counts.items() if count < 2)
+        if rare:
+            raise ScalecodeError(
+                f"label(s) {', '.join(map(repr, rare))} have fewer than 2 gold documents, too few to appear "
+                "on both sides of a stratified split; add gold documents or set evaluation.stratify: false"
+            )
+    if ordered.groups is not None:
+        groups = np.asarray(ordered.groups)
+        if len(set(ordered.groups)) < 2:
+            raise ScalecodeError("a grouped split needs at least 2 groups")
+        if stratified:
+            folds = max(2, round(1 / test_size))
+            splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+            train_idx, test_idx = next(splitter.split(indices, ordered.targets, groups))
+        else:
+            shuffle = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+            train_idx, test_idx = next(shuffle.split(indices, groups=groups))
+    else:
+        train_idx, test_idx = train_test_split(
+            indices,
+            test_size=test_size,
+            random_state=seed,
+            stratify=ordered.targets if stratified else None,
+        )
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise ScalecodeError("the split left one side empty; add gold documents or change evaluation.test_size")
+    return ordered.subset(np.sort(train_idx)), ordered.subset(np.sort(test_idx))

@@ -1,0 +1,96 @@
+"""The codebook: what is being coded, with which labels or which score, and the coders' instructions."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class TaskType(str, Enum):
+    """The three kinds of coding task scalecode knows."""
+
+    CLASSIFICATION = "classification"  # exactly one label per document
+    MULTILABEL = "multilabel"  # any subset of the labels per document
+    REGRESSION = "regression"  # a continuous score per document
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Label(BaseModel):
+    """One label of the codebook, with the description a human coder (or a prompt) reads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class ScoreRange(BaseModel):
+    """The scale of a regression task, e.g. -4 to +4 for mean sentiment ratings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoreRange:
+        if not self.min < self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class Task(BaseModel):
+    """A coding task: its type, its labels (or score range) and the instructions.
+
+    ``labels`` accepts a list of names, a list of ``{name, description}`` or a mapping of
+    name to description, so a codebook can be written as tersely as a researcher likes.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "task"
+    type: TaskType
+    instructions: str = ""
+    labels: tuple[Label, ...] = ()
+    ordinal: bool = False  # labels are ordered (first to last): enables ordinal agreement
+    scale: ScoreRange | None = None  # regression only
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return [{"name": str(k), "description": v or ""} for k, v in value.items()]
+        if isinstance(value, list):
+            return [{"name": str(v)} if isinstance(v, str | int) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _labels_fit_type(self) -> Task:
+        names = [label.name for label in self.labels]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"labels must be unique; repeated: {', '.join(duplicated)}")
+        if self.type is TaskType.REGRESSION:
+            if self.labels:
+                raise ValueError("a regression task has a score, not labels; remove 'labels'")
+            if self.ordinal:
+                raise ValueError("'ordinal' applies to labels; a regression score is already ordered")
+        else:
+            minimum = 2 if self.type is TaskType.CLASSIFICATION else 1
+            if len(self.labels) < minimum:
+                raise ValueError(f"a {self.type} task needs at least {minimum} labels")
+            if self.scale is not None:
+                raise ValueError("'scale' applies to regression tasks only")
+        return self
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    @property
+    def is_regression(self) -> bool:
+        return self.type is TaskType.REGRESSION
