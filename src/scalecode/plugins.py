@@ -119,7 +119,7 @@ class Plugins:
         def register(
             backend_class: type[Backend], *, name: str | None = None, aliases: Sequence[str] = ()
         ) -> None:
-            backend_name = name or getattr(backend_class, "name", "")
+            backend_name = str(name or getattr(backend_class, "name", "") or "")
             problem = check_backend_class(backend_class, backend_name)
             if problem:
                 label = backend_name or getattr(backend_class, "__name__", repr(backend_class))
@@ -149,16 +149,20 @@ class Plugins:
             self._collect("register_metrics", self._metric_registrar)
         return [metric for metric, _ in self._metrics]
 
-    def _metric_registrar(self, plugin: PluginInfo) -> Callable[[Metric], None]:
-        def register(metric: Metric) -> None:
+    def _metric_registrar(self, plugin: PluginInfo) -> Callable[[Any], None]:
+        def register(metric: Any) -> None:  # checked below: a plugin may pass anything
             assert self._metrics is not None
             if not isinstance(metric, Metric) or not metric.task_types:
-                self.failures.append(PluginFailure(plugin.name, f"{metric!r} is not a Metric with task types"))
+                self.failures.append(
+                    PluginFailure(plugin.name, f"{metric!r} is not a Metric with task types")
+                )
                 return
             for existing, owner in self._metrics:
                 if existing.name == metric.name and existing.task_types & metric.task_types:
                     self.failures.append(
-                        PluginFailure(plugin.name, f"metric {metric.name!r} is already registered by {owner.name!r}")
+                        PluginFailure(
+                            plugin.name, f"metric {metric.name!r} is already registered by {owner.name!r}"
+                        )
                     )
                     return
             self._metrics.append((metric, plugin))
@@ -172,8 +176,8 @@ class Plugins:
             self._collect("register_readers", self._reader_registrar)
         return [reader for reader, _ in self._readers]
 
-    def _reader_registrar(self, plugin: PluginInfo) -> Callable[[Reader], None]:
-        def register(reader: Reader) -> None:
+    def _reader_registrar(self, plugin: PluginInfo) -> Callable[[Any], None]:
+        def register(reader: Any) -> None:  # checked below: a plugin may pass anything
             assert self._readers is not None
             if not isinstance(reader, Reader) or not callable(reader.read):
                 self.failures.append(PluginFailure(plugin.name, f"{reader!r} is not a Reader"))
@@ -181,7 +185,9 @@ class Plugins:
             for existing, owner in self._readers:
                 if existing.name == reader.name:
                     self.failures.append(
-                        PluginFailure(plugin.name, f"reader {reader.name!r} is already registered by {owner.name!r}")
+                        PluginFailure(
+                            plugin.name, f"reader {reader.name!r} is already registered by {owner.name!r}"
+                        )
                     )
                     return
             self._readers.append((reader, plugin))
@@ -193,8 +199,8 @@ class Plugins:
     def _collect(self, hook_name: str, registrar: Callable[[PluginInfo], Callable[..., None]]) -> None:
         """Call each plugin's implementation on its own, so one plugin's exception spares the rest."""
         caller = getattr(self.manager.hook, hook_name)
-        # pluggy lists implementations last-registered first; call them in load order.
-        for impl in reversed(caller.get_hookimpls()):
+        # get_hookimpls() lists implementations in registration order (pluggy calls them in reverse).
+        for impl in caller.get_hookimpls():
             info = self.infos[impl.plugin_name]
             try:
                 impl.function(register=registrar(info))
@@ -214,7 +220,7 @@ def check_backend_class(backend_class: Any, name: str) -> str | None:
     if inspect.isabstract(backend_class):
         missing = ", ".join(sorted(getattr(backend_class, "__abstractmethods__", ())))
         return f"does not implement {missing}"
-    params = backend_class.Params
+    params: Any = backend_class.Params  # whatever the plugin set, checked here
     if not (inspect.isclass(params) and issubclass(params, BaseModel)):
         return "Params must be a pydantic model (subclass scalecode.BackendParams)"
     if params.model_config.get("extra") != "forbid":
@@ -338,11 +344,13 @@ def _drop_unknown_hooks(
         if hook_name.startswith("_") or caller.has_spec():
             continue
         for impl in caller.get_hookimpls():
-            if impl.hookimpl_opts.get("optionalhook"):
+            if getattr(impl, "optionalhook", False):
                 continue
             hint = difflib.get_close_matches(hook_name, known, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; hooks are {', '.join(known)}"
-            failures.append(PluginFailure(impl.plugin_name, f"{hook_name!r} is not a scalecode hook{suggestion}"))
+            failures.append(
+                PluginFailure(impl.plugin_name, f"{hook_name!r} is not a scalecode hook{suggestion}")
+            )
             if manager.is_registered(impl.plugin):
                 manager.unregister(impl.plugin)
             infos.pop(impl.plugin_name, None)

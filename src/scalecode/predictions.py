@@ -220,7 +220,9 @@ def error_rows(ids: Sequence[str], *, backend: str, task: Task, reasons: Sequenc
 def conform(table: pa.Table, task: Task) -> pa.Table:
     """Give a batch the standard columns in the standard order (extras after), so batches concatenate."""
     schema = base_schema(task)
-    columns = {f.name: table.column(f.name) if f.name in table.column_names else pa.nulls(len(table), f.type)
-               for f in schema}
+    columns = {
+        f.name: table.column(f.name) if f.name in table.column_names else pa.nulls(len(table), f.type)
+        for f in schema
+    }
     extras = {name: table.column(name) for name in table.column_names if name not in columns}
     return pa.table({**columns, **extras})

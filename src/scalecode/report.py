@@ -62,8 +62,10 @@ def write_report(
             fit = details.get(result.backend, {}).get("fit")
             if fit:
                 params = fit.get("trainable_parameters")
-                lines.append(f"Trained in {fit['seconds']:.1f} s on {fit['n_train']} documents"
-                             + (f"; {params:,} trainable parameters." if params else "."))
+                lines.append(
+                    f"Trained in {fit['seconds']:.1f} s on {fit['n_train']} documents"
+                    + (f"; {params:,} trainable parameters." if params else ".")
+                )
                 lines += [f"- {note}" for note in fit.get("notes", [])]
                 lines.append("")
             if result.n_errors:
@@ -75,11 +77,15 @@ def write_report(
             if result.confusion:
                 lines += [confusion_markdown(result), ""]
     if corpus:
-        corpus_lines = ["| backend | documents | coded | errors | shards written | shards reused | seconds |",
-                        "|---|---:|---:|---:|---:|---:|---:|"]
+        corpus_lines = [
+            "| backend | documents | coded | errors | shards written | shards reused | seconds |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for c in corpus:
-            corpus_lines.append(f"| {c.backend} | {c.documents:,} | {c.coded:,} | {c.errors:,} | {c.written_shards} | "
-                                f"{c.skipped_shards} | {c.seconds:.1f} |")
+            corpus_lines.append(
+                f"| {c.backend} | {c.documents:,} | {c.coded:,} | {c.errors:,} | {c.written_shards} | "
+                f"{c.skipped_shards} | {c.seconds:.1f} |"
+            )
         lines += ["## Corpus", "", *corpus_lines, ""]
         summary += ["Corpus:", "", *corpus_lines, ""]
         for c in corpus:

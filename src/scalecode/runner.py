@@ -66,11 +66,19 @@ def _claim(out: Path, fingerprint: str, job: Job) -> None:
             )
         return
     out.mkdir(parents=True, exist_ok=True)
-    write_json(marker, {"fingerprint": fingerprint, "job_file": str(job.path), "job": job.config.model_dump(mode="json")})
+    write_json(
+        marker,
+        {"fingerprint": fingerprint, "job_file": str(job.path), "job": job.config.model_dump(mode="json")},
+    )
 
 
-def spec_for(backend: ResolvedBackend, job: Job, state_dir: Path | None, plugins_dir: str | None,
-             allow: tuple[str, ...] | None) -> BackendSpec:
+def spec_for(
+    backend: ResolvedBackend,
+    job: Job,
+    state_dir: Path | None,
+    plugins_dir: str | None,
+    allow: tuple[str, ...] | None,
+) -> BackendSpec:
     return BackendSpec(
         name=backend.name,
         plugin=backend.config.plugin,
@@ -124,7 +132,9 @@ class Runner:
         if config.data.gold is not None:
             gold = load_gold(config.data.gold, job.task, readers)
             train, test = split_gold(
-                gold, test_size=config.evaluation.test_size, seed=config.evaluation.seed,
+                gold,
+                test_size=config.evaluation.test_size,
+                seed=config.evaluation.seed,
                 stratify=config.evaluation.stratify,
             )
             self.echo(f"gold: {len(gold)} documents, {len(train)} to train, {len(test)} to evaluate")
@@ -144,8 +154,11 @@ class Runner:
             "plugins": plugin_records(self.plugins),
             "libraries": library_versions(),
             "host": host(),
-            "seeds": {"split": config.evaluation.seed, "bootstrap": config.evaluation.seed,
-                      "fit": config.evaluation.seed},
+            "seeds": {
+                "split": config.evaluation.seed,
+                "bootstrap": config.evaluation.seed,
+                "fit": config.evaluation.seed,
+            },
             "data": {},
             "backends": {},
             "timings": self.timings,
@@ -153,7 +166,9 @@ class Runner:
         if config.data.gold is not None and gold is not None and train is not None and test is not None:
             self.manifest["data"]["gold"] = {
                 "files": table_hashes(config.data.gold.path, readers, config.data.gold.format),
-                "documents": len(gold), "train": len(train), "test": len(test),
+                "documents": len(gold),
+                "train": len(train),
+                "test": len(test),
             }
             write_json(self.out / "split.json", {"train": train.ids, "test": test.ids})
         if config.data.corpus is not None and corpus is not None:
@@ -205,7 +220,9 @@ class Runner:
         self._timed("total", started)
         self.manifest["finished"] = now()
         self.manifest["corpus"] = [asdict(s) for s in result.corpus]
-        result.report = write_report(self.out, job, self.plugins, result.scores, details, result.corpus, self.timings)
+        result.report = write_report(
+            self.out, job, self.plugins, result.scores, details, result.corpus, self.timings
+        )
         write_json(self.out / "manifest.json", self.manifest)
         return result
 
@@ -255,11 +272,18 @@ class Runner:
             partial.rename(path)
         frame = pl.read_parquet(path)
         latency = float(frame["latency_s"].sum())
-        details.setdefault(backend.name, {})["docs_per_second"] = len(frame) / latency if latency > 0 else None
+        details.setdefault(backend.name, {})["docs_per_second"] = (
+            len(frame) / latency if latency > 0 else None
+        )
         metrics = metrics_for(self.job.task, self.plugins.metrics, config.evaluation.metrics)
         return score_predictions(
-            frame, test, metrics, backend=backend.name, n_boot=config.evaluation.bootstrap.n,
-            confidence=config.evaluation.bootstrap.confidence, seed=config.evaluation.seed,
+            frame,
+            test,
+            metrics,
+            backend=backend.name,
+            n_boot=config.evaluation.bootstrap.n,
+            confidence=config.evaluation.bootstrap.confidence,
+            seed=config.evaluation.seed,
         )
 
     def _corpus_backends(self, scores: list[BackendScores]) -> list[ResolvedBackend]:
@@ -284,16 +308,32 @@ class Runner:
         table = self.job.config.data.corpus
         assert table is not None
         reader = reader_for(corpus.files[0], self.plugins.readers, table.format)
-        bar = tqdm(total=corpus.n_documents * len(backends), unit="doc", unit_scale=True, file=sys.stderr,
-                   disable=not self.progress, dynamic_ncols=True, smoothing=0.1)
+        bar = tqdm(
+            total=corpus.n_documents * len(backends),
+            unit="doc",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
         summaries = []
         try:
             for backend in backends:
                 spec = specs[backend.name]
                 bar.set_description(f"coding corpus [{backend.name}]")
                 out_dir = self.out / "predictions" / "corpus" / backend.name
-                summary = code_corpus(spec, spec.build().resources(), table, corpus.files, reader.name, reader.read,
-                                      out_dir, progress=bar.update)
+                summary = code_corpus(
+                    spec,
+                    spec.build().resources(),
+                    table,
+                    corpus.files,
+                    corpus.rows,
+                    reader.name,
+                    reader.read,
+                    out_dir,
+                    progress=bar.update,
+                )
                 summaries.append(summary)
         finally:
             bar.close()

@@ -18,9 +18,15 @@ from scalecode.scoring.table import comparison_markdown
 from scalecode.task import Task, TaskType
 
 
-def load_task(spec: str, gold: pl.DataFrame, predictions: pl.DataFrame, gold_column: str, pred_column: str,
-              separator: str | None) -> Task:
-    """A task from a YAML file (job file or bare task), or from a type name with labels taken from the data."""
+def load_task(
+    spec: str,
+    gold: pl.DataFrame,
+    predictions: pl.DataFrame,
+    gold_column: str,
+    pred_column: str,
+    separator: str | None,
+) -> Task:
+    """A task from a YAML file (job file or bare task), or a type name with labels taken from the data."""
     if spec in {t.value for t in TaskType}:
         task_type = TaskType(spec)
         if task_type is TaskType.REGRESSION:
@@ -43,10 +49,14 @@ def load_task(spec: str, gold: pl.DataFrame, predictions: pl.DataFrame, gold_col
         raise ConfigError(spec, "task", str(exc).splitlines()[-1]) from None
 
 
-def _normalise_predictions(frame: pl.DataFrame, task: Task, column: str, separator: str | None) -> pl.DataFrame:
+def _normalise_predictions(
+    frame: pl.DataFrame, task: Task, column: str, separator: str | None
+) -> pl.DataFrame:
     """Predictions as (id, backend, code, error), with codes outside the codebook turned into errors."""
     target = code_column(task)
-    errors = frame["error"] if "error" in frame.columns else pl.Series("error", [None] * frame.height, pl.String)
+    errors = (
+        frame["error"] if "error" in frame.columns else pl.Series("error", [None] * frame.height, pl.String)
+    )
     values = frame[column]
     if task.type is TaskType.REGRESSION:
         numbers = values.cast(pl.Float64, strict=False)
@@ -60,9 +70,15 @@ def _normalise_predictions(frame: pl.DataFrame, task: Task, column: str, separat
     else:
         lists = values.to_list()
         if values.dtype == pl.String:
-            lists = [None if v is None else [p.strip() for p in v.split(separator or ";") if p.strip()] for v in lists]
+            lists = [
+                None if v is None else [p.strip() for p in v.split(separator or ";") if p.strip()]
+                for v in lists
+            ]
         codes = pl.Series(target, lists, pl.List(pl.String))
-        bad = pl.Series([v is None or any(x not in task.label_names for x in v) for v in lists]) & errors.is_null()
+        bad = (
+            pl.Series([v is None or any(x not in task.label_names for x in v) for v in lists])
+            & errors.is_null()
+        )
         reason = "predicted labels not in the codebook"
     errors = pl.select(pl.when(bad).then(pl.lit(reason)).otherwise(errors)).to_series()
     codes = pl.select(pl.when(errors.is_null()).then(codes)).to_series()
@@ -70,15 +86,26 @@ def _normalise_predictions(frame: pl.DataFrame, task: Task, column: str, separat
 
 
 def score_files(
-    predictions: Path, gold: Path, task_spec: str, plugins: Plugins, *, id_column: str = "id",
-    gold_column: str = "label", prediction_column: str | None = None, label_separator: str | None = None,
-    n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+    predictions: Path,
+    gold: Path,
+    task_spec: str,
+    plugins: Plugins,
+    *,
+    id_column: str = "id",
+    gold_column: str = "label",
+    prediction_column: str | None = None,
+    label_separator: str | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> tuple[str, dict[str, Any]]:
     readers = plugins.readers
     pred_frame = read_table(TableConfig(path=str(predictions), id_column=id_column), readers)
     gold_frame = read_table(TableConfig(path=str(gold), id_column=id_column), readers)
     require_columns(gold_frame, str(gold), {"--id-column": id_column, "--gold-column": gold_column})
-    guess = prediction_column or next((c for c in ("label", "labels", "score") if c in pred_frame.columns), "label")
+    guess = prediction_column or next(
+        (c for c in ("label", "labels", "score") if c in pred_frame.columns), "label"
+    )
     require_columns(pred_frame, str(predictions), {"--id-column": id_column, "--prediction-column": guess})
     task = load_task(task_spec, gold_frame, pred_frame, gold_column, guess, label_separator)
     column = prediction_column or code_column(task)
@@ -87,17 +114,33 @@ def score_files(
         pred_frame = pred_frame.with_columns(pl.lit(predictions.stem).alias("backend"))
     pred_frame = pred_frame.with_columns(pl.col(id_column).cast(pl.String).alias("id"))
     gold_set = load_gold(
-        GoldConfig(path=str(gold), id_column=id_column, label_column=gold_column, label_separator=label_separator),
-        task, readers, texts=False,
+        GoldConfig(
+            path=str(gold), id_column=id_column, label_column=gold_column, label_separator=label_separator
+        ),
+        task,
+        readers,
+        texts=False,
     )
     metrics = metrics_for(task, plugins.metrics)
     results = []
     for (backend,), rows in pred_frame.group_by("backend", maintain_order=True):
         frame = _normalise_predictions(rows, task, column, label_separator)
         try:
-            results.append(score_predictions(frame, gold_set, metrics, backend=str(backend), n_boot=n_boot,
-                                             confidence=confidence, seed=seed))
+            results.append(
+                score_predictions(
+                    frame,
+                    gold_set,
+                    metrics,
+                    backend=str(backend),
+                    n_boot=n_boot,
+                    confidence=confidence,
+                    seed=seed,
+                )
+            )
         except ValueError as exc:
             raise DataError(str(predictions), str(exc)) from None
     table = comparison_markdown(results, metrics, metrics[0], confidence=confidence)
-    return table, {"task": task.model_dump(mode="json"), "backends": {r.backend: r.to_dict() for r in results}}
+    return table, {
+        "task": task.model_dump(mode="json"),
+        "backends": {r.backend: r.to_dict() for r in results},
+    }

@@ -54,5 +54,7 @@ def split_gold(
             stratify=ordered.targets if stratified else None,
         )
     if len(train_idx) == 0 or len(test_idx) == 0:
-        raise ScalecodeError("the split left one side empty; add gold documents or change evaluation.test_size")
+        raise ScalecodeError(
+            "the split left one side empty; add gold documents or change evaluation.test_size"
+        )
     return ordered.subset(np.sort(train_idx)), ordered.subset(np.sort(test_idx))

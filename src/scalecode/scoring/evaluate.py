@@ -51,17 +51,14 @@ class BackendScores:
 
 def metrics_for(task: Task, available: Sequence[Metric], names: Sequence[str] | None = None) -> list[Metric]:
     """The metrics that apply to a task, in registration order, optionally restricted to ``names``."""
-    applicable = [
-        m for m in available if task.type in m.task_types and (task.ordinal or not m.ordinal_only)
-    ]
+    applicable = [m for m in available if task.type in m.task_types and (task.ordinal or not m.ordinal_only)]
     if names is None:
         return applicable
     by_name = {m.name: m for m in applicable}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(
-            f"unknown metric(s) for a {task.type} task: {', '.join(unknown)}; "
-            f"available: {', '.join(by_name)}"
+            f"unknown metric(s) for a {task.type} task: {', '.join(unknown)}; available: {', '.join(by_name)}"
         )
     return [by_name[n] for n in names]
 
@@ -103,8 +100,10 @@ def score_predictions(
         raise ValueError(f"backend {backend!r} has several predictions for ids {describe_examples(dupes)}")
     if "error" not in predictions.columns:
         predictions = predictions.with_columns(pl.lit(None, pl.String).alias("error"))
+    # Documents are taken in id order, so the figures (and the bootstrap draws) depend on which
+    # documents were scored and the seed, never on the order of a file.
     gold_frame = pl.DataFrame({"id": gold.ids, "_row": np.arange(len(gold))})
-    joined = gold_frame.join(predictions.select("id", column, "error"), on="id", how="left").sort("_row")
+    joined = gold_frame.join(predictions.select("id", column, "error"), on="id", how="left").sort("id")
     joined = joined.with_columns(
         pl.when(pl.col(column).is_null() & pl.col("error").is_null())
         .then(pl.lit("no prediction"))

@@ -118,23 +118,56 @@ def _alpha(level: Level) -> MetricFunction:
 
 
 CLASSIFICATION_METRICS = (
-    Metric("accuracy", lambda t, p: float(skm.accuracy_score(t, p)), CLASSIFICATION,
-           description="share of documents with the gold label", batched=_accuracy_batched),
-    Metric("macro_f1", _f1("macro"), CLASSIFICATION,
-           description="F1 averaged over labels, each label counting equally", batched=_macro_f1_batched),
-    Metric("micro_f1", _f1("micro"), CLASSIFICATION,
-           description="F1 over all decisions (equals accuracy for single-label tasks)",
-           batched=_accuracy_batched),
-    Metric("weighted_f1", _f1("weighted"), CLASSIFICATION,
-           description="F1 averaged over labels, weighted by gold frequency", batched=_weighted_f1_batched),
-    Metric("cohen_kappa", lambda t, p: float(cohen_kappa_score(t, p)), CLASSIFICATION,
-           description="Cohen's kappa between gold and backend", batched=_kappa_batched),
-    Metric("krippendorff_alpha", _alpha("nominal"), CLASSIFICATION,
-           description="Krippendorff's alpha (nominal) between gold and backend",
-           batched=_alpha_nominal_batched),
-    Metric("krippendorff_alpha_ordinal", _alpha("ordinal"), CLASSIFICATION,
-           description="Krippendorff's alpha (ordinal) between gold and backend",
-           batched=_alpha_ordinal_batched, ordinal_only=True),
+    Metric(
+        "accuracy",
+        lambda t, p: float(skm.accuracy_score(t, p)),
+        CLASSIFICATION,
+        description="share of documents with the gold label",
+        batched=_accuracy_batched,
+    ),
+    Metric(
+        "macro_f1",
+        _f1("macro"),
+        CLASSIFICATION,
+        description="F1 averaged over labels, each label counting equally",
+        batched=_macro_f1_batched,
+    ),
+    Metric(
+        "micro_f1",
+        _f1("micro"),
+        CLASSIFICATION,
+        description="F1 over all decisions (equals accuracy for single-label tasks)",
+        batched=_accuracy_batched,
+    ),
+    Metric(
+        "weighted_f1",
+        _f1("weighted"),
+        CLASSIFICATION,
+        description="F1 averaged over labels, weighted by gold frequency",
+        batched=_weighted_f1_batched,
+    ),
+    Metric(
+        "cohen_kappa",
+        lambda t, p: float(cohen_kappa_score(t, p)),
+        CLASSIFICATION,
+        description="Cohen's kappa between gold and backend",
+        batched=_kappa_batched,
+    ),
+    Metric(
+        "krippendorff_alpha",
+        _alpha("nominal"),
+        CLASSIFICATION,
+        description="Krippendorff's alpha (nominal) between gold and backend",
+        batched=_alpha_nominal_batched,
+    ),
+    Metric(
+        "krippendorff_alpha_ordinal",
+        _alpha("ordinal"),
+        CLASSIFICATION,
+        description="Krippendorff's alpha (ordinal) between gold and backend",
+        batched=_alpha_ordinal_batched,
+        ordinal_only=True,
+    ),
 )
 
 
@@ -154,7 +187,7 @@ def _multilabel_counts(
 
 def _ml_macro_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
     tp, fp, fn = _multilabel_counts(y_true, y_pred, sample)
-    return _divide(2 * tp, 2 * tp + fp + fn).mean(axis=1)
+    return np.asarray(_divide(2 * tp, 2 * tp + fp + fn).mean(axis=1))
 
 
 def _ml_micro_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
@@ -173,14 +206,35 @@ def _hamming_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) 
 
 
 MULTILABEL_METRICS = (
-    Metric("macro_f1", _f1("macro"), MULTILABEL,
-           description="F1 per label, averaged over labels", batched=_ml_macro_f1_batched),
-    Metric("micro_f1", _f1("micro"), MULTILABEL,
-           description="F1 over all (document, label) decisions", batched=_ml_micro_f1_batched),
-    Metric("subset_accuracy", lambda t, p: float(skm.accuracy_score(t, p)), MULTILABEL,
-           description="share of documents whose whole label set is right", batched=_subset_accuracy_batched),
-    Metric("hamming_loss", lambda t, p: float(skm.hamming_loss(t, p)), MULTILABEL, greater_is_better=False,
-           description="share of (document, label) decisions that are wrong", batched=_hamming_batched),
+    Metric(
+        "macro_f1",
+        _f1("macro"),
+        MULTILABEL,
+        description="F1 per label, averaged over labels",
+        batched=_ml_macro_f1_batched,
+    ),
+    Metric(
+        "micro_f1",
+        _f1("micro"),
+        MULTILABEL,
+        description="F1 over all (document, label) decisions",
+        batched=_ml_micro_f1_batched,
+    ),
+    Metric(
+        "subset_accuracy",
+        lambda t, p: float(skm.accuracy_score(t, p)),
+        MULTILABEL,
+        description="share of documents whose whole label set is right",
+        batched=_subset_accuracy_batched,
+    ),
+    Metric(
+        "hamming_loss",
+        lambda t, p: float(skm.hamming_loss(t, p)),
+        MULTILABEL,
+        greater_is_better=False,
+        description="share of (document, label) decisions that are wrong",
+        batched=_hamming_batched,
+    ),
 )
 
 
@@ -209,7 +263,7 @@ def _mse_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> n
 
 
 def _rmse_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
-    return np.sqrt(_mse_batched(y_true, y_pred, sample))
+    return np.asarray(np.sqrt(_mse_batched(y_true, y_pred, sample)))
 
 
 def _mae_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
@@ -278,20 +332,52 @@ def _spearman(t: np.ndarray, p: np.ndarray) -> float:
 
 
 REGRESSION_METRICS = (
-    Metric("r2", lambda t, p: float(skm.r2_score(t, p)), REGRESSION,
-           description="coefficient of determination (1 - SSE / SST)", batched=_r2_batched),
-    Metric("mse", lambda t, p: float(skm.mean_squared_error(t, p)), REGRESSION, greater_is_better=False,
-           description="mean squared error", batched=_mse_batched),
-    Metric("rmse", lambda t, p: float(skm.root_mean_squared_error(t, p)), REGRESSION,
-           greater_is_better=False, description="root mean squared error", batched=_rmse_batched),
-    Metric("mae", lambda t, p: float(skm.mean_absolute_error(t, p)), REGRESSION, greater_is_better=False,
-           description="mean absolute error", batched=_mae_batched),
+    Metric(
+        "r2",
+        lambda t, p: float(skm.r2_score(t, p)),
+        REGRESSION,
+        description="coefficient of determination (1 - SSE / SST)",
+        batched=_r2_batched,
+    ),
+    Metric(
+        "mse",
+        lambda t, p: float(skm.mean_squared_error(t, p)),
+        REGRESSION,
+        greater_is_better=False,
+        description="mean squared error",
+        batched=_mse_batched,
+    ),
+    Metric(
+        "rmse",
+        lambda t, p: float(skm.root_mean_squared_error(t, p)),
+        REGRESSION,
+        greater_is_better=False,
+        description="root mean squared error",
+        batched=_rmse_batched,
+    ),
+    Metric(
+        "mae",
+        lambda t, p: float(skm.mean_absolute_error(t, p)),
+        REGRESSION,
+        greater_is_better=False,
+        description="mean absolute error",
+        batched=_mae_batched,
+    ),
     Metric("pearson_r", _pearson, REGRESSION, description="Pearson correlation", batched=_pearson_batched),
-    Metric("spearman_rho", _spearman, REGRESSION, description="Spearman rank correlation",
-           batched=_spearman_batched),
-    Metric("krippendorff_alpha", _alpha("interval"), REGRESSION,
-           description="Krippendorff's alpha (interval) between gold and backend",
-           batched=_alpha_interval_batched),
+    Metric(
+        "spearman_rho",
+        _spearman,
+        REGRESSION,
+        description="Spearman rank correlation",
+        batched=_spearman_batched,
+    ),
+    Metric(
+        "krippendorff_alpha",
+        _alpha("interval"),
+        REGRESSION,
+        description="Krippendorff's alpha (interval) between gold and backend",
+        batched=_alpha_interval_batched,
+    ),
 )
 
 BUILTIN_METRICS = CLASSIFICATION_METRICS + MULTILABEL_METRICS + REGRESSION_METRICS

@@ -24,7 +24,14 @@ from scalecode import (
 )
 from scalecode_dictionary.compile import DEFAULT_NEGATORS, MAX_WINDOW, Negation
 from scalecode_dictionary.lexicon import VALENCE, Entry, Lexicon, read_lexicon, write_lexicon_csv
-from scalecode_dictionary.linear import IDENTITY, SIGMOID, SOFTMAX, LinearModel, fit_calibration, to_predictions
+from scalecode_dictionary.linear import (
+    IDENTITY,
+    SIGMOID,
+    SOFTMAX,
+    LinearModel,
+    fit_calibration,
+    to_predictions,
+)
 from scalecode_dictionary.scorer import NET_TONE, LexiconScorer, Scores, features
 from scalecode_dictionary.tokenize import tokenize
 
@@ -35,8 +42,12 @@ LEARNED_MODEL_FILE = "model.json"
 
 
 class NegationParams(BackendParams):
-    window: int = Field(0, ge=0, le=MAX_WINDOW, description="tokens before a match in which a negator flips it; 0: off")
-    words: list[str] | None = Field(None, description="negators; default: English negators and n't contractions")
+    window: int = Field(
+        0, ge=0, le=MAX_WINDOW, description="tokens before a match in which a negator flips it; 0: off"
+    )
+    words: list[str] | None = Field(
+        None, description="negators; default: English negators and n't contractions"
+    )
     scale: float = Field(-1.0, description="factor for the weight of a negated match in a weighted category")
 
     def settings(self) -> Negation:
@@ -46,8 +57,12 @@ class NegationParams(BackendParams):
 class LexiconParams(BackendParams):
     lexicon: str = Field(description="path of the lexicon file (.dic, .yml/.yaml, .csv, .tsv, .txt)")
     format: Literal["auto", "dic", "yaml", "csv", "tsv"] = "auto"
-    prefix_match: bool = Field(False, description="treat every entry as a prefix (lexicons shipped without '*')")
-    columns: dict[str, str] | None = Field(None, description="CSV/TSV column names: {term:, weight:, category:}")
+    prefix_match: bool = Field(
+        False, description="treat every entry as a prefix (lexicons shipped without '*')"
+    )
+    columns: dict[str, str] | None = Field(
+        None, description="CSV/TSV column names: {term:, weight:, category:}"
+    )
     categories: list[str] | None = Field(None, description="use only these categories")
     positive: list[str] | None = Field(None, description="categories counting as positive (default: by name)")
     negative: list[str] | None = Field(None, description="categories counting as negative (default: by name)")
@@ -56,16 +71,21 @@ class LexiconParams(BackendParams):
     label_categories: dict[str, str] | None = Field(
         None, description="classification/multi-label without training: label -> category"
     )
-    default_label: str | None = Field(None, description="classification without training: label when no category hits")
-    features: list[str] | None = Field(None, description="features the calibration uses (default: proportions, means, net tone)")
+    default_label: str | None = Field(
+        None, description="classification without training: label when no category hits"
+    )
+    features: list[str] | None = Field(
+        None, description="features the calibration uses (default: proportions, means, net tone)"
+    )
     threads: int = Field(1, ge=1, description="scoring threads per replica")
     keep_features: bool = Field(True, description="write the dictionary features beside the predictions")
 
 
 def load_lexicon(params: LexiconParams) -> Lexicon:
     """Read the lexicon and apply the category and polarity options."""
-    lexicon = read_lexicon(params.lexicon, format=params.format, prefix_match=params.prefix_match,
-                           columns=params.columns)
+    lexicon = read_lexicon(
+        params.lexicon, format=params.format, prefix_match=params.prefix_match, columns=params.columns
+    )
     if params.categories:
         lexicon = lexicon.restrict(params.categories)
     for side in ("positive", "negative"):
@@ -73,7 +93,9 @@ def load_lexicon(params: LexiconParams) -> Lexicon:
         if chosen is not None:
             unknown = [c for c in chosen if c not in lexicon.categories]
             if unknown:
-                raise ValueError(f"{side}: unknown categories {unknown}; the lexicon has {lexicon.categories}")
+                raise ValueError(
+                    f"{side}: unknown categories {unknown}; the lexicon has {lexicon.categories}"
+                )
             setattr(lexicon, side, list(chosen))
     return lexicon
 
@@ -85,7 +107,9 @@ def feature_names(lexicon: Lexicon) -> list[str]:
 
 def _empty_scores(lexicon: Lexicon) -> Scores:
     c = len(lexicon.categories)
-    return Scores(lexicon.categories, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, c)), np.zeros((0, c)))
+    return Scores(
+        lexicon.categories, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, c)), np.zeros((0, c))
+    )
 
 
 def default_calibration_features(lexicon: Lexicon) -> list[str]:
@@ -106,7 +130,9 @@ class LexiconBackend(Backend):
     """Counts lexicon categories per document; trained, calibrates the counts to the task's codes."""
 
     name = "lexicon"
-    description = "lexicon scores (LIWC .dic, quanteda YAML, CSV/TSV); train to calibrate them to the codebook"
+    description = (
+        "lexicon scores (LIWC .dic, quanteda YAML, CSV/TSV); train to calibrate them to the codebook"
+    )
     task_types = ALL_TASKS
     trainable = True
     Params = LexiconParams
@@ -130,20 +156,26 @@ class LexiconBackend(Backend):
         if task.type is TaskType.REGRESSION:
             score = params.score or default_score(lexicon)
             if score is None:
-                raise ValueError("score: this lexicon has no valence or polar categories; name the feature to use "
-                                 f"as the score ({', '.join(names)}) or set train: true")
+                raise ValueError(
+                    "score: this lexicon has no valence or polar categories; name the feature to use "
+                    f"as the score ({', '.join(names)}) or set train: true"
+                )
             if score not in names:
                 raise ValueError(f"score: unknown feature {score!r}; available: {', '.join(names)}")
             return
         mapping = params.label_categories
         if not mapping:
-            raise ValueError("label_categories: map labels to lexicon categories (label: category), "
-                             "or set train: true to calibrate")
+            raise ValueError(
+                "label_categories: map labels to lexicon categories (label: category), "
+                "or set train: true to calibrate"
+            )
         bad_labels = [label for label in mapping if label not in task.label_names]
         bad_cats = [c for c in mapping.values() if c not in lexicon.categories]
         if bad_labels or bad_cats:
-            raise ValueError(f"label_categories: labels not in the codebook {bad_labels}, "
-                             f"categories not in the lexicon {bad_cats}")
+            raise ValueError(
+                f"label_categories: labels not in the codebook {bad_labels}, "
+                f"categories not in the lexicon {bad_cats}"
+            )
         if task.type is TaskType.CLASSIFICATION and params.default_label not in task.label_names:
             raise ValueError("default_label: give the codebook label for documents with no category hits")
 
@@ -184,8 +216,12 @@ class LexiconBackend(Backend):
         extra = table if self.params.keep_features else {}
         if self.calibration is not None:
             x = np.column_stack([table[n] for n in self.calibration.features]).astype(np.float64)
-            out = to_predictions(self.calibration.decision(x), self.calibration.outputs,
-                                 self.calibration.link, self.task.label_names)
+            out = to_predictions(
+                self.calibration.decision(x),
+                self.calibration.outputs,
+                self.calibration.link,
+                self.task.label_names,
+            )
             out.extra = extra
             return out
         if self.task.type is TaskType.REGRESSION:
@@ -196,7 +232,9 @@ class LexiconBackend(Backend):
         labels = list(mapping)
         counts = np.column_stack([table[f"count_{mapping[label]}"] for label in labels])
         if self.task.type is TaskType.MULTILABEL:
-            return Predictions(labels=[[labels[j] for j in np.flatnonzero(row)] for row in counts > 0], extra=extra)
+            return Predictions(
+                labels=[[labels[j] for j in np.flatnonzero(row)] for row in counts > 0], extra=extra
+            )
         best = counts.argmax(axis=1)
         hit = counts.max(axis=1) > 0
         chosen = [labels[j] if h else self.params.default_label for j, h in zip(best, hit, strict=True)]
@@ -208,7 +246,9 @@ class LexiconBackend(Backend):
 
 class LearnedParams(BackendParams):
     min_df: int = Field(2, ge=1, description="a word must occur in at least this many training documents")
-    max_features: int | None = Field(20000, ge=1, description="keep at most this many of the most frequent words")
+    max_features: int | None = Field(
+        20000, ge=1, description="keep at most this many of the most frequent words"
+    )
     cv: int = Field(5, ge=2, description="folds of the cross-validation that chooses the L1 penalty")
     threads: int = Field(1, ge=1, description="scoring threads per replica")
 
@@ -253,15 +293,19 @@ class LearnedDictionaryBackend(Backend):
         lexicon, model = learn_dictionary(train, self.params, config.seed)
         config.output_dir.mkdir(parents=True, exist_ok=True)
         write_lexicon_csv(lexicon, config.output_dir / LEARNED_LEXICON_FILE)
-        (config.output_dir / LEARNED_MODEL_FILE).write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
+        (config.output_dir / LEARNED_MODEL_FILE).write_text(
+            json.dumps(model, indent=2) + "\n", encoding="utf-8"
+        )
         self._use(lexicon, model)
         return FitReport(
             seconds=time.perf_counter() - started,
             n_train=len(train),
             trainable_parameters=model["info"]["vocabulary"] * len(model["outputs"]) + len(model["outputs"]),
             metrics={"nonzero_weights": float(model["info"]["nonzero_weights"])},
-            notes=[f"{model['info']['words']} words kept of {model['info']['vocabulary']}; "
-                   f"lexicon: {config.output_dir / LEARNED_LEXICON_FILE}"],
+            notes=[
+                f"{model['info']['words']} words kept of {model['info']['vocabulary']}; "
+                f"lexicon: {config.output_dir / LEARNED_LEXICON_FILE}"
+            ],
         )
 
     def predict_batch(self, texts: Sequence[str]) -> Predictions:
@@ -271,7 +315,9 @@ class LearnedDictionaryBackend(Backend):
         index = {c: i for i, c in enumerate(scores.categories)}
         tokens = np.maximum(scores.n_tokens, 1).astype(np.float64)
         decision = np.zeros((len(texts), len(self.model["outputs"])))
-        for j, (category, intercept) in enumerate(zip(self.model["categories"], self.model["intercept"], strict=True)):
+        for j, (category, intercept) in enumerate(
+            zip(self.model["categories"], self.model["intercept"], strict=True)
+        ):
             decision[:, j] = intercept
             if category is not None and category in index:
                 decision[:, j] += 100.0 * scores.sums[:, index[category]] / tokens
@@ -301,13 +347,18 @@ def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
     vectorizer = CountVectorizer(
-        tokenizer=tokenize, lowercase=False, token_pattern=None, min_df=params.min_df,
+        tokenizer=tokenize,
+        lowercase=False,
+        token_pattern=None,
+        min_df=params.min_df,
         max_features=params.max_features,
     )
     try:
         counts = vectorizer.fit_transform(train.texts)
     except ValueError as exc:
-        raise ValueError(f"no word occurs in {params.min_df} training documents; lower min_df ({exc})") from None
+        raise ValueError(
+            f"no word occurs in {params.min_df} training documents; lower min_df ({exc})"
+        ) from None
     vocabulary = vectorizer.get_feature_names_out()
     tokens = np.array([max(len(tokenize(t)), 1) for t in train.texts], dtype=np.float64)
     x = scipy.sparse.diags(100.0 / tokens) @ counts.astype(np.float64)
@@ -324,8 +375,15 @@ def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[
 
     def logistic(y: np.ndarray) -> Any:
         return LogisticRegressionCV(
-            Cs=10, l1_ratios=(1.0,), solver="saga", cv=folds(y), scoring="neg_log_loss", max_iter=3000,
-            random_state=seed, use_legacy_attributes=False, tol=1e-3,
+            Cs=10,
+            l1_ratios=(1.0,),
+            solver="saga",
+            cv=folds(y),
+            scoring="neg_log_loss",
+            max_iter=3000,
+            random_state=seed,
+            use_legacy_attributes=False,
+            tol=1e-3,
         ).fit(x, y)
 
     outputs: list[str]
@@ -334,7 +392,7 @@ def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[
         lasso = LassoCV(cv=folds(None), alphas=50, max_iter=5000, random_state=seed).fit(x, train.scores())
         outputs, categories, link = ["score"], ["score"], IDENTITY
         coef, intercept = lasso.coef_[None, :], [float(lasso.intercept_)]
-        penalty = {"alpha": float(lasso.alpha_)}
+        penalty: dict[str, Any] = {"alpha": float(lasso.alpha_)}
     elif task.type is TaskType.CLASSIFICATION:
         y = np.asarray(train.targets)
         model = logistic(y)
@@ -366,8 +424,11 @@ def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[
         penalty = {"C": cs}
     entries = []
     for w, term in enumerate(vocabulary):
-        weights = tuple((categories[j], float(coef[j, w])) for j in range(len(outputs))
-                        if categories[j] is not None and coef[j, w] != 0)
+        weights = tuple(
+            (categories[j], float(coef[j, w]))
+            for j in range(len(outputs))
+            if categories[j] is not None and coef[j, w] != 0
+        )
         if weights:
             entries.append(Entry((str(term),), False, weights))  # type: ignore[arg-type]
     names = [c for c in categories if c is not None]
@@ -383,7 +444,7 @@ def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[
         "decision": "intercept + 100 * (sum of weight x count over the document's words) / tokens",
         "info": {
             "n_train": len(train),
-            "vocabulary": int(len(vocabulary)),
+            "vocabulary": len(vocabulary),
             "words": len(entries),
             "nonzero_weights": int(np.count_nonzero(coef)),
             "min_df": params.min_df,

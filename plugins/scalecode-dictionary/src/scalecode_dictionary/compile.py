@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -53,13 +54,17 @@ class Negation:
     scale: float = -1.0
 
 
+NO_NEGATION = Negation()
+
+
 def _token_hash(token: str) -> np.uint64:
     # numba hands uint64 results back as Python ints; keep them uint64 for the next call.
-    return np.uint64(hash_codepoints(np.array([ord(c) for c in token], dtype=np.int64)))
+    value: np.uint64 = np.uint64(hash_codepoints(np.array([ord(c) for c in token], dtype=np.int64)))
+    return value
 
 
 def _phrase_key(tokens: Sequence[str]) -> np.uint64:
-    h = np.uint64(0xCBF29CE484222325)
+    h: np.uint64 = np.uint64(0xCBF29CE484222325)
     for token in tokens:
         h = np.uint64(combine(h, _token_hash(token)))
     return h
@@ -92,7 +97,7 @@ def _hash_table(
         table[i, 0] = key
         first = entries[0] + 1 if entries else 0
         table[i, 1] = (flags.get(key, 0) << 32) | first
-        for a, b in zip(entries, entries[1:], strict=False):
+        for a, b in pairwise(entries):
             chain[a] = b
     return table, bits
 
@@ -129,7 +134,7 @@ def _contributions(
     return ptr, np.array(categories, np.int32), np.array(weights, np.float64)
 
 
-def compile_lexicon(lexicon: Lexicon, negation: Negation = Negation()) -> Tables:
+def compile_lexicon(lexicon: Lexicon, negation: Negation = NO_NEGATION) -> Tables:
     """Build the kernel's tables for a lexicon and negation settings."""
     if not 0 <= negation.window <= MAX_WINDOW:
         raise ValueError(f"negation window must be between 0 and {MAX_WINDOW} tokens")
@@ -145,9 +150,12 @@ def compile_lexicon(lexicon: Lexicon, negation: Negation = Negation()) -> Tables
 
     keyed: list[tuple[int, int]] = []
     flags: dict[int, int] = {}
-    kinds = []
+    kinds: list[int] = []
     prefix_lengths = phrase_prefix_lengths = phrase_sizes = 0
-    entry_tokens, entry_first, token_start, token_length = [], [], [], []
+    entry_tokens: list[int] = []
+    entry_first: list[int] = []
+    token_start: list[int] = []
+    token_length: list[int] = []
     codepoints: list[int] = []
     for i, entry in enumerate(entries):
         entry_tokens.append(len(entry.tokens))

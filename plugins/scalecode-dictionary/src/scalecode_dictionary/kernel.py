@@ -210,7 +210,7 @@ def _score_range(
             return False
         n = entry_tokens[entry]
         base = entry_first_token[entry]
-        wildcard = want == PREFIX or want == PHRASE_PREFIX
+        wildcard = want == PREFIX or want == PHRASE_PREFIX  # noqa: PLR1714 - numba-friendly
         for i in range(n):
             slot = (first_tok + i) & RING_MASK
             if not token_equals(r_start[slot], r_end[slot], base + i, wildcard and i == n - 1):
@@ -257,7 +257,7 @@ def _score_range(
                     cp, q = _decode(data, p)
                 if cp < BMP:
                     c = np.int64(word_code[cp])
-            if c < 0 and in_token and (cp == 0x27 or cp == 0x2019) and q < end:
+            if c < 0 and in_token and (cp == 0x27 or cp == 0x2019) and q < end:  # noqa: PLR1714
                 nxt, _ = _decode(data, q)
                 if nxt < BMP and word_code[nxt] >= 0:
                     c = 0x27  # an apostrophe joining two word characters
@@ -306,7 +306,9 @@ def _score_range(
                     can_end = (found >> np.uint64(32)) & ENDS_PHRASE != 0
                     k = n_prefix - 1
                     while not can_end and k >= 0:
-                        can_end = (_find(table, bits, prefix_hash[k]) >> np.uint64(32)) & ENDS_WILDCARD_PHRASE != 0
+                        can_end = (
+                            _find(table, bits, prefix_hash[k]) >> np.uint64(32)
+                        ) & ENDS_WILDCARD_PHRASE != 0
                         k -= 1
                     if can_end:
                         for n_tok in range(min(max_phrase, tok + 1), 1, -1):
@@ -321,7 +323,9 @@ def _score_range(
                             k = n_prefix - 1
                             while phrase < 0 and k >= 0:
                                 key = (ph ^ prefix_hash[k]) * PHRASE_PRIME
-                                phrase = walk(_first(_find(table, bits, key)), PHRASE_PREFIX, n_tok, first_tok)
+                                phrase = walk(
+                                    _first(_find(table, bits, key)), PHRASE_PREFIX, n_tok, first_tok
+                                )
                                 k -= 1
                             if phrase >= 0:
                                 size = n_tok

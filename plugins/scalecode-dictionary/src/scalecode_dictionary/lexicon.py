@@ -141,8 +141,10 @@ class _Builder:
         return True
 
     def build(self, name: str, weighted: Iterable[str] = ()) -> Lexicon:
-        entries = [Entry(tokens, wildcard, tuple(self.weights[(tokens, wildcard)].items()))
-                   for tokens, wildcard in self.order]
+        entries = [
+            Entry(tokens, wildcard, tuple(self.weights[(tokens, wildcard)].items()))
+            for tokens, wildcard in self.order
+        ]
         warnings = []
         if self.skipped:
             warnings.append(
@@ -154,8 +156,13 @@ class _Builder:
                 f"{len(self.duplicates)} entries repeat an earlier entry of the same category once "
                 f"lower-cased; the first is kept (e.g. {', '.join(self.duplicates[:5])})"
             )
-        lexicon = Lexicon(name=name, categories=list(self.categories), entries=entries,
-                          weighted=set(weighted), warnings=warnings)
+        lexicon = Lexicon(
+            name=name,
+            categories=list(self.categories),
+            entries=entries,
+            weighted=set(weighted),
+            warnings=warnings,
+        )
         lexicon.positive = [c for c in POSITIVE_NAMES if c in lexicon.categories]
         lexicon.negative = [c for c in NEGATIVE_NAMES if c in lexicon.categories]
         return lexicon
@@ -174,14 +181,14 @@ def read_dic(path: Path, prefix_match: bool = False) -> Lexicon:
     markers = [i for i, line in enumerate(lines) if line.strip() == "%"]
     if len(markers) < 2:
         raise LexiconError(path, "a .dic file starts with a category block between two '%' lines")
-    names: dict[str, str] = {}
+    names: dict[int, str] = {}  # by number: entries may write 2 or 02
     for i in range(markers[0] + 1, markers[1]):
         parts = lines[i].split()
         if not parts:
             continue
-        if len(parts) < 2:
+        if len(parts) < 2 or not parts[0].isdigit():
             raise LexiconError(path, f"category line {lines[i]!r} needs a number and a name", i + 1)
-        names[parts[0]] = parts[1]
+        names[int(parts[0])] = parts[1]
     builder = _Builder(path, prefix_match)
     builder.categories = list(names.values())
     conditional = 0
@@ -202,9 +209,11 @@ def read_dic(path: Path, prefix_match: bool = False) -> Lexicon:
             if not code.isdigit():
                 conditional += 1  # LIWC2007's conditional codes like 02/50 or (02 134)126
                 continue
-            if code not in names:
-                raise LexiconError(path, f"entry {term!r} uses category {code}, not declared in the header", i + 1)
-            builder.add(term, names[code], 1.0, i + 1)
+            if int(code) not in names:
+                raise LexiconError(
+                    path, f"entry {term!r} uses category {code}, not declared in the header", i + 1
+                )
+            builder.add(term, names[int(code)], 1.0, i + 1)
     lexicon = builder.build(path.stem)
     if conditional:
         lexicon.warnings.append(f"{conditional} conditional category codes (LIWC2007 style) were ignored")
@@ -213,7 +222,11 @@ def read_dic(path: Path, prefix_match: bool = False) -> Lexicon:
 
 def _yaml_categories(node: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     if isinstance(node, Mapping):
-        if node and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node.values()) and prefix:
+        if (
+            node
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node.values())
+            and prefix
+        ):
             yield prefix, node  # category: {term: weight}
             return
         for key, value in node.items():
@@ -222,7 +235,9 @@ def _yaml_categories(node: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     elif isinstance(node, list):
         yield prefix, node
     elif node is not None:
-        raise ValueError(f"category {prefix!r}: expected a list of terms or a mapping, got {type(node).__name__}")
+        raise ValueError(
+            f"category {prefix!r}: expected a list of terms or a mapping, got {type(node).__name__}"
+        )
 
 
 def read_yaml(path: Path, prefix_match: bool = False) -> Lexicon:
@@ -262,8 +277,12 @@ def read_table(
     text = path.read_text(encoding="utf-8-sig")
     if delimiter is None:
         delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    rows = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting)]
+    # TSV lexicons (VADER, AFINN) contain quote characters that are not quoting.
+    rows = (
+        list(csv.reader(io.StringIO(text), delimiter=delimiter))
+        if delimiter == ","
+        else list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=csv.QUOTE_NONE))
+    )
     numbered = [(i + 1, row) for i, row in enumerate(rows) if row and any(cell.strip() for cell in row)]
     if not numbered:
         raise LexiconError(path, "no entries")
@@ -271,7 +290,9 @@ def read_table(
     has_header = columns is not None or (
         any(c in TERM_COLUMNS for c in first) and not (len(first) > 1 and _number(first[1]) is not None)
     )
-    term_i, weight_i, category_i = 0, 1, None
+    term_i: int = 0
+    weight_i: int | None = 1
+    category_i: int | None = None
     if has_header:
         lookup = {name: i for i, name in enumerate(first)}
         wanted = dict(columns or {})
@@ -286,7 +307,11 @@ def read_table(
         found_term = find("term", TERM_COLUMNS)
         if found_term is None:
             raise LexiconError(path, f"no term column among {first}; name it 'term' or set lexicon_columns")
-        term_i, weight_i, category_i = found_term, find("weight", WEIGHT_COLUMNS), find("category", CATEGORY_COLUMNS)
+        term_i, weight_i, category_i = (
+            found_term,
+            find("weight", WEIGHT_COLUMNS),
+            find("category", CATEGORY_COLUMNS),
+        )
         if weight_i is None and category_i is None:
             raise LexiconError(path, f"no weight or category column among {first}")
         numbered = numbered[1:]
@@ -330,11 +355,18 @@ def read_lexicon(
     fmt = format
     if fmt == "auto":
         suffix = path.suffix.lower()
-        fmt = {".dic": "dic", ".yml": "yaml", ".yaml": "yaml", ".csv": "csv", ".tsv": "tsv", ".txt": "tsv"}.get(
-            suffix, ""
-        )
+        fmt = {
+            ".dic": "dic",
+            ".yml": "yaml",
+            ".yaml": "yaml",
+            ".csv": "csv",
+            ".tsv": "tsv",
+            ".txt": "tsv",
+        }.get(suffix, "")
         if not fmt:
-            raise LexiconError(path, f"cannot tell the format from {suffix!r}; set format: dic, yaml, csv or tsv")
+            raise LexiconError(
+                path, f"cannot tell the format from {suffix!r}; set format: dic, yaml, csv or tsv"
+            )
     if fmt == "dic":
         lexicon = read_dic(path, prefix_match)
     elif fmt == "yaml":
@@ -350,12 +382,8 @@ def read_lexicon(
 
 
 def write_lexicon_csv(lexicon: Lexicon, path: str | Path) -> None:
-    """Write ``term,category,weight`` rows (largest weights first per category), readable by ``read_lexicon``."""
-    rows = [
-        (entry.text, category, weight)
-        for entry in lexicon.entries
-        for category, weight in entry.weights
-    ]
+    """Write ``term,category,weight`` rows, largest weights first per category, as ``read_lexicon`` reads."""
+    rows = [(entry.text, category, weight) for entry in lexicon.entries for category, weight in entry.weights]
     rows.sort(key=lambda r: (lexicon.categories.index(r[1]), -abs(r[2]), r[0]))
     with Path(path).open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)

@@ -39,7 +39,7 @@ class LinearModel:
 
     def decision(self, x: np.ndarray) -> np.ndarray:
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return z @ np.asarray(self.coef).T + np.asarray(self.intercept)
+        return np.asarray(z @ np.asarray(self.coef).T + np.asarray(self.intercept))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -95,8 +95,16 @@ def fit_calibration(x: np.ndarray, features: list[str], gold: GoldSet, seed: int
     if task.type is TaskType.REGRESSION:
         ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(z, gold.scores())
         info["alpha"] = float(ridge.alpha_)
-        return LinearModel(IDENTITY, features, mean.tolist(), scale.tolist(), ["score"],
-                           [ridge.coef_.tolist()], [float(ridge.intercept_)], info)
+        return LinearModel(
+            IDENTITY,
+            features,
+            mean.tolist(),
+            scale.tolist(),
+            ["score"],
+            [ridge.coef_.tolist()],
+            [float(ridge.intercept_)],
+            info,
+        )
     if task.type is TaskType.CLASSIFICATION:
         y = np.asarray(gold.targets)
         classes = [c for c in task.label_names if c in set(y)]
@@ -108,8 +116,9 @@ def fit_calibration(x: np.ndarray, features: list[str], gold: GoldSet, seed: int
         if len(names) == 2:  # scikit-learn keeps one row for the second class; softmax needs both
             coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
             intercept = np.array([0.0, intercept[0]])
-        return LinearModel(SOFTMAX, features, mean.tolist(), scale.tolist(), names,
-                           coef.tolist(), intercept.tolist(), info)
+        return LinearModel(
+            SOFTMAX, features, mean.tolist(), scale.tolist(), names, coef.tolist(), intercept.tolist(), info
+        )
     indicator = gold.label_indicator()
     coefs, intercepts = [], []
     for j in range(indicator.shape[1]):
@@ -122,13 +131,15 @@ def fit_calibration(x: np.ndarray, features: list[str], gold: GoldSet, seed: int
         model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(z, column)
         coefs.append(model.coef_[0].tolist())
         intercepts.append(float(model.intercept_[0]))
-    return LinearModel(SIGMOID, features, mean.tolist(), scale.tolist(), task.label_names,
-                       coefs, intercepts, info)
+    return LinearModel(
+        SIGMOID, features, mean.tolist(), scale.tolist(), task.label_names, coefs, intercepts, info
+    )
 
 
 def _constant(
     classes: list[str], features: list[str], mean: np.ndarray, scale: np.ndarray, info: dict[str, Any]
 ) -> LinearModel:
     info["note"] = "one label in the training documents: it is always predicted"
-    return LinearModel(SOFTMAX, features, mean.tolist(), scale.tolist(), classes,
-                       [[0.0] * len(features)], [0.0], info)
+    return LinearModel(
+        SOFTMAX, features, mean.tolist(), scale.tolist(), classes, [[0.0] * len(features)], [0.0], info
+    )

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scalecode_dictionary.compile import Negation, negated_weights, compile_lexicon
+from scalecode_dictionary.compile import NO_NEGATION, Negation, compile_lexicon, negated_weights
 from scalecode_dictionary.kernel import score_range
 from scalecode_dictionary.lexicon import Lexicon
 from scalecode_dictionary.tokenize import tokenize
@@ -78,7 +79,7 @@ def _large_strings(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> 
 class LexiconScorer:
     """Scores batches of documents with one lexicon, using ``threads`` threads."""
 
-    def __init__(self, lexicon: Lexicon, negation: Negation = Negation(), threads: int = 1) -> None:
+    def __init__(self, lexicon: Lexicon, negation: Negation = NO_NEGATION, threads: int = 1) -> None:
         self.lexicon = lexicon
         self.negation = negation
         self.tables = compile_lexicon(lexicon, negation)
@@ -90,7 +91,9 @@ class LexiconScorer:
         n = len(array)
         _, offset_buffer, data_buffer = array.buffers()
         offsets = np.frombuffer(offset_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
-        data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
+        data = (
+            np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
+        )
         categories = len(self.lexicon.categories)
         n_tokens = np.zeros(n, np.int64)
         n_matched = np.zeros(n, np.int64)
@@ -108,7 +111,7 @@ class LexiconScorer:
             bounds = [0, *np.clip(cuts, 0, n).tolist(), n]
             futures = [
                 self._pool.submit(score_range, data, offsets, lo, hi, *args)
-                for lo, hi in zip(bounds, bounds[1:], strict=False)
+                for lo, hi in pairwise(bounds)
                 if hi > lo
             ]
             for future in futures:
@@ -122,14 +125,15 @@ class LexiconScorer:
 class ReferenceScorer:
     """The same scoring, one document at a time in plain Python (the specification and the baseline)."""
 
-    def __init__(self, lexicon: Lexicon, negation: Negation = Negation()) -> None:
+    def __init__(self, lexicon: Lexicon, negation: Negation = NO_NEGATION) -> None:
         self.lexicon = lexicon
         self.window = negation.window
         self.negators = {tokenize(w)[0] for w in negation.words} if negation.window > 0 else set()
         index = {c: i for i, c in enumerate(lexicon.categories)}
         self.plain = [[(index[c], w) for c, w in e.weights] for e in lexicon.entries]
-        self.negated = [[(index[c], w) for c, w in negated_weights(e, lexicon, negation.scale)]
-                        for e in lexicon.entries]
+        self.negated = [
+            [(index[c], w) for c, w in negated_weights(e, lexicon, negation.scale)] for e in lexicon.entries
+        ]
         self.words: dict[str, int] = {}
         self.prefixes: dict[str, int] = {}
         self.phrases: dict[tuple[str, ...], int] = {}

@@ -1,0 +1,199 @@
+"""`scalecode run` end to end on real data in a fresh process, as a user runs it; then resume and score."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+
+def scalecode(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scalecode.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def project(data_dir, tmp_path_factory) -> Path:
+    """A small real sample: 900 NYT sentences with ratings as gold, 3,000 SOTU sentences as corpus."""
+    root = tmp_path_factory.mktemp("project")
+    nyt = pl.read_parquet(data_dir / "nyt-editorials.parquet")
+    nyt.filter(pl.col("group").cast(pl.Int64) <= 160).write_parquet(root / "gold.parquet")
+    corpus = pl.read_parquet(data_dir / "sotu-sentences.parquet").sample(3000, seed=1)
+    (root / "corpus").mkdir()
+    corpus.head(1800).write_parquet(root / "corpus" / "part-1.parquet")
+    corpus.tail(1200).write_parquet(root / "corpus" / "part-2.parquet")
+    (root / "job.yaml").write_text(
+        textwrap.dedent(f"""
+        task:
+          name: nyt-sample
+          type: regression
+          scale: {{min: -4, max: 4}}
+        data:
+          gold: {{path: gold.parquet, label_column: score, group_column: group}}
+          corpus: {{path: corpus}}
+        backends:
+          - name: vader
+            plugin: lexicon
+            params: {{lexicon: {data_dir / "lexicons" / "vader_lexicon.txt"}, negation: {{window: 3}}}}
+          - name: vader-calibrated
+            plugin: lexicon
+            params: {{lexicon: {data_dir / "lexicons" / "vader_lexicon.txt"}, negation: {{window: 3}}}}
+            train: true
+          - name: learned
+            plugin: learned-dictionary
+            params: {{min_df: 2}}
+        evaluation: {{test_size: 0.3, seed: 7, bootstrap: {{n: 300}}}}
+        output: {{dir: run}}
+    """)
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def first_run(project) -> subprocess.CompletedProcess[str]:
+    return scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project)
+
+
+@pytest.mark.slow
+def test_run_end_to_end(project, first_run):
+    assert first_run.returncode == 0, first_run.stderr[-3000:]
+    run = project / "run"
+    out = first_run.stdout
+    for name in ("vader", "vader-calibrated", "learned"):
+        assert f"| {name} |" in out
+    assert "Results in run/" in out
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    gold_n = pl.read_parquet(project / "gold.parquet").height
+    test_ids = json.loads((run / "split.json").read_text())["test"]
+    assert 0.2 < len(test_ids) / gold_n < 0.45
+    for name in ("vader", "vader-calibrated", "learned"):
+        result = metrics["backends"][name]
+        assert result["n_scored"] == len(test_ids) and result["coverage"] == 1.0
+        for metric in ("r2", "mse", "mae", "pearson_r", "spearman_rho", "krippendorff_alpha"):
+            estimate = result["metrics"][metric]
+            assert estimate["ci_low"] <= estimate["value"] <= estimate["ci_high"], (name, metric)
+            assert estimate["n"] == len(test_ids)
+    calibrated = metrics["backends"]["vader-calibrated"]["metrics"]["r2"]["value"]
+    raw = metrics["backends"]["vader"]["metrics"]["r2"]["value"]
+    assert calibrated > 0.1 > raw  # calibration puts the lexicon on the gold's scale
+    assert metrics["ranking"][0] in ("vader-calibrated", "learned")
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["job"]["backends"][0]["params"]["negation"] == {"window": 3}
+    assert set(manifest["data"]["gold"]["files"]) == {"gold.parquet"}
+    assert len(manifest["data"]["corpus"]["files"]) == 2
+    assert all(len(h) == 64 for h in manifest["data"]["corpus"]["files"].values())
+    assert manifest["seeds"]["split"] == 7
+    assert {"ray", "polars", "numpy", "scikit-learn"} <= set(manifest["libraries"])
+    assert "scalecode-dictionary" in [p["name"] for p in manifest["plugins"]["loaded"]]
+    assert (
+        len(
+            manifest["backends"]["vader"]["fingerprint"][
+                "" + str(next(iter(manifest["backends"]["vader"]["fingerprint"])))
+            ]
+        )
+        == 64
+    )
+    assert manifest["timings"]["total"] > 0
+
+    # The learned dictionary is a lexicon a person can open.
+    lexicon = (run / "models" / "learned" / "lexicon.csv").read_text().splitlines()
+    assert lexicon[0] == "term,category,weight" and len(lexicon) > 5
+
+    # Every corpus document is coded once by every backend, shard by input file.
+    for name in ("vader", "vader-calibrated", "learned"):
+        shards = sorted(p.name for p in (run / "predictions" / "corpus" / name).glob("*.parquet"))
+        assert shards == ["part-1.parquet", "part-2.parquet"]
+        coded = pl.concat(
+            [pl.read_parquet(run / "predictions" / "corpus" / name / s) for s in shards],
+            how="diagonal_relaxed",
+        )
+        assert coded.height == 3000 and coded["id"].n_unique() == 3000
+        assert coded["error"].null_count() == 3000
+    assert (run / "comparison.md").read_text().startswith("# nyt-sample: regression task")
+
+
+@pytest.mark.slow
+def test_a_second_run_resumes_instead_of_redoing(project, first_run):
+    assert first_run.returncode == 0
+    run = project / "run"
+    before = {p: p.stat().st_mtime_ns for p in (run / "predictions").rglob("*.parquet")}
+    second = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "not training again" in second.stderr
+    assert {p: p.stat().st_mtime_ns for p in (run / "predictions").rglob("*.parquet")} == before
+    assert (
+        json.loads((run / "metrics.json").read_text())["backends"]["vader"]["metrics"]["r2"]
+        == json.loads((run / "metrics.json").read_text())["backends"]["vader"]["metrics"]["r2"]
+    )
+
+
+@pytest.mark.slow
+def test_score_command_reproduces_the_stored_figures(project, first_run):
+    assert first_run.returncode == 0
+    run = project / "run"
+    result = scalecode(
+        "score",
+        "run/predictions/gold/vader-calibrated.parquet",
+        "gold.parquet",
+        "--task",
+        "job.yaml",
+        "--gold-column",
+        "score",
+        "--bootstrap",
+        "300",
+        "--seed",
+        "7",
+        "--json",
+        "scores.json",
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| vader-calibrated |" in result.stdout
+    scores = json.loads((project / "scores.json").read_text())["backends"]["vader-calibrated"]
+    stored = json.loads((run / "metrics.json").read_text())["backends"]["vader-calibrated"]
+    # Gold documents without a prediction count as errors, so this scores the test split only.
+    assert scores["n_scored"] == stored["n_scored"]
+    assert scores["metrics"]["r2"] == stored["metrics"]["r2"]
+    by_type = scalecode(
+        "score",
+        "run/predictions/gold/vader.parquet",
+        "gold.parquet",
+        "--task",
+        "regression",
+        "--gold-column",
+        "score",
+        cwd=project,
+    )
+    assert by_type.returncode == 0 and "| vader |" in by_type.stdout
+
+
+def test_a_bad_job_exits_1_naming_the_file_and_key(tmp_path):
+    (tmp_path / "job.yaml").write_text(
+        "task: {type: regression}\ndata: {corpus: {path: x.csv}}\nbackends: []\noutput: {dir: out}\n"
+    )
+    result = scalecode("run", "job.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "job.yaml:3: backends:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_run_directory_of_another_job_is_refused(project, first_run, tmp_path):
+    assert first_run.returncode == 0
+    other = (project / "job.yaml").read_text().replace("seed: 7", "seed: 8")
+    (project / "other.yaml").write_text(other)
+    result = scalecode("run", "other.yaml", "--num-cpus", "2", cwd=project)
+    assert result.returncode == 1
+    assert "holds a run of a different job" in result.stderr

@@ -1,0 +1,100 @@
+"""Answers are checked against the codebook: nonsense becomes an error row that keeps the raw answer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scalecode.backend import Predictions
+from scalecode.predictions import BatchShapeError, error_rows, predictions_table
+from scalecode.task import Task, TaskType
+
+CLASSIFY = Task(type=TaskType.CLASSIFICATION, labels=["pos", "neg"])
+
+
+def test_valid_labels_with_probabilities():
+    table = predictions_table(
+        Predictions(
+            label=["pos", "neg"], confidence=[0.9, 0.6], probabilities={"pos": [0.9, 0.4], "neg": [0.1, 0.6]}
+        ),
+        ids=["1", "2"],
+        backend="b",
+        task=CLASSIFY,
+        latency_s=2.0,
+    )
+    rows = table.to_pylist()
+    assert [r["label"] for r in rows] == ["pos", "neg"]
+    assert rows[0]["probabilities"] == {"pos": 0.9, "neg": 0.1}
+    assert all(r["error"] is None for r in rows)
+    assert [r["latency_s"] for r in rows] == [1.0, 1.0]
+
+
+def test_label_outside_the_codebook_is_an_error_row_keeping_the_answer():
+    rows = predictions_table(
+        Predictions(label=["pos", "Positive!"]), ids=["1", "2"], backend="b", task=CLASSIFY
+    ).to_pylist()
+    assert rows[1]["label"] is None
+    assert rows[1]["error"] == "invalid label 'Positive!': not in the codebook"
+    assert rows[1]["raw"] == "Positive!"
+    assert rows[0]["error"] is None
+
+
+def test_scores_that_are_not_numbers_and_confidences_that_are_not_probabilities():
+    task = Task(type=TaskType.REGRESSION)
+    rows = predictions_table(
+        Predictions(score=[0.5, math.nan, None, 1.0], confidence=[0.5, 0.5, 0.5, 7.0]),
+        ids=list("abcd"),
+        backend="b",
+        task=task,
+    ).to_pylist()
+    assert rows[0]["score"] == 0.5 and rows[0]["error"] is None
+    assert "not a finite number" in rows[1]["error"]
+    assert "not a finite number" in rows[2]["error"]
+    assert "not a probability" in rows[3]["error"] and rows[3]["score"] is None
+
+
+def test_multilabel_sets_are_checked_and_ordered_by_the_codebook():
+    task = Task(type=TaskType.MULTILABEL, labels=["a", "b", "c"])
+    rows = predictions_table(
+        Predictions(labels=[["c", "a", "a"], ["z"], []]), ids=["1", "2", "3"], backend="b", task=task
+    ).to_pylist()
+    assert rows[0]["labels"] == ["a", "c"]
+    assert rows[1]["error"].startswith("invalid labels ['z']")
+    assert rows[2]["labels"] == []
+
+
+def test_backend_errors_are_kept():
+    rows = predictions_table(
+        Predictions(label=[None, "pos"], error=["too long", None]), ids=["1", "2"], backend="b", task=CLASSIFY
+    ).to_pylist()
+    assert rows[0]["error"] == "too long"
+    assert rows[1]["label"] == "pos"
+
+
+def test_answers_that_cannot_be_lined_up_raise():
+    with pytest.raises(BatchShapeError, match="2 values in 'label' for 3 documents"):
+        predictions_table(Predictions(label=["pos", "neg"]), ids=["1", "2", "3"], backend="b", task=CLASSIFY)
+    with pytest.raises(BatchShapeError, match="must fill 'label'"):
+        predictions_table(Predictions(score=[1.0]), ids=["1"], backend="b", task=CLASSIFY)
+    with pytest.raises(BatchShapeError, match="not Predictions"):
+        predictions_table(["pos"], ids=["1"], backend="b", task=CLASSIFY)  # type: ignore[arg-type]
+    with pytest.raises(BatchShapeError, match="one entry per codebook label"):
+        predictions_table(
+            Predictions(label=["pos"], probabilities={"pos": [1.0]}), ids=["1"], backend="b", task=CLASSIFY
+        )
+
+
+def test_error_rows_have_the_standard_columns():
+    table = error_rows(["x"], backend="b", task=CLASSIFY, reasons=["empty text"])
+    assert table.column_names == [
+        "id",
+        "backend",
+        "label",
+        "confidence",
+        "probabilities",
+        "error",
+        "raw",
+        "latency_s",
+    ]
+    assert table.to_pylist()[0]["error"] == "empty text"
