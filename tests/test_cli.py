@@ -197,3 +197,46 @@ def test_a_run_directory_of_another_job_is_refused(project, first_run, tmp_path)
     result = scalecode("run", "other.yaml", "--num-cpus", "2", cwd=project)
     assert result.returncode == 1
     assert "holds a run of a different job" in result.stderr
+
+
+@pytest.mark.slow
+def test_classification_job_from_jobs_folder(data_dir, tmp_path):
+    """jobs/rotten-tomatoes.yaml, on 1,500 real snippets: labels, per-label reports, confusion matrices."""
+    import yaml
+
+    from conftest import REPO
+    from scalecode.datasets import fetch
+
+    fetch("rotten-tomatoes", data_dir)
+    frame = pl.read_parquet(data_dir / "rotten-tomatoes.parquet")
+    frame.filter(pl.col("movie").is_in(frame["movie"].unique().sort().head(220).to_list())).head(1500).write_parquet(
+        tmp_path / "rt.parquet"
+    )
+    job = yaml.safe_load((REPO / "jobs" / "rotten-tomatoes.yaml").read_text())
+    job["data"]["gold"]["path"] = "rt.parquet"
+    for backend in job["backends"]:
+        if "lexicon" in backend.get("params", {}):
+            backend["params"]["lexicon"] = str(data_dir / "lexicons" / "vader_lexicon.txt")
+    job["output"]["dir"] = "run"
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    result = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["primary_metric"] == "macro_f1"
+    for name in ("vader", "vader-calibrated", "learned-dictionary"):
+        backend = metrics["backends"][name]
+        assert set(backend["metrics"]) == {
+            "accuracy",
+            "macro_f1",
+            "micro_f1",
+            "weighted_f1",
+            "cohen_kappa",
+            "krippendorff_alpha",
+        }
+        assert set(backend["per_label"]) == {"fresh", "rotten"}
+        matrix = backend["confusion"]["matrix"]
+        assert sum(map(sum, matrix)) == backend["n_scored"]
+        assert backend["metrics"]["accuracy"]["value"] > 0.55  # sentiment words do tell fresh from rotten
+    report = (tmp_path / "run" / "comparison.md").read_text()
+    assert "| gold \\ predicted | fresh | rotten |" in report
+    assert "| label | precision | recall | F1 | support |" in report

@@ -13,7 +13,7 @@ from scalecode.backend import Resources
 from scalecode.config import TableConfig
 from scalecode.data import inspect_corpus
 from scalecode.inference import BackendSpec, Pool, code_batch, code_corpus, plan_pool, predict_texts
-from scalecode.readers import BUILTIN_READERS, read_csv
+from scalecode.readers import BUILTIN_READERS
 from scalecode.task import Task, TaskType
 
 TASK = Task(type=TaskType.CLASSIFICATION, labels=["pos", "neg"])
@@ -128,7 +128,7 @@ def write_corpus(folder: Path) -> None:
 def run_corpus(spec: BackendSpec, corpus: Path, out: Path):
     table = TableConfig(path=str(corpus))
     info = inspect_corpus(table, BUILTIN_READERS)
-    return code_corpus(spec, Resources(batch_size=4), table, info.files, info.rows, "csv", read_csv, out)
+    return code_corpus(spec, Resources(batch_size=4), table, info.files, info.rows, "csv", out)
 
 
 def shards(out: Path) -> dict[str, list[dict]]:
@@ -172,3 +172,64 @@ def test_corpus_shards_are_written_whole_and_a_rerun_resumes(spec, tmp_path):
     assert shards(out) == unbroken
     ids = pl.concat([pl.read_parquet(p).select("id") for p in out.iterdir()])["id"]
     assert ids.n_unique() == len(ids) == 59  # nothing lost, nothing twice
+
+
+LINES = textwrap.dedent("""
+    import polars as pl
+    from scalecode import hookimpl
+    from scalecode.readers import Reader
+
+    def read_lines(path, encoding):
+        lines = path.read_text(encoding=encoding).splitlines()
+        return pl.DataFrame({"id": [f"{path.stem}:{i}" for i in range(len(lines))], "text": lines})
+
+    @hookimpl
+    def register_readers(register):
+        register(Reader("lines", (".lines",), read_lines))
+""")
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_corpus_in_a_plugin_format_is_read_on_the_workers(plugins_dir, tmp_path):
+    from scalecode.plugins import load_plugins
+
+    (plugins_dir / "lines.py").write_text(LINES)
+    spec = BackendSpec(
+        name="moody",
+        plugin="moody",
+        params={},
+        task=TASK.model_dump(mode="json"),
+        plugins_dir=str(plugins_dir),
+        allow=("moody", "lines"),
+    )
+    corpus = tmp_path / "speeches"
+    corpus.mkdir()
+    (corpus / "one.lines").write_text("a good start\na bad end\n")
+    (corpus / "two.lines").write_text("only good news\n\n")
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, load_plugins(plugins_dir, allow=["lines"]).readers)
+    summary = code_corpus(
+        spec, Resources(batch_size=2), table, info.files, info.rows, "lines", tmp_path / "out"
+    )
+    assert summary.documents == 4 and summary.coded == 3
+    assert summary.error_reasons == {"empty text": 1}
+    one = pl.read_parquet(tmp_path / "out" / "one.lines.parquet")
+    assert one["label"].to_list() == ["pos", "neg"]
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_jsonl_corpus_with_numeric_ids_and_null_text(spec, tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text('{"id": 1, "text": "good"}\n{"id": 2, "text": null}\n{"id": 3, "text": "bad"}\n')
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    summary = code_corpus(
+        spec, Resources(batch_size=2), table, info.files, info.rows, "jsonl", tmp_path / "out"
+    )
+    rows = pl.read_parquet(tmp_path / "out" / "docs.jsonl.parquet").to_dicts()
+    assert [(r["id"], r["label"], r["error"]) for r in rows] == [
+        ("1", "pos", None),
+        ("2", None, "null text"),
+        ("3", "neg", None),
+    ]
+    assert summary.errors == 1

@@ -169,6 +169,7 @@ def start_ray(num_cpus: int | None = None) -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # scalecode draws one progress line of its own
     context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" per dataset
 
 
 @dataclass(frozen=True)
@@ -268,8 +269,13 @@ def shard_name(path: Path, root: Path) -> str:
     return name if name.endswith(".parquet") else f"{name}.parquet"
 
 
-def read_corpus(files: Sequence[Path], table: TableConfig, reader_name: str, read: Callable[..., Any]) -> Any:
-    """A Ray dataset of (id, text, path) rows over the corpus files, read in parallel and streamed."""
+def read_corpus(files: Sequence[Path], table: TableConfig, reader_name: str, spec: BackendSpec) -> Any:
+    """A Ray dataset of (id, text, path) rows over the corpus files, read in parallel and streamed.
+
+    Parquet, CSV and TSV use Ray's own readers; any other format is read file by file in Ray tasks
+    by the reader of that name, looked up from the plugins afresh in each task (a function from a
+    plugins-directory file cannot be pickled to another process).
+    """
     import pyarrow.csv as pacsv
     import ray
 
@@ -285,16 +291,17 @@ def read_corpus(files: Sequence[Path], table: TableConfig, reader_name: str, rea
         parse = pacsv.ParseOptions(delimiter="\t", quote_char=False) if reader_name == "tsv" else None
         ds = ray.data.read_csv(paths, convert_options=convert, parse_options=parse, include_paths=True)
     else:
+        plugins_dir, allow = spec.plugins_dir, spec.allow
 
         def load(batch: dict[str, Any]) -> pa.Table:
             path = str(batch["item"][0])
-            frame = read(Path(path), table.encoding).select(
+            reader = next(r for r in load_plugins(plugins_dir, allow=allow).readers if r.name == reader_name)
+            frame = reader.read(Path(path), table.encoding).select(
                 pl.col(table.id_column).cast(pl.String), pl.col(table.text_column)
             )
             return frame.with_columns(pl.lit(path).alias(PATH)).to_arrow()
 
         ds = ray.data.from_items(paths).map_batches(load, batch_size=1, batch_format="numpy")
-        return ds.rename_columns({table.id_column: ID, table.text_column: TEXT})
     return ds.rename_columns({table.id_column: ID, table.text_column: TEXT})
 
 
@@ -349,7 +356,6 @@ def code_corpus(
     files: Sequence[Path],
     counts: dict[str, int],
     reader_name: str,
-    read: Callable[..., Any],
     out_dir: Path,
     progress: Callable[[int], None] | None = None,
 ) -> CorpusSummary:
@@ -370,13 +376,14 @@ def code_corpus(
     if progress is not None and summary.skipped_shards:
         progress(sum(n for key, (name, n) in expected.items() if name in done))
     writer = ShardWriter(out_dir, {str(f.resolve()): expected[str(f.resolve())] for f in todo})
-    for file in todo:  # an empty input file still gets its (empty) shard
+    empty = error_rows([], backend=spec.name, task=Task.model_validate(spec.task), reasons=[])
+    for file in todo:  # an empty input file still gets its (empty) shard, with the standard columns
         key = str(file.resolve())
         if expected[key][1] == 0:
             writer.expected.pop(key)
-            pq.write_table(pa.table({ID: pa.array([], pa.string())}), out_dir / expected[key][0])
+            pq.write_table(empty, out_dir / expected[key][0])
     if writer.expected:
-        dataset = read_corpus([Path(k) for k in writer.expected], table, reader_name, read)
+        dataset = read_corpus([Path(k) for k in writer.expected], table, reader_name, spec)
         dataset = dataset.repartition(target_num_rows_per_block=resources.batch_size)
         for batch in map_with_backend(dataset, spec, resources).iter_batches(
             batch_format="pyarrow", batch_size=None
@@ -390,18 +397,9 @@ def code_corpus(
     summary.written_shards = len(writer.written)
     summary.seconds = time.perf_counter() - started
     for shard in sorted(finished_shards(out_dir)):
-        errors = (
-            pq.read_table(out_dir / shard, columns=["error"]) if _has_error_column(out_dir / shard) else None
-        )
-        n = pq.ParquetFile(out_dir / shard).metadata.num_rows
-        if errors is not None:
-            reasons = pl.from_arrow(errors)["error"].drop_nulls()  # type: ignore[index]
-            summary.errors += len(reasons)
-            for reason, count in reasons.value_counts().iter_rows():
-                summary.error_reasons[reason] = summary.error_reasons.get(reason, 0) + count
-            summary.coded += n - len(reasons)
+        reasons = pl.read_parquet(out_dir / shard, columns=["error"])["error"].drop_nulls()
+        summary.errors += len(reasons)
+        for reason, count in reasons.value_counts().iter_rows():
+            summary.error_reasons[reason] = summary.error_reasons.get(reason, 0) + count
+        summary.coded += pq.ParquetFile(out_dir / shard).metadata.num_rows - len(reasons)
     return summary
-
-
-def _has_error_column(path: Path) -> bool:
-    return "error" in pq.ParquetFile(path).schema_arrow.names

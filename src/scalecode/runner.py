@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -243,16 +244,12 @@ class Runner:
         assert backend.train is not None
         scratch = state_dir.with_name(f".{state_dir.name}.partial")
         if scratch.exists():
-            import shutil
-
             shutil.rmtree(scratch)
         config = FitConfig(output_dir=scratch, seed=self.job.config.evaluation.seed, options=backend.train)
         report = instance.fit(train, None, config)
         scratch.mkdir(parents=True, exist_ok=True)
         write_json(scratch / "fit.json", asdict(report))
         if state_dir.exists():
-            import shutil
-
             shutil.rmtree(state_dir)
         scratch.rename(state_dir)  # trained state appears whole or not at all
         return report
@@ -308,6 +305,8 @@ class Runner:
         table = self.job.config.data.corpus
         assert table is not None
         reader = reader_for(corpus.files[0], self.plugins.readers, table.format)
+        # On a terminal the line redraws in place; in a log file one line a minute is enough.
+        interactive = sys.stderr.isatty()
         bar = tqdm(
             total=corpus.n_documents * len(backends),
             unit="doc",
@@ -316,6 +315,7 @@ class Runner:
             disable=not self.progress,
             dynamic_ncols=True,
             smoothing=0.1,
+            mininterval=0.5 if interactive else 60,
         )
         summaries = []
         try:
@@ -330,7 +330,6 @@ class Runner:
                     corpus.files,
                     corpus.rows,
                     reader.name,
-                    reader.read,
                     out_dir,
                     progress=bar.update,
                 )

@@ -8,12 +8,12 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 import pytest
-from scalecode_dictionary import LearnedDictionaryBackend, LexiconBackend, read_lexicon
-from scalecode_dictionary.backends import LEARNED_LEXICON_FILE
 
 from scalecode import FitConfig, GoldSet, Task, TaskType
 from scalecode.splits import split_gold
 from scalecode.testing import BackendConformance
+from scalecode_dictionary import LearnedDictionaryBackend, LexiconBackend, read_lexicon
+from scalecode_dictionary.backends import LEARNED_LEXICON_FILE
 
 LEXICON = Path(__file__).with_name("sample_lexicon.yml")
 

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from scalecode_dictionary import LexiconScorer, Negation, ReferenceScorer, features, read_lexicon
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from scalecode_dictionary import LexiconError, read_lexicon, write_lexicon_csv
 
 
