@@ -209,9 +209,9 @@ def test_classification_job_from_jobs_folder(data_dir, tmp_path):
 
     fetch("rotten-tomatoes", data_dir)
     frame = pl.read_parquet(data_dir / "rotten-tomatoes.parquet")
-    frame.filter(pl.col("movie").is_in(frame["movie"].unique().sort().head(220).to_list())).head(1500).write_parquet(
-        tmp_path / "rt.parquet"
-    )
+    frame.filter(pl.col("movie").is_in(frame["movie"].unique().sort().head(220).to_list())).head(
+        1500
+    ).write_parquet(tmp_path / "rt.parquet")
     job = yaml.safe_load((REPO / "jobs" / "rotten-tomatoes.yaml").read_text())
     job["data"]["gold"]["path"] = "rt.parquet"
     for backend in job["backends"]:
