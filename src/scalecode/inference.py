@@ -170,6 +170,7 @@ def start_ray(num_cpus: int | None = None) -> None:
     context.enable_progress_bars = False  # scalecode draws one progress line of its own
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" per dataset
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # we disabled them on purpose
 
 
 @dataclass(frozen=True)

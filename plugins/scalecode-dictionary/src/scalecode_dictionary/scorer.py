@@ -85,6 +85,9 @@ class LexiconScorer:
         self.tables = compile_lexicon(lexicon, negation)
         self.threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
+        # Compile (or load the cached machine code) now, so that the first batch, or a fit timed in
+        # the comparison, does not carry numba's one-time compilation.
+        self.score([""])
 
     def score(self, texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> Scores:
         array = _large_strings(texts)
