@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -240,3 +241,84 @@ def test_classification_job_from_jobs_folder(data_dir, tmp_path):
     report = (tmp_path / "run" / "comparison.md").read_text()
     assert "| gold \\ predicted | fresh | rotten |" in report
     assert "| label | precision | recall | F1 | support |" in report
+
+
+SECRETIVE = textwrap.dedent('''
+    from pydantic import SecretStr
+    from scalecode import Backend, BackendParams, Predictions, TaskType, hookimpl
+
+    class Params(BackendParams):
+        api_key: SecretStr
+
+    class Secretive(Backend):
+        """Needs a key; answers with its length, so the test can see the key arrived on the worker."""
+        name = "secretive"
+        task_types = frozenset({TaskType.REGRESSION})
+        Params = Params
+
+        def predict_batch(self, texts):
+            return Predictions(score=[float(len(self.params.api_key.get_secret_value()))] * len(texts))
+
+    @hookimpl
+    def register_backends(register):
+        register(Secretive)
+''')
+
+
+@pytest.mark.slow
+def test_secrets_from_the_environment_reach_the_worker_and_nothing_else(tmp_path):
+    secret = "sk-live-0123456789abcdef"
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "secretive.py").write_text(SECRETIVE)
+    pl.DataFrame(
+        {
+            "id": [f"g{i}" for i in range(20)],
+            "text": ["words"] * 20,
+            "score": [float(i % 5) for i in range(20)],
+        }
+    ).write_csv(tmp_path / "gold.csv")
+    pl.DataFrame({"id": [f"c{i}" for i in range(30)], "text": ["more words"] * 30}).write_parquet(
+        tmp_path / "corpus.parquet"
+    )
+    (tmp_path / "job.yaml").write_text(
+        textwrap.dedent("""
+        task: {type: regression}
+        data:
+          gold: {path: gold.csv, label_column: score}
+          corpus: {path: corpus.parquet}
+        backends:
+          - name: api
+            plugin: secretive
+            params: {api_key: {"$env": SCALECODE_TEST_KEY}}
+        evaluation: {bootstrap: {n: 50}}
+        output: {dir: run}
+    """)
+    )
+    env = {**os.environ, "SCALECODE_TEST_KEY": secret}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scalecode.cli",
+            "run",
+            "job.yaml",
+            "--plugins-dir",
+            "plugins",
+            "--num-cpus",
+            "2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    coded = pl.read_parquet(tmp_path / "run" / "predictions" / "corpus" / "api" / "corpus.parquet")
+    assert coded["score"].to_list() == [float(len(secret))] * 30  # the key was read on the worker
+    leaks = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaks == []
+    assert secret not in result.stdout + result.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["job"]["backends"][0]["params"] == {"api_key": {"$env": "SCALECODE_TEST_KEY"}}
