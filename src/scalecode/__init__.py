@@ -10,13 +10,14 @@ from scalecode.backend import (
     Resources,
 )
 from scalecode.hookspecs import hookimpl
-from scalecode.task import Label, ScoreRange, Task, TaskType
+from scalecode.task import Example, Label, ScoreRange, Task, TaskType
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Backend",
     "BackendParams",
+    "Example",
     "FitConfig",
     "FitReport",
     "GoldSet",

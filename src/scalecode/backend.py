@@ -119,11 +119,16 @@ class GoldSet:
 
 @dataclass(frozen=True)
 class FitConfig:
-    """How to train: where the trained state goes, the seed, and the job's training options."""
+    """How to train: where the trained state goes, the seed, and the job's training options.
+
+    ``checkpoint_dir`` outlives an interrupted run: a backend that checkpoints during training
+    writes there and, given the same folder again, resumes from the latest checkpoint.
+    """
 
     output_dir: Path
     seed: int = 0
     options: BackendParams = field(default_factory=BackendParams)
+    checkpoint_dir: Path | None = None
 
 
 @dataclass

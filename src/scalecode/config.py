@@ -72,6 +72,20 @@ class BootstrapConfig(_Strict):
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
+class LearningCurveConfig(_Strict):
+    """Train at several sizes of the training split and score each on the same test split."""
+
+    sizes: list[float] = Field(min_length=1)  # counts (>= 1) or fractions of the training split (< 1)
+    repeats: int = Field(1, ge=1)  # seeded samples per size
+    backends: list[str] | None = None  # default: every backend the job trains
+
+    @model_validator(mode="after")
+    def _positive(self) -> LearningCurveConfig:
+        if any(s <= 0 for s in self.sizes):
+            raise ValueError("sizes must be positive: a count of documents or a fraction below 1")
+        return self
+
+
 class EvaluationConfig(_Strict):
     test_size: float = Field(0.3, gt=0, lt=1)  # share of the gold held out for evaluation
     seed: int = 42
@@ -79,6 +93,7 @@ class EvaluationConfig(_Strict):
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     metrics: list[str] | None = None  # default: every metric for the task type
     primary_metric: str | None = None  # ranks the comparison; default: the first metric
+    learning_curve: LearningCurveConfig | None = None
 
 
 class OutputConfig(_Strict):
@@ -346,6 +361,24 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
         if table is not None and not Path(table.path).exists():
             where = ("data", section, "path")
             problems.append((key_path(where), f"{table.path} does not exist", line_of(node, where)))
+    curve = evaluation.learning_curve
+    if curve is not None:
+        trained = {r.name for r in resolved if r.train is not None}
+        curve_backends = curve.backends if curve.backends is not None else sorted(trained)
+        untrained = [n for n in curve_backends if n not in trained]
+        where = ("evaluation", "learning_curve", "backends")
+        if untrained:
+            problems.append(
+                (key_path(where), f"not trained by this job: {', '.join(untrained)}", line_of(node, where))
+            )
+        elif not curve_backends:
+            problems.append(
+                (
+                    "evaluation.learning_curve",
+                    "no backend of this job is trained",
+                    line_of(node, ("evaluation", "learning_curve")),
+                )
+            )
     if any(r.train is not None for r in resolved) and config.data.gold is None:
         problems.append(("data.gold", "training needs gold documents", line_of(node, ("data",))))
     if problems:

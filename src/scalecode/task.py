@@ -43,6 +43,18 @@ class ScoreRange(BaseModel):
         return self
 
 
+class Example(BaseModel):
+    """A coded document a prompt-based coder is shown before the document to code (few-shot)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str = Field(min_length=1)
+    label: str | None = None  # classification
+    labels: tuple[str, ...] | None = None  # multi-label
+    score: float | None = None  # regression
+    id: str | None = None  # the gold id, when drawn from the gold documents
+
+
 class Task(BaseModel):
     """A coding task: its type, its labels (or score range) and the instructions.
 
@@ -58,6 +70,8 @@ class Task(BaseModel):
     labels: tuple[Label, ...] = ()
     ordinal: bool = False  # labels are ordered (first to last): enables ordinal agreement
     scale: ScoreRange | None = None  # regression only
+    examples: tuple[Example, ...] = ()  # few-shot examples for prompt-based coders
+    examples_from_gold: int = Field(0, ge=0)  # draw this many more from the gold training split (per label)
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -85,7 +99,23 @@ class Task(BaseModel):
                 raise ValueError(f"a {self.type} task needs at least {minimum} labels")
             if self.scale is not None:
                 raise ValueError("'scale' applies to regression tasks only")
+        for i, example in enumerate(self.examples):
+            problem = self._example_problem(example)
+            if problem:
+                raise ValueError(f"examples[{i}]: {problem}")
         return self
+
+    def _example_problem(self, example: Example) -> str | None:
+        names = set(self.label_names)
+        if self.type is TaskType.CLASSIFICATION:
+            if example.label not in names:
+                return f"label {example.label!r} is not in the codebook"
+        elif self.type is TaskType.MULTILABEL:
+            if example.labels is None or not set(example.labels) <= names:
+                return f"labels {example.labels!r} are not all in the codebook"
+        elif example.score is None:
+            return "a regression example needs a score"
+        return None
 
     @property
     def label_names(self) -> list[str]:

@@ -40,27 +40,13 @@ def resamples(n: int, n_boot: int, seed: int) -> Iterator[Resamples]:
         done += b
 
 
-def bootstrap(
-    metrics: Sequence[Metric],
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    *,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> dict[str, Estimate]:
-    """Point estimate (the metric's own function) and percentile CI for each metric.
-
-    Every metric sees the same resamples, so intervals of different metrics are computed on the same
-    draws. A resample on which a metric is undefined (say, a correlation with no variance) is left out.
-    """
-    n = len(y_true)
-    if n == 0:
-        nan = float("nan")
-        return {m.name: Estimate(nan, nan, nan, 0) for m in metrics}
+def bootstrap_draws(
+    metrics: Sequence[Metric], y_true: np.ndarray, y_pred: np.ndarray, *, n_boot: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Each metric on the same ``n_boot`` resamples (NaN where a metric is undefined on one)."""
     draws: dict[str, list[np.ndarray]] = {m.name: [] for m in metrics}
-    if n_boot > 0:
-        for sample in resamples(n, n_boot, seed):
+    if n_boot > 0 and len(y_true) > 0:
+        for sample in resamples(len(y_true), n_boot, seed):
             for metric in metrics:
                 if metric.batched is not None:
                     values = metric.batched(y_true, y_pred, sample)
@@ -69,15 +55,44 @@ def bootstrap(
                         [metric.func(y_true[row], y_pred[row]) for row in sample.indices], dtype=np.float64
                     )
                 draws[metric.name].append(np.asarray(values, dtype=np.float64))
+    return {name: np.concatenate(parts) if parts else np.array([]) for name, parts in draws.items()}
+
+
+def percentile_interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` interval of the finite draws (NaN when there are none)."""
+    finite = draws[np.isfinite(draws)]
+    if not len(finite):
+        return float("nan"), float("nan")
     tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def bootstrap(
+    metrics: Sequence[Metric],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    draws: dict[str, np.ndarray] | None = None,
+) -> dict[str, Estimate]:
+    """Point estimate (the metric's own function) and percentile CI for each metric.
+
+    Every metric sees the same resamples, so intervals of different metrics are computed on the same
+    draws. A resample on which a metric is undefined (say, a correlation with no variance) is left out.
+    Pass a dict as ``draws`` to receive the resampled values (learning curves pool them).
+    """
+    n = len(y_true)
+    if n == 0:
+        nan = float("nan")
+        return {m.name: Estimate(nan, nan, nan, 0) for m in metrics}
+    sampled = bootstrap_draws(metrics, y_true, y_pred, n_boot=n_boot, seed=seed)
+    if draws is not None:
+        draws.update(sampled)
     estimates = {}
     for metric in metrics:
-        value = float(metric.func(y_true, y_pred))
-        values = np.concatenate(draws[metric.name]) if draws[metric.name] else np.array([])
-        values = values[np.isfinite(values)]
-        if len(values):
-            low, high = np.percentile(values, [tail, 100 - tail])
-        else:
-            low = high = float("nan")
-        estimates[metric.name] = Estimate(value, float(low), float(high), n)
+        low, high = percentile_interval(sampled[metric.name], confidence)
+        estimates[metric.name] = Estimate(float(metric.func(y_true, y_pred)), low, high, n)
     return estimates

@@ -30,6 +30,7 @@ class BackendScores:
     per_label: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: dict[str, Any] | None = None
     error_examples: list[dict[str, str]] = field(default_factory=list)
+    draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # bootstrap values, not saved
 
     @property
     def coverage(self) -> float:
@@ -114,7 +115,10 @@ def score_predictions(
     rows = joined["_row"].to_numpy()[ok]
     y_true = encode(task, [gold.targets[i] for i in rows])
     y_pred = encode(task, joined[column].filter(pl.Series(ok)).to_list())
-    estimates = bootstrap(metrics, y_true, y_pred, n_boot=n_boot, confidence=confidence, seed=seed)
+    draws: dict[str, np.ndarray] = {}
+    estimates = bootstrap(
+        metrics, y_true, y_pred, n_boot=n_boot, confidence=confidence, seed=seed, draws=draws
+    )
     failed = joined.filter(pl.col("error").is_not_null()).select("id", "error").head(10)
     scores = BackendScores(
         backend=backend,
@@ -123,6 +127,7 @@ def score_predictions(
         n_errors=int((~ok).sum()),
         metrics=estimates,
         error_examples=failed.to_dicts(),
+        draws=draws,
     )
     if len(y_true) and task.type is not TaskType.REGRESSION:
         scores.per_label = per_label_report(task, y_true, y_pred)

@@ -1,0 +1,91 @@
+"""Learning curves: how a trainable coder's scores grow with the number of gold training documents.
+
+At each training size, each repeat trains on a different seeded sample of the training split and is
+scored on the same test split. A point's figure is the mean over repeats; its interval pools the
+bootstrap draws of all repeats, so it reflects both which test documents were drawn and which
+training documents were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scalecode.scoring import BackendScores, Metric
+from scalecode.scoring.bootstrap import percentile_interval
+
+
+@dataclass
+class CurveRun:
+    """One training run of a learning curve."""
+
+    size: int
+    repeat: int
+    seed: int
+    scores: BackendScores
+    trainable_parameters: int | None = None
+
+
+def curve_sizes(sizes: Sequence[float], n_train: int) -> list[int]:
+    """Training sizes as document counts: a fraction (0 < x < 1) of the training split, or a count."""
+    counts = {min(n_train, round(s * n_train) if s < 1 else int(s)) for s in sizes}
+    return sorted(c for c in counts if c > 0)
+
+
+def summarise(runs: Sequence[CurveRun], metrics: Sequence[Metric], confidence: float) -> list[dict[str, Any]]:
+    """One entry per training size: mean figure over repeats with a pooled interval, and every run."""
+    points = []
+    for size in sorted({r.size for r in runs}):
+        at_size = [r for r in runs if r.size == size]
+        summary: dict[str, Any] = {}
+        for metric in metrics:
+            values = [r.scores.metrics[metric.name].value for r in at_size if metric.name in r.scores.metrics]
+            pooled = [r.scores.draws[metric.name] for r in at_size if metric.name in r.scores.draws]
+            low, high = percentile_interval(np.concatenate(pooled) if pooled else np.array([]), confidence)
+            summary[metric.name] = {
+                "value": float(np.nanmean(values)) if values else float("nan"),
+                "ci_low": low,
+                "ci_high": high,
+                "n": at_size[0].scores.n_scored,
+            }
+        points.append(
+            {
+                "size": size,
+                "repeats": len(at_size),
+                "metrics": summary,
+                "runs": [
+                    {
+                        "repeat": r.repeat,
+                        "seed": r.seed,
+                        "trainable_parameters": r.trainable_parameters,
+                        "metrics": {name: est.to_dict() for name, est in r.scores.metrics.items()},
+                    }
+                    for r in at_size
+                ],
+            }
+        )
+    return points
+
+
+def curve_markdown(backend: str, points: Sequence[dict[str, Any]], metrics: Sequence[Metric]) -> str:
+    """A table: training size in rows, metrics in columns, each figure with its interval."""
+    from scalecode.scoring.table import format_estimate
+
+    lines = [
+        f"| {backend}: training documents | repeats | " + " | ".join(m.name for m in metrics) + " |",
+        "|---:|---:|" + "---:|" * len(metrics),
+    ]
+    for point in points:
+        cells = [
+            format_estimate(
+                point["metrics"][m.name]["value"],
+                point["metrics"][m.name]["ci_low"],
+                point["metrics"][m.name]["ci_high"],
+            )
+            for m in metrics
+        ]
+        lines.append(f"| {point['size']} | {point['repeats']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
