@@ -160,12 +160,18 @@ def start_ray(num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    # Workers of an embedded cluster inherit this environment: Ray Data's and Ray's own notices
+    # (deprecations inside Ray, "progress bars disabled", "execution finished") stay out of the
+    # user's terminal; errors still reach it as exceptions.
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     # An embedded cluster gets Ray's default (token authentication); its notice about it is noise here.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if os.environ.get("RAY_ADDRESS"):
         ray.init(logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+        # The dashboard (on loopback) serves Ray's state API, which Ray Train polls to watch its runs.
+        ray.init(num_cpus=num_cpus, include_dashboard=True, logging_level=logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # scalecode draws one progress line of its own
     context.print_on_execution_start = False

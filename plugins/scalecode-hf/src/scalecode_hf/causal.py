@@ -1,0 +1,310 @@
+"""The ``causal-lm`` backend: an instruction-tuned language model prompted with the codebook.
+
+Nothing is generated and nothing is parsed. For each document the backend scores every possible
+answer (see prompts.py) by the model's likelihood of it and turns the scores into probabilities:
+
+- classification: softmax over the labels' log-likelihoods; the label is the most likely one, so every
+  answer is a valid label and comes with per-label probabilities;
+- multi-label: for each label, P(yes) against P(no) for the question whether the label applies;
+- regression: the expected value of the model's distribution over the rating points (whole numbers on
+  the task's scale), which is finer and less prone to ties than the single most likely number.
+
+Fine-tuning (``train:``, LoRA by default, full also possible) teaches the model the gold answers with
+the same prompts, the loss on the answer's tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from scalecode import (
+    Backend,
+    BackendParams,
+    Example,
+    FitConfig,
+    FitReport,
+    GoldSet,
+    Predictions,
+    Resources,
+    Task,
+    TaskType,
+)
+from scalecode_hf.models import ModelSource, fingerprint, resolve
+from scalecode_hf.options import DeviceChoice, Precision, TrainOptions
+
+if TYPE_CHECKING:
+    import torch
+
+MODEL_DIR = "model"
+
+
+class CausalParams(BackendParams):
+    model: str = Field(description="a model folder, a hub id (org/name) or a .gguf file")
+    revision: str | None = None
+    trust_remote_code: bool = False
+    max_length: int = Field(
+        512, ge=8, description="tokens of a document in the prompt; longer ones are truncated"
+    )
+    batch_size: int = Field(8, ge=1, description="sequences (document and answer) per forward pass")
+    precision: Precision = "auto"
+    device: DeviceChoice = "auto"
+    cpus: float = Field(1.0, gt=0)
+    gpus: float | Literal["auto"] = "auto"
+    few_shot: int | None = Field(
+        None, ge=0, description="codebook examples shown before each document (default all)"
+    )
+    threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: P(yes) above which a label applies")
+
+
+class CausalScorer:
+    """Prompts, candidate answers and their likelihoods for one task, model and tokenizer."""
+
+    def __init__(self, task: Task, tokenizer: Any, params: dict[str, Any]) -> None:
+        from scalecode_hf import prompts
+
+        self.task = task
+        self.tokenizer = tokenizer
+        self.params = params
+        self.prompts = prompts
+        shown = params.get("few_shot")
+        self.examples: list[Example] = list(task.examples if shown is None else task.examples[:shown])
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def truncate(self, text: str) -> tuple[str, bool]:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        limit = self.params["max_length"]
+        return (text, False) if len(ids) <= limit else (self.tokenizer.decode(ids[:limit]), True)
+
+    def conversations(self, text: str) -> list[tuple[list[dict[str, str]], list[str]]]:
+        """(conversation, answers) pairs for one document: one pair, or one per label (multi-label)."""
+        p = self.prompts
+        if self.task.type is TaskType.MULTILABEL:
+            return [
+                (p.messages(self.task, text, self.examples, label), [p.YES, p.NO])
+                for label in self.task.label_names
+            ]
+        return [(p.messages(self.task, text, self.examples), p.candidates(self.task))]
+
+    def encode(
+        self, conversation: list[dict[str, str]], replies: Sequence[str]
+    ) -> tuple[list[int], list[list[int]]]:
+        prompt = self.prompts.render(self.tokenizer, conversation)
+        tokens = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answers = [
+            self.tokenizer(
+                self.prompts.continuation(self.tokenizer, conversation, r), add_special_tokens=False
+            )["input_ids"]
+            for r in replies
+        ]
+        return tokens, answers
+
+    def predict(self, model: Any, texts: Sequence[str], device: torch.device, precision: str) -> Predictions:
+        from scalecode_hf.likelihood import score_answers, softmax
+
+        prompts, answers, owners, truncated = [], [], [], []
+        for i, text in enumerate(texts):
+            shortened, cut = self.truncate(text)
+            truncated.append(cut)
+            for conversation, replies in self.conversations(shortened):
+                tokens, options = self.encode(conversation, replies)
+                prompts.append(tokens)
+                answers.append(options)
+                owners.append(i)
+        scores = score_answers(
+            model,
+            prompts,
+            answers,
+            pad_id=self.pad_id,
+            batch_size=self.params["batch_size"],
+            device=device,
+            precision=precision,
+        )
+        probs = [softmax(s) for s in scores]
+        extra = {"truncated": np.asarray(truncated)}
+        n, labels = len(texts), self.task.label_names
+        if self.task.type is TaskType.CLASSIFICATION:
+            table = np.vstack(probs) if probs else np.zeros((0, len(labels)))
+            return Predictions(
+                label=[labels[j] for j in table.argmax(axis=1)],
+                confidence=table.max(axis=1),
+                probabilities={name: table[:, j] for j, name in enumerate(labels)},
+                extra=extra,
+            )
+        if self.task.type is TaskType.MULTILABEL:
+            yes = np.array([p[0] for p in probs]).reshape(n, len(labels))
+            present = yes >= self.params["threshold"]
+            return Predictions(
+                labels=[[labels[j] for j in np.flatnonzero(row)] for row in present],
+                confidence=np.where(present, yes, 1 - yes).min(axis=1) if n else np.zeros(0),
+                probabilities={name: yes[:, j] for j, name in enumerate(labels)},
+                extra=extra,
+            )
+        points = np.array(self.prompts.rating_points(self.task))
+        return Predictions(score=np.array([float(p @ points) for p in probs]), extra=extra)
+
+
+class CausalLMBackend(Backend):
+    """A causal language model that codes by comparing the likelihood of each possible answer."""
+
+    name = "causal-lm"
+    description = "instruction-tuned causal LM prompted with the codebook; answers scored by likelihood; LoRA"
+    task_types = frozenset({TaskType.CLASSIFICATION, TaskType.MULTILABEL, TaskType.REGRESSION})
+    trainable = True
+    Params = CausalParams
+    TrainParams = TrainOptions
+    params: CausalParams
+
+    def __init__(self, task: Task, params: Any = None, *, state_dir: str | Path | None = None) -> None:
+        super().__init__(task, params, state_dir=state_dir)
+        self.source = resolve(
+            self.params.model, revision=self.params.revision, trust_remote_code=self.params.trust_remote_code
+        )
+        self.model: Any = None
+        self.scorer: CausalScorer | None = None
+
+    @classmethod
+    def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
+        assert isinstance(params, CausalParams)
+        resolve(params.model, revision=params.revision, trust_remote_code=params.trust_remote_code)
+        if task.type is TaskType.REGRESSION and task.scale is None:
+            raise ValueError(
+                "a regression task needs task.scale (min, max) to offer the model its rating points"
+            )
+
+    def resources(self) -> Resources:
+        gpus = self.params.gpus
+        if gpus == "auto":
+            from scalecode_hf.encoder import _cluster_has_gpus
+
+            gpus = 1.0 if self.params.device != "cpu" and _cluster_has_gpus() else 0.0
+        return Resources(
+            cpus=self.params.cpus, gpus=float(gpus), batch_size=max(self.params.batch_size * 4, 32)
+        )
+
+    def _location(self) -> tuple[str, dict[str, Any]]:
+        if self.state_dir is not None:
+            return str(self.state_dir / MODEL_DIR), {"trust_remote_code": self.params.trust_remote_code}
+        return self.source.pretrained()
+
+    def load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from scalecode_hf.devices import choose_device, choose_precision, quiet_libraries
+
+        quiet_libraries()
+        self.device = choose_device(self.params.device)
+        self.precision = choose_precision(self.params.precision, self.device)
+        if self.precision == "int8":
+            raise ValueError("precision int8 is supported by the encoder backend only")
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, int(self.params.cpus)))
+        location, kwargs = self._location()
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        self.model = AutoModelForCausalLM.from_pretrained(location, use_safetensors=True, **kwargs).eval()
+        self.model.to(self.device)
+        self.scorer = CausalScorer(self.task, tokenizer, self.params.model_dump())
+
+    def predict_batch(self, texts: Sequence[str]) -> Predictions:
+        if self.scorer is None:
+            self.load()
+        assert self.scorer is not None
+        return self.scorer.predict(self.model, texts, self.device, self.precision)
+
+    def fit(self, train: GoldSet, eval: GoldSet | None, config: FitConfig) -> FitReport:
+        import pyarrow as pa
+        import torch
+
+        from scalecode.splits import split_gold
+        from scalecode_hf.causal_recipe import CausalRecipe, training_rows
+        from scalecode_hf.devices import quiet_libraries
+        from scalecode_hf.encoder_model import load_trainable
+        from scalecode_hf.training import run_training
+
+        quiet_libraries()
+        options = config.options
+        assert isinstance(options, TrainOptions)
+        if options.mode == "head":
+            raise ValueError(
+                "train.mode: a causal LM has no separate head; use lora (the default here) or full"
+            )
+        started = time.perf_counter()
+        if self.scorer is None:
+            self.load()
+        assert self.scorer is not None
+        fit_set, validation = eval, None
+        if validation is None:
+            fit_set, validation = split_gold(
+                train,
+                test_size=options.validation_size,
+                seed=config.seed,
+                stratify=self.task.type is TaskType.CLASSIFICATION,
+            )
+        assert fit_set is not None
+        ids, lengths = training_rows(self.scorer, fit_set)
+        table = pa.table(
+            {"input_ids": pa.array(ids, pa.list_(pa.int32())), "answer_length": pa.array(lengths)}
+        )
+        location, _ = self.source.pretrained()
+        recipe_config = {
+            "source": asdict(self.source),
+            "mode": options.mode,
+            "lora": options.lora.model_dump(),
+            "task": self.task.model_dump(mode="json"),
+            "params": self.params.model_dump(),
+            "validation": {"texts": validation.texts, "targets": list(validation.targets)},
+        }
+        scratch = None
+        checkpoints = config.checkpoint_dir
+        if checkpoints is None:
+            scratch = tempfile.TemporaryDirectory(prefix="scalecode-checkpoints-")
+            checkpoints = Path(scratch.name)
+        try:
+            trained = run_training(
+                "scalecode_hf.causal_recipe:CausalRecipe",
+                recipe_config,
+                table,
+                options,
+                checkpoint_dir=checkpoints,
+                seed=config.seed,
+            )
+        finally:
+            if scratch is not None:
+                scratch.cleanup()
+        model: Any = CausalRecipe(recipe_config).build(torch.device("cpu"))
+        load_trainable(model, trained.best_weights)
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        folder = config.output_dir / MODEL_DIR
+        model.save_pretrained(folder, safe_serialization=True)
+        self.scorer.tokenizer.save_pretrained(folder)
+        (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
+        self.state_dir = config.output_dir
+        self.load()
+        best = next((h for h in trained.history if h["epoch"] == trained.best_epoch), {})
+        return FitReport(
+            seconds=time.perf_counter() - started,
+            n_train=len(fit_set),
+            n_eval=len(validation),
+            trainable_parameters=trained.trainable_parameters,
+            total_parameters=trained.total_parameters,
+            metrics={f"validation_{k}": float(v) for k, v in best.items() if isinstance(v, int | float)},
+            notes=[
+                f"mode {options.mode}; {len(trained.history)} epoch(s), best {trained.best_epoch}; "
+                f"{len(ids)} training sequences; model from {location}"
+            ],
+        )
+
+    def fingerprint(self) -> dict[str, str]:
+        return fingerprint(
+            self.source if self.state_dir is None else ModelSource("folder", str(self.state_dir / MODEL_DIR))
+        )

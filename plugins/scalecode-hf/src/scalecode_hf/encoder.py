@@ -1,0 +1,337 @@
+"""The ``encoder`` backend: BERT-like models that classify (softmax), multi-label (sigmoid) or score (MSE).
+
+Fine-tuned on the gold training split through Ray Train (``train:``, see training.py); its trained state
+is the final model as a Hugging Face folder, which each Ray actor loads once. Without training, an
+already fine-tuned classifier from a folder or the hub is used as it is (``pooling: model``), its own
+labels mapped to the codebook with ``label_map``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from scalecode import (
+    Backend,
+    BackendParams,
+    FitConfig,
+    FitReport,
+    GoldSet,
+    Predictions,
+    Resources,
+    Task,
+    TaskType,
+)
+from scalecode_hf.models import fingerprint, resolve
+from scalecode_hf.options import EncoderParams, TrainOptions
+
+if TYPE_CHECKING:
+    import torch
+
+ALL_TASKS = frozenset({TaskType.CLASSIFICATION, TaskType.MULTILABEL, TaskType.REGRESSION})
+VALIDATION_METRIC = {
+    TaskType.CLASSIFICATION: "macro_f1",
+    TaskType.MULTILABEL: "macro_f1",
+    TaskType.REGRESSION: "r2",
+}
+MODEL_DIR = "model"
+CONFIG_FILE = "scalecode-encoder.json"  # written by encoder_model.save_encoder
+
+
+def problem_type(task: Task) -> str:
+    return {
+        TaskType.CLASSIFICATION: "single_label_classification",
+        TaskType.MULTILABEL: "multi_label_classification",
+        TaskType.REGRESSION: "regression",
+    }[task.type]
+
+
+def num_outputs(task: Task) -> int:
+    return 1 if task.type is TaskType.REGRESSION else len(task.labels)
+
+
+def to_predictions(outputs: np.ndarray, task: Task, meta: dict[str, Any], threshold: float) -> Predictions:
+    """Model outputs (documents x outputs) as codes with probabilities."""
+    if task.type is TaskType.REGRESSION:
+        return Predictions(score=outputs[:, 0] * meta.get("target_std", 1.0) + meta.get("target_mean", 0.0))
+    labels = task.label_names
+    if task.type is TaskType.CLASSIFICATION:
+        shifted = outputs - outputs.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        return Predictions(
+            label=[labels[i] for i in probs.argmax(axis=1)],
+            confidence=probs.max(axis=1),
+            probabilities={name: probs[:, j] for j, name in enumerate(labels)},
+        )
+    probs = 1.0 / (1.0 + np.exp(-outputs))
+    present = probs >= threshold
+    return Predictions(
+        labels=[[labels[j] for j in np.flatnonzero(row)] for row in present],
+        confidence=np.where(present, probs, 1 - probs).min(axis=1),
+        probabilities={name: probs[:, j] for j, name in enumerate(labels)},
+    )
+
+
+def targets(gold: GoldSet, mean: float = 0.0, std: float = 1.0) -> pa.Array:
+    """Training targets: label indices, multi-hot rows, or standardised scores."""
+    if gold.task.type is TaskType.CLASSIFICATION:
+        return pa.array(gold.label_codes(), pa.int64())
+    if gold.task.type is TaskType.MULTILABEL:
+        return pa.array(gold.label_indicator().astype(np.float32).tolist(), pa.list_(pa.float32()))
+    return pa.array((gold.scores() - mean) / std, pa.float32())
+
+
+class EncoderBackend(Backend):
+    """An encoder with a classification or regression head, fine-tuned on the gold documents."""
+
+    name = "encoder"
+    description = "BERT-like encoder: classify, multi-label or score; fine-tuned full, head-only or LoRA"
+    task_types = ALL_TASKS
+    trainable = True
+    Params = EncoderParams
+    TrainParams = TrainOptions
+    params: EncoderParams
+
+    def __init__(self, task: Task, params: Any = None, *, state_dir: str | Path | None = None) -> None:
+        super().__init__(task, params, state_dir=state_dir)
+        self.source = resolve(
+            self.params.model, revision=self.params.revision, trust_remote_code=self.params.trust_remote_code
+        )
+        self.model: torch.nn.Module | None = None
+        self.tokenizer: Any = None
+        self.meta: dict[str, Any] = {}
+
+    @classmethod
+    def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
+        assert isinstance(params, EncoderParams)
+        resolve(params.model, revision=params.revision, trust_remote_code=params.trust_remote_code)
+        if not train:
+            if params.pooling not in ("model", "auto"):
+                raise ValueError("an encoder with a new head must be trained (train: true)")
+            if task.type is not TaskType.REGRESSION and not params.label_map:
+                raise ValueError(
+                    "label_map: map the classifier's own labels to the codebook, or set train: true"
+                )
+        if params.label_map:
+            unknown = [v for v in params.label_map.values() if v not in task.label_names]
+            if unknown:
+                raise ValueError(f"label_map: {unknown} are not codebook labels")
+
+    def resources(self) -> Resources:
+        gpus = self.params.gpus
+        if gpus == "auto":
+            gpus = 1.0 if self.params.device != "cpu" and _cluster_has_gpus() else 0.0
+        return Resources(
+            cpus=self.params.cpus, gpus=float(gpus), batch_size=max(self.params.batch_size * 4, 128)
+        )
+
+    def load(self) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from scalecode_hf.devices import choose_device, choose_precision, quiet_libraries
+        from scalecode_hf.encoder_model import EncoderModel, read_encoder
+
+        quiet_libraries()
+        self.device = choose_device(self.params.device)
+        self.precision = choose_precision(self.params.precision, self.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, int(self.params.cpus)))
+        if self.state_dir is not None:
+            folder = self.state_dir / MODEL_DIR
+            model, self.meta = read_encoder(folder, self.params.trust_remote_code)
+            tokenizer_dir = folder / "tokenizer"
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        else:  # an already fine-tuned classifier, used as it is
+            location, kwargs = self.source.pretrained()
+            encoder = AutoModelForSequenceClassification.from_pretrained(
+                location, use_safetensors=True, **kwargs
+            )
+            model = EncoderModel(encoder, "model", int(encoder.config.num_labels))
+            self.tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+            self.meta = {"id2label": {int(k): v for k, v in encoder.config.id2label.items()}}
+        self.model = self._prepare(model)
+
+    def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        import torch
+
+        model = model.eval().to(self.device)
+        if self.precision == "int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return model
+
+    def _outputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        from scalecode_hf.batching import forward_sorted
+
+        assert self.model is not None
+        model = self.model
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.params.max_length)["input_ids"]
+        outputs = forward_sorted(
+            model,
+            encoded,
+            batch_size=self.params.batch_size,
+            pad_id=self.tokenizer.pad_token_id or 0,
+            device=self.device,
+            precision="fp32" if self.precision == "int8" else self.precision,
+        )
+        return outputs, [len(e) for e in encoded]
+
+    def predict_batch(self, texts: Sequence[str]) -> Predictions:
+        if self.model is None:
+            self.load()
+        outputs, lengths = self._outputs(texts)
+        extra = {"tokens": np.asarray(lengths), "truncated": np.asarray(lengths) >= self.params.max_length}
+        if self.state_dir is None and self.params.label_map:
+            outputs = self._map_labels(outputs)
+        predictions = to_predictions(outputs, self.task, self.meta, self.params.threshold)
+        predictions.extra = extra
+        return predictions
+
+    def _map_labels(self, outputs: np.ndarray) -> np.ndarray:
+        """An untrained classifier's logits, summed in probability per codebook label (as logits)."""
+        assert self.params.label_map is not None
+        probs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        mapped = np.full((len(outputs), len(self.task.labels)), 1e-12)
+        for j, name in self.meta["id2label"].items():
+            target = self.params.label_map.get(name)
+            if target is not None:
+                mapped[:, self.task.label_names.index(target)] += probs[:, j]
+        return np.asarray(np.log(mapped))
+
+    def fit(self, train: GoldSet, eval: GoldSet | None, config: FitConfig) -> FitReport:
+        import torch
+        from transformers import AutoTokenizer
+
+        from scalecode.splits import split_gold
+        from scalecode_hf.devices import quiet_libraries
+        from scalecode_hf.encoder_model import EncoderModel, detect_pooling, load_trainable, save_encoder
+        from scalecode_hf.encoder_recipe import EncoderRecipe
+        from scalecode_hf.training import run_training
+
+        quiet_libraries()
+        options = config.options
+        assert isinstance(options, TrainOptions)
+        started = time.perf_counter()
+        location, kwargs = self.source.pretrained()
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        stratify = self.task.type is TaskType.CLASSIFICATION
+        fit_set, validation = eval, None
+        if validation is None:
+            fit_set, validation = split_gold(
+                train, test_size=options.validation_size, seed=config.seed, stratify=stratify
+            )
+        assert fit_set is not None
+        mean, std = 0.0, 1.0
+        if self.task.type is TaskType.REGRESSION:
+            scores = fit_set.scores()
+            mean, std = float(scores.mean()), float(scores.std() or 1.0)
+
+        def tokenize(texts: Sequence[str]) -> list[list[int]]:
+            ids: list[list[int]] = tokenizer(list(texts), truncation=True, max_length=self.params.max_length)[
+                "input_ids"
+            ]
+            return ids
+
+        table = pa.table(
+            {
+                "input_ids": pa.array(tokenize(fit_set.texts), pa.list_(pa.int32())),
+                "label": targets(fit_set, mean, std),
+            }
+        )
+        pooling: str = self.params.pooling
+        if pooling == "auto":
+            pooling = detect_pooling(location) if self.source.kind == "folder" else "model"
+        recipe_config = {
+            "source": asdict(self.source),
+            "pooling": pooling,
+            "num_outputs": num_outputs(self.task),
+            "problem_type": problem_type(self.task),
+            "labels": self.task.label_names or None,
+            "mode": options.mode,
+            "lora": options.lora.model_dump(),
+            "task": self.task.model_dump(mode="json"),
+            "pad_id": tokenizer.pad_token_id or 0,
+            "batch_size": self.params.batch_size,
+            "target_mean": mean,
+            "target_std": std,
+            "validation": {"input_ids": tokenize(validation.texts), "targets": list(validation.targets)},
+        }
+        scratch = None
+        checkpoints = config.checkpoint_dir
+        if checkpoints is None:  # nobody will resume: keep checkpoints out of the trained state
+            scratch = tempfile.TemporaryDirectory(prefix="scalecode-checkpoints-")
+            checkpoints = Path(scratch.name)
+        try:
+            trained = run_training(
+                "scalecode_hf.encoder_recipe:EncoderRecipe",
+                recipe_config,
+                table,
+                options,
+                checkpoint_dir=checkpoints,
+                seed=config.seed,
+            )
+        finally:
+            if scratch is not None:
+                scratch.cleanup()
+        recipe = EncoderRecipe(recipe_config)
+        model = recipe.build(torch.device("cpu"))
+        load_trainable(model, trained.best_weights)
+        meta = {
+            key: recipe_config[key]
+            for key in (
+                "pooling",
+                "num_outputs",
+                "problem_type",
+                "labels",
+                "target_mean",
+                "target_std",
+                "source",
+            )
+        }
+        meta |= {"mode": options.mode, "max_length": self.params.max_length, "best_epoch": trained.best_epoch}
+        folder = config.output_dir / MODEL_DIR
+        assert isinstance(model, EncoderModel)
+        save_encoder(model, folder, meta, tokenizer, merge=options.merge_lora)
+        (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
+        self.state_dir = config.output_dir
+        self.load()
+        best = next((h for h in trained.history if h["epoch"] == trained.best_epoch), {})
+        notes = [
+            f"mode {options.mode}; {len(trained.history)} epoch(s), best {trained.best_epoch}"
+            + ("; stopped early" if trained.stopped_early else ""),
+            f"{trained.workers} worker(s)"
+            + (f", DeepSpeed ZeRO-{trained.deepspeed_stage}" if trained.deepspeed_stage is not None else ""),
+        ]
+        return FitReport(
+            seconds=time.perf_counter() - started,
+            n_train=len(fit_set),
+            n_eval=len(validation),
+            trainable_parameters=trained.trainable_parameters,
+            total_parameters=trained.total_parameters,
+            metrics={f"validation_{k}": float(v) for k, v in best.items() if isinstance(v, int | float)},
+            notes=notes,
+        )
+
+    def fingerprint(self) -> dict[str, str]:
+        prints = fingerprint(self.source)
+        if self.state_dir is not None and (self.state_dir / MODEL_DIR / CONFIG_FILE).exists():
+            from scalecode_hf.models import _sha256
+
+            for path in sorted((self.state_dir / MODEL_DIR).rglob("*.safetensors")):
+                prints[str(path)] = _sha256(path)
+        return prints
+
+
+def _cluster_has_gpus() -> bool:
+    import ray
+
+    return bool(ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0)

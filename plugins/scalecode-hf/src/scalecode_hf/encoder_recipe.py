@@ -1,0 +1,77 @@
+"""How Ray Train workers build, batch, train and score an encoder (the training.Recipe of encoders)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from scalecode import Task, TaskType
+from scalecode.scoring import BUILTIN_METRICS, encode, metrics_for
+from scalecode.scoring.bootstrap import bootstrap
+from scalecode_hf.batching import forward_sorted, pad
+from scalecode_hf.encoder import VALIDATION_METRIC, to_predictions
+from scalecode_hf.encoder_model import apply_mode, load_encoder
+from scalecode_hf.models import ModelSource
+
+
+class EncoderRecipe:
+    """Built on each worker from the plain dict that ``EncoderBackend.fit`` prepares."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.task = Task.model_validate(config["task"])
+
+    def build(self, device: torch.device) -> torch.nn.Module:
+        c = self.config
+        model = load_encoder(
+            ModelSource(**c["source"]),
+            c["pooling"],
+            c["num_outputs"],
+            problem_type=c["problem_type"],
+            labels=c["labels"],
+        )
+        return apply_mode(model, c["mode"], c["lora"]).to(device)
+
+    def collate(self, batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+        ids, mask = pad(list(batch["input_ids"]), self.config["pad_id"])
+        # Copies: Ray hands out read-only arrays, which torch must not wrap.
+        label = np.stack(list(batch["label"])) if batch["label"].dtype == object else np.array(batch["label"])
+        dtype = torch.long if self.task.type is TaskType.CLASSIFICATION else torch.float32
+        return {
+            "input_ids": ids.to(device),
+            "attention_mask": mask.to(device),
+            "label": torch.as_tensor(label, dtype=dtype).to(device),
+        }
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = model(batch["input_ids"], batch["attention_mask"]).float()
+        if self.task.type is TaskType.CLASSIFICATION:
+            return torch.nn.functional.cross_entropy(logits, batch["label"])
+        if self.task.type is TaskType.MULTILABEL:
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["label"])
+        return torch.nn.functional.mse_loss(logits[:, 0], batch["label"])
+
+    def validate(self, model: torch.nn.Module, device: torch.device, precision: str) -> dict[str, float]:
+        c = self.config
+        validation = c["validation"]
+        outputs = forward_sorted(
+            model,
+            validation["input_ids"],
+            batch_size=c["batch_size"],
+            pad_id=c["pad_id"],
+            device=device,
+            precision=precision,
+        )
+        predicted = to_predictions(outputs, self.task, c, 0.5)
+        codes = {
+            TaskType.CLASSIFICATION: predicted.label,
+            TaskType.MULTILABEL: predicted.labels,
+            TaskType.REGRESSION: predicted.score,
+        }[self.task.type]
+        metrics = metrics_for(self.task, BUILTIN_METRICS)
+        y_true = encode(self.task, validation["targets"])
+        y_pred = encode(self.task, list(codes))  # type: ignore[arg-type]
+        values = {name: e.value for name, e in bootstrap(metrics, y_true, y_pred, n_boot=0).items()}
+        return {**values, "score": values[VALIDATION_METRIC[self.task.type]]}

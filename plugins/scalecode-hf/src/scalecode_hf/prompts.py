@@ -1,0 +1,112 @@
+"""Prompts from the codebook, rendered with the model's own chat template.
+
+The system message holds the task's instructions and its labels with their descriptions (or the
+rating scale); few-shot examples from the codebook follow as user/assistant turns; then the document.
+The model is never asked to generate: scalecode scores each possible answer (see causal.py), so the
+answer format only has to make the right answer likely, not parseable.
+
+- classification: the answer is a label's name;
+- multi-label: one yes/no question per label;
+- regression: a whole number on the task's scale (or eleven points across it when it is wide).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from scalecode import Example, Task, TaskType
+
+YES, NO = "yes", "no"
+
+
+def rating_points(task: Task) -> list[float]:
+    """The answers a regression prompt offers: whole numbers on the scale, or 11 points on a wide one."""
+    assert task.scale is not None
+    low, high = math.floor(task.scale.min), math.ceil(task.scale.max)
+    if high - low <= 20:
+        return [float(v) for v in range(low, high + 1)]
+    step = (task.scale.max - task.scale.min) / 10
+    return [round(task.scale.min + i * step, 2) for i in range(11)]
+
+
+def number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def system_message(task: Task, label: str | None = None) -> str:
+    """Instructions for the whole task, or (multi-label) for the yes/no question about one label."""
+    parts = [task.instructions.strip()] if task.instructions.strip() else []
+    if task.type is TaskType.CLASSIFICATION:
+        parts.append("Answer with exactly one of these labels, and nothing else:")
+        parts += [
+            f"- {lab.name}" + (f": {lab.description}" if lab.description else "") for lab in task.labels
+        ]
+    elif task.type is TaskType.MULTILABEL:
+        assert label is not None
+        described = next(lab for lab in task.labels if lab.name == label)
+        about = f"{described.name}" + (f" ({described.description})" if described.description else "")
+        parts.append(f"Does the label '{about}' apply to the text? Answer {YES} or {NO}, and nothing else.")
+    else:
+        points = rating_points(task)
+        parts.append(
+            f"Answer with a single number from {number(points[0])} to {number(points[-1])}, and nothing else."
+        )
+    return "\n".join(parts)
+
+
+def answer(task: Task, example: Example, label: str | None = None) -> str:
+    """What a correct answer to an example looks like."""
+    if task.type is TaskType.CLASSIFICATION:
+        return str(example.label)
+    if task.type is TaskType.MULTILABEL:
+        return YES if label in (example.labels or ()) else NO
+    points = rating_points(task)
+    assert example.score is not None
+    return number(min(points, key=lambda p: abs(p - float(example.score))))  # type: ignore[arg-type]
+
+
+def messages(
+    task: Task, text: str, examples: Sequence[Example], label: str | None = None
+) -> list[dict[str, str]]:
+    """The conversation for one document (and, multi-label, one label)."""
+    conversation = [{"role": "system", "content": system_message(task, label)}]
+    for example in examples:
+        conversation.append({"role": "user", "content": example.text})
+        conversation.append({"role": "assistant", "content": answer(task, example, label)})
+    conversation.append({"role": "user", "content": text})
+    return conversation
+
+
+def candidates(task: Task) -> list[str]:
+    """Every answer the model is scored on."""
+    if task.type is TaskType.CLASSIFICATION:
+        return task.label_names
+    if task.type is TaskType.MULTILABEL:
+        return [YES, NO]
+    return [number(p) for p in rating_points(task)]
+
+
+def render(tokenizer: Any, conversation: list[dict[str, str]], reply: str | None = None) -> str:
+    """The conversation as the model reads it, ending where the assistant's reply starts (or with it)."""
+    if getattr(tokenizer, "chat_template", None):
+        if reply is None:
+            return str(
+                tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+            )
+        full = [*conversation, {"role": "assistant", "content": reply}]
+        return str(tokenizer.apply_chat_template(full, tokenize=False))
+    # A base model without a chat template: a plain transcript.
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
+    prompt = "\n\n".join(lines) + "\n\nAssistant:"
+    return prompt if reply is None else f"{prompt} {reply}{tokenizer.eos_token or ''}"
+
+
+def continuation(tokenizer: Any, conversation: list[dict[str, str]], reply: str) -> str:
+    """The text the model must produce to give ``reply``: the reply and the end of the turn."""
+    prompt = render(tokenizer, conversation)
+    full = render(tokenizer, conversation, reply)
+    if full.startswith(prompt):
+        return full[len(prompt) :]
+    return reply + (tokenizer.eos_token or "")

@@ -1,0 +1,361 @@
+"""Fine-tuning through Ray Train: one loop for every model recipe, on CPUs (gloo) or GPUs, DeepSpeed or not.
+
+The driver hands ``TorchTrainer`` a recipe (how to build the model, batch the data, compute the loss and
+score the validation split), the tokenised training documents as a Ray Dataset, and the scaling. Each
+worker reads its shard of the dataset, trains, scores the validation split after every epoch with
+scalecode's common scoring, keeps the best weights (by the task's primary metric), stops early when
+the score stops improving, and reports a checkpoint every epoch: the current and best trained weights
+(safetensors), optimizer and scheduler state, and the loop's state. Running the same training again
+with the same checkpoint folder resumes from the latest checkpoint.
+
+DeepSpeed (ZeRO stages 0-2) is used where asked, by default on GPUs, with a torch optimizer so that no
+DeepSpeed optimizer op has to be compiled; its one-time C++ builds live in scalecode's cache.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import torch
+from safetensors.torch import load_file, save_file
+
+from scalecode_hf.batching import autocast
+from scalecode_hf.devices import choose_precision, quiet_libraries, use_extensions_cache
+from scalecode_hf.encoder_model import load_trainable, parameter_counts, trainable_state
+from scalecode_hf.options import DeepSpeedOptions, TrainOptions
+
+
+class Recipe(Protocol):
+    """What the loop needs from a model family; built on each worker from a plain dict."""
+
+    def __init__(self, config: dict[str, Any]) -> None: ...
+
+    def build(self, device: torch.device) -> torch.nn.Module: ...
+
+    def collate(self, batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]: ...
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    def validate(self, model: torch.nn.Module, device: torch.device, precision: str) -> dict[str, float]: ...
+
+
+@dataclass
+class Trained:
+    """What training produced: the best trained weights and the record of every epoch."""
+
+    best_weights: dict[str, torch.Tensor]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    trainable_parameters: int = 0
+    total_parameters: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+    deepspeed_stage: int | None = None
+
+
+def _import(path: str) -> type[Recipe]:
+    module, _, name = path.partition(":")
+    recipe: type[Recipe] = getattr(importlib.import_module(module), name)
+    return recipe
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW without weight decay on biases and normalisation weights (the usual transformer recipe)."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
+    )
+
+
+def train_loop(config: dict[str, Any]) -> None:
+    """The per-worker training function of ``TorchTrainer`` (everything comes through ``config``)."""
+    import ray.train
+    import ray.train.torch
+    from transformers import get_linear_schedule_with_warmup
+
+    use_extensions_cache()
+    quiet_libraries()
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("ray.train")] + ["ray.train"]:
+        logging.getLogger(name).setLevel(logging.WARNING)  # no "Reporting training result" per epoch
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    _seed(config["seed"])
+    torch.set_num_threads(config["threads"])
+    device = ray.train.torch.get_device()
+    precision = choose_precision(config["precision"], device, training=True)
+    recipe = _import(config["recipe"])(config["recipe_config"])
+    model = recipe.build(device)
+    trainable, total = parameter_counts(model)
+
+    batch_size, accumulate = config["batch_size"], config["gradient_accumulation_steps"]
+    steps_per_epoch = max(1, math.ceil(math.ceil(config["train_rows"] / world) / (batch_size * accumulate)))
+    total_steps = steps_per_epoch * config["epochs"]
+    if config["max_steps"]:
+        total_steps = min(total_steps, config["max_steps"])
+    optimizer = _optimizer(model, config["learning_rate"], config["weight_decay"])
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config["warmup_ratio"] * total_steps), total_steps
+    )
+    stage = config["deepspeed_stage"]
+    engine = None
+    if stage is not None:
+        import deepspeed
+
+        ds_config = {
+            "train_micro_batch_size_per_gpu": batch_size,
+            "gradient_accumulation_steps": accumulate,
+            "gradient_clipping": config["max_grad_norm"],
+            "zero_optimization": {"stage": stage},
+            "bf16": {"enabled": precision == "bf16"},
+            "fp16": {"enabled": precision == "fp16"},
+            "steps_per_print": 10**9,
+        }
+        engine, optimizer, _, scheduler = deepspeed.initialize(
+            model=model,
+            optimizer=optimizer,
+            lr_scheduler=scheduler,
+            config=ds_config,
+            dist_init_required=False,
+        )
+        runner: torch.nn.Module = engine
+        raw = engine.module
+    else:
+        raw = model
+        runner = ray.train.torch.prepare_model(model) if world > 1 else model.to(device)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and engine is None else None
+
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "step": 0,
+        "best_score": None,
+        "best_epoch": None,
+        "bad_epochs": 0,
+        "history": [],
+        "stopped_early": False,
+    }
+    best: dict[str, torch.Tensor] | None = None
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as folder:
+            saved = Path(folder)
+            state = json.loads((saved / "state.json").read_text())
+            load_trainable(raw, load_file(saved / "current.safetensors"))
+            best = load_file(saved / "best.safetensors")
+            if engine is not None:
+                engine.load_checkpoint(str(saved / "deepspeed"), tag="state", load_module_strict=False)
+            else:
+                # Tensors and plain values only: weights_only refuses anything that would run code.
+                optimizer.load_state_dict(torch.load(saved / "optimizer.pt", weights_only=True))
+                scheduler.load_state_dict(torch.load(saved / "scheduler.pt", weights_only=True))
+
+    def checkpoint(metrics: dict[str, Any]) -> None:
+        assert best is not None
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder)
+            if rank == 0:
+                save_file(trainable_state(raw), target / "current.safetensors")
+                save_file(best, target / "best.safetensors")
+                (target / "state.json").write_text(json.dumps(state))
+                if engine is None:
+                    torch.save(optimizer.state_dict(), target / "optimizer.pt")
+                    torch.save(scheduler.state_dict(), target / "scheduler.pt")
+            if engine is not None:  # every rank holds part of the ZeRO optimizer state
+                engine.save_checkpoint(str(target / "deepspeed"), tag="state")
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+    shard = ray.train.get_dataset_shard("train")
+    patience = config["early_stopping_patience"]
+    ran = False
+    for epoch in range(state["epoch"], config["epochs"]):
+        ran = True
+        runner.train()
+        started, seen, losses = time.perf_counter(), 0, []
+        pending = False
+        batches = shard.iter_batches(
+            batch_size=batch_size,
+            batch_format="numpy",
+            local_shuffle_buffer_size=config["shuffle_buffer"],
+            local_shuffle_seed=config["seed"] * 1000 + epoch,
+        )
+        for i, batch in enumerate(batches):
+            tensors = recipe.collate(batch, device)
+            if engine is not None:
+                loss = recipe.loss(runner, tensors)
+                engine.backward(loss)
+                engine.step()
+                if engine.is_gradient_accumulation_boundary():
+                    state["step"] += 1
+            else:
+                with autocast(device, precision):
+                    loss = recipe.loss(runner, tensors)
+                scaled = loss / accumulate
+                (scaler.scale(scaled) if scaler else scaled).backward()
+                pending = True
+                if (i + 1) % accumulate == 0:
+                    _step(model, optimizer, scheduler, scaler, config["max_grad_norm"])
+                    pending = False
+                    state["step"] += 1
+            losses.append(float(loss.detach()))
+            seen += len(next(iter(batch.values())))
+            if config["max_steps"] and state["step"] >= config["max_steps"]:
+                break
+        if pending:
+            _step(model, optimizer, scheduler, scaler, config["max_grad_norm"])
+            state["step"] += 1
+        elapsed = time.perf_counter() - started
+        runner.eval()
+        scores = recipe.validate(raw, device, precision)
+        # A later epoch as good as the best replaces it: same validation score, more training.
+        improved = state["best_score"] is None or scores["score"] >= state["best_score"]
+        if improved:
+            best = trainable_state(raw)
+            state.update(best_score=scores["score"], best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)) if losses else None,
+            "samples_per_second": seen * world / elapsed if elapsed > 0 else None,
+            **scores,
+        }
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        out_of_steps = bool(config["max_steps"]) and state["step"] >= config["max_steps"]
+        state["stopped_early"] = (
+            bool(patience) and state["bad_epochs"] >= patience and epoch + 1 < config["epochs"]
+        )
+        checkpoint({**record, "trainable_parameters": trainable, "total_parameters": total})
+        if state["stopped_early"] or out_of_steps:
+            break
+    if not ran:  # restored after the last epoch: report once more so that the result carries it
+        checkpoint({"epoch": state["epoch"], "trainable_parameters": trainable, "total_parameters": total})
+
+
+def _step(model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any, max_norm: float) -> None:
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def run_training(
+    recipe: str,
+    recipe_config: dict[str, Any],
+    train_table: pa.Table,
+    options: TrainOptions,
+    *,
+    checkpoint_dir: Path,
+    seed: int,
+) -> Trained:
+    """Train with Ray Train on the cluster this process is connected to (one is started if none is)."""
+    import ray
+    from ray.train import CheckpointConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from scalecode.inference import start_ray
+
+    start_ray()
+    cluster = ray.cluster_resources()
+    cpus, gpus = float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0))
+    if options.gpus_per_worker == "auto":
+        gpus_per_worker = 1.0 if gpus >= options.workers else 0.0
+    else:
+        gpus_per_worker = float(options.gpus_per_worker)
+    use_gpu = gpus_per_worker > 0
+    # Leave a CPU for Ray Data, which feeds the workers; on 2 CPUs two whole-CPU workers would starve it.
+    cpus_per_worker = options.cpus_per_worker or max(
+        0.5, (cpus - 1) / options.workers if cpus > 1 else cpus / 2
+    )
+    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
+    deepspeed = options.deepspeed
+    stage = None
+    if deepspeed == "auto":
+        stage = 2 if use_gpu else None
+    elif deepspeed is True:
+        stage = 2
+    elif isinstance(deepspeed, DeepSpeedOptions):
+        stage = deepspeed.stage
+    config = {
+        "recipe": recipe,
+        "recipe_config": recipe_config,
+        "seed": seed,
+        "threads": max(1, int(cpus_per_worker)),
+        "precision": options.precision,
+        "batch_size": options.batch_size,
+        "gradient_accumulation_steps": options.gradient_accumulation_steps,
+        "epochs": options.epochs,
+        "max_steps": options.max_steps,
+        "learning_rate": options.learning_rate_for_mode(),
+        "weight_decay": options.weight_decay,
+        "warmup_ratio": options.warmup_ratio,
+        "max_grad_norm": options.max_grad_norm,
+        "early_stopping_patience": options.early_stopping_patience,
+        "deepspeed_stage": stage,
+        "train_rows": train_table.num_rows,
+        "shuffle_buffer": max(options.batch_size * 8, 256),
+    }
+    started = time.perf_counter()
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=options.workers, use_gpu=use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            name="train",
+            storage_path=str(checkpoint_dir.resolve()),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            logging_config=LoggingConfig(log_level="WARNING"),
+        ),
+        datasets={"train": ray.data.from_arrow(train_table)},
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training reported no checkpoint (see {checkpoint_dir})")
+    with result.checkpoint.as_directory() as folder:
+        saved = Path(folder)
+        state = json.loads((saved / "state.json").read_text())
+        best = load_file(saved / "best.safetensors")
+    metrics = result.metrics or {}
+    return Trained(
+        best_weights=best,
+        history=state["history"],
+        best_epoch=state["best_epoch"],
+        stopped_early=state["stopped_early"],
+        trainable_parameters=int(metrics.get("trainable_parameters", 0)),
+        total_parameters=int(metrics.get("total_parameters", 0)),
+        seconds=time.perf_counter() - started,
+        workers=options.workers,
+        deepspeed_stage=stage,
+    )
