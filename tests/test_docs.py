@@ -74,3 +74,16 @@ def test_the_documented_conformance_test_runs_under_pytest(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 passed" in result.stdout
+
+
+def test_the_pickle_check_tells_pickles_from_safetensors(tmp_path):
+    import pickle
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from scalecode.testing import _pickles
+
+    save_file({"w": np.zeros((16, 16), dtype=np.float32)}, tmp_path / "weights.safetensors")
+    (tmp_path / "state.pkl").write_bytes(pickle.dumps({"w": [1, 2, 3]}, protocol=4))
+    assert _pickles(tmp_path) == [str(tmp_path / "state.pkl")]

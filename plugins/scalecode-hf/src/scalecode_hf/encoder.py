@@ -165,7 +165,11 @@ class EncoderBackend(Backend):
 
         model = model.eval().to(self.device)
         if self.precision == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            import warnings
+
+            with warnings.catch_warnings():  # torch.ao is deprecated for torchao, and still in torch 2.13
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         return model
 
     def _outputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -185,6 +189,8 @@ class EncoderBackend(Backend):
         return outputs, [len(e) for e in encoded]
 
     def predict_batch(self, texts: Sequence[str]) -> Predictions:
+        if not texts:
+            return to_predictions(np.zeros((0, num_outputs(self.task))), self.task, {}, self.params.threshold)
         if self.model is None:
             self.load()
         outputs, lengths = self._outputs(texts)
@@ -307,7 +313,12 @@ class EncoderBackend(Backend):
         best = next((h for h in trained.history if h["epoch"] == trained.best_epoch), {})
         notes = [
             f"mode {options.mode}; {len(trained.history)} epoch(s), best {trained.best_epoch}"
-            + ("; stopped early" if trained.stopped_early else ""),
+            + ("; stopped early" if trained.stopped_early else "")
+            + (
+                f"; resumed after epoch(s) {trained.resumed_after_epochs}"
+                if trained.resumed_after_epochs
+                else ""
+            ),
             f"{trained.workers} worker(s)"
             + (f", DeepSpeed ZeRO-{trained.deepspeed_stage}" if trained.deepspeed_stage is not None else ""),
         ]

@@ -58,6 +58,7 @@ class Trained:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
+    resumed_after_epochs: list[int] = field(default_factory=list)  # epochs done when a rerun resumed
     trainable_parameters: int = 0
     total_parameters: int = 0
     seconds: float = 0.0
@@ -163,6 +164,7 @@ def train_loop(config: dict[str, Any]) -> None:
         with restored.as_directory() as folder:
             saved = Path(folder)
             state = json.loads((saved / "state.json").read_text())
+            state.setdefault("resumed_after_epochs", []).append(state["epoch"])
             load_trainable(raw, load_file(saved / "current.safetensors"))
             best = load_file(saved / "best.safetensors")
             if engine is not None:
@@ -353,6 +355,7 @@ def run_training(
         history=state["history"],
         best_epoch=state["best_epoch"],
         stopped_early=state["stopped_early"],
+        resumed_after_epochs=state.get("resumed_after_epochs", []),
         trainable_parameters=int(metrics.get("trainable_parameters", 0)),
         total_parameters=int(metrics.get("total_parameters", 0)),
         seconds=time.perf_counter() - started,

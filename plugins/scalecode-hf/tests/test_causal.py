@@ -1,0 +1,156 @@
+"""The causal-LM backend: prompts from the codebook, answers scored by likelihood, LoRA that learns."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+from scalecode_hf.causal import CausalLMBackend, CausalScorer
+from scalecode_hf.likelihood import score_answers
+
+from scalecode import Example, GoldSet, Task, TaskType
+from scalecode.testing import BackendConformance, sample_gold, sample_task
+
+SENTIMENT = Task(
+    type=TaskType.CLASSIFICATION,
+    instructions="Classify the sentiment of the movie review.",
+    labels={"positive": "the reviewer liked the film", "negative": "the reviewer disliked the film"},
+    examples=[
+        Example(text="A delight from start to finish.", label="positive"),
+        Example(text="Dull, long and pointless.", label="negative"),
+    ],
+)
+REVIEWS = [
+    "A wonderful, moving film.",
+    "Terrible acting and a boring plot.",
+    "I loved every minute.",
+    "The worst movie of the year.",
+]
+
+
+class TestCausalConformance(BackendConformance):
+    backend_class = CausalLMBackend
+    task_types: ClassVar[list] = [TaskType.CLASSIFICATION]
+    train_params: ClassVar[dict] = {"epochs": 1, "batch_size": 8, "max_steps": 2, "learning_rate": 1e-3}
+
+    @pytest.fixture(autouse=True)
+    def _tiny_model(self, tiny_llama, ray_local):
+        type(self).params = {"model": str(tiny_llama), "max_length": 64}
+
+
+def test_the_prompt_is_built_from_the_codebook(tiny_llama):
+    from transformers import AutoTokenizer
+
+    scorer = CausalScorer(
+        SENTIMENT,
+        AutoTokenizer.from_pretrained(tiny_llama),
+        {"max_length": 64, "batch_size": 4, "few_shot": None},
+    )
+    [(conversation, answers)] = scorer.conversations("Great fun.")
+    prompt = scorer.prompts.render(scorer.tokenizer, conversation)
+    for piece in (
+        "Classify the sentiment",
+        "- positive: the reviewer liked the film",
+        "A delight from start to finish.",
+        "Dull, long and pointless.",
+        "Great fun.",
+    ):
+        assert piece in prompt
+    assert prompt.index("A delight") < prompt.index("Great fun.")  # examples come before the document
+    assert answers == ["positive", "negative"]
+    assert scorer.prompts.continuation(scorer.tokenizer, conversation, "positive") == "positive<|im_end|>\n"
+    fewer = CausalScorer(SENTIMENT, scorer.tokenizer, {"max_length": 64, "batch_size": 4, "few_shot": 0})
+    assert "A delight" not in fewer.prompts.render(fewer.tokenizer, fewer.conversations("x")[0][0])
+
+
+def test_left_padded_batches_score_like_sequences_alone(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(10, 5000, n).tolist() for n in (5, 23, 11)]
+    answers = [[rng.integers(10, 5000, k).tolist() for k in (1, 3)] for _ in prompts]
+    batched = score_answers(model, prompts, answers, pad_id=0, batch_size=6, device=torch.device("cpu"))
+    alone = [
+        score_answers(model, [p], [a], pad_id=0, batch_size=1, device=torch.device("cpu"))[0]
+        for p, a in zip(prompts, answers, strict=True)
+    ]
+    for got, expected in zip(batched, alone, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_label_likelihoods_are_probabilities_over_the_labels(smollm2):
+    backend = CausalLMBackend(SENTIMENT, {"model": str(smollm2), "batch_size": 4})
+    out = backend.predict_batch(REVIEWS)
+    assert set(out.label) <= {"positive", "negative"}
+    total = out.probabilities["positive"] + out.probabilities["negative"]
+    np.testing.assert_allclose(total, 1.0, atol=1e-9)
+    np.testing.assert_allclose(
+        out.confidence, np.maximum(out.probabilities["positive"], out.probabilities["negative"])
+    )
+    # The 135M model reads tone from review words well enough to rank these four the right way round.
+    positive = out.probabilities["positive"]
+    assert min(positive[0], positive[2]) > max(positive[1], positive[3])
+
+
+def test_scores_are_expected_ratings_and_label_sets_are_yes_no(smollm2):
+    scored = CausalLMBackend(
+        Task(type=TaskType.REGRESSION, instructions="Rate the sentiment.", scale={"min": -4, "max": 4}),
+        {"model": str(smollm2)},
+    )
+    scores = np.asarray(scored.predict_batch(REVIEWS).score)
+    assert np.all((scores >= -4) & (scores <= 4))
+    tagged = CausalLMBackend(
+        Task(type=TaskType.MULTILABEL, labels=["acting", "plot"]), {"model": str(smollm2)}
+    )
+    out = tagged.predict_batch(REVIEWS)
+    assert all(set(labels) <= {"acting", "plot"} for labels in out.labels)
+    assert all(0 <= p <= 1 for p in out.probabilities["plot"])
+
+
+def test_a_regression_without_a_scale_is_refused(smollm2):
+    with pytest.raises(ValueError, match=r"task\.scale"):
+        CausalLMBackend.check(
+            Task(type=TaskType.REGRESSION),
+            CausalLMBackend.Params.model_validate({"model": str(smollm2)}),
+            train=False,
+        )
+
+
+def test_a_lora_step_lowers_the_loss(smollm2):
+    from dataclasses import asdict
+
+    from scalecode_hf.causal_recipe import CausalRecipe, training_rows
+    from scalecode_hf.models import resolve
+
+    task = sample_task(TaskType.CLASSIFICATION)
+    gold = sample_gold(task, n=8)
+    params = {"model": str(smollm2), "max_length": 64, "batch_size": 8, "few_shot": None, "threshold": 0.5}
+    recipe = CausalRecipe(
+        {
+            "source": asdict(resolve(str(smollm2))),
+            "mode": "lora",
+            "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": None},
+            "task": task.model_dump(mode="json"),
+            "params": params,
+            "validation": {},
+        }
+    )
+    torch.manual_seed(0)
+    model = recipe.build(torch.device("cpu"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert 0 < sum(p.numel() for p in trainable) < sum(p.numel() for p in model.parameters()) / 50
+    ids, lengths = training_rows(recipe.scorer, GoldSet(task, gold.ids, gold.texts, gold.targets))
+    batch = recipe.collate(
+        {"input_ids": np.array(ids, dtype=object), "answer_length": np.array(lengths)}, torch.device("cpu")
+    )
+    optimizer = torch.optim.AdamW(trainable, lr=1e-3)
+    before = recipe.loss(model, batch).item()
+    for _ in range(3):
+        loss = recipe.loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert recipe.loss(model, batch).item() < before

@@ -1,0 +1,138 @@
+"""The encoder backend: conformance, the three fine-tuning modes, batching, precision, saved models."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+from scalecode_hf.batching import forward_sorted
+from scalecode_hf.encoder import EncoderBackend
+from scalecode_hf.encoder_model import apply_mode, detect_pooling, load_encoder, parameter_counts
+from scalecode_hf.models import resolve
+from scalecode_hf.options import TrainOptions
+
+from scalecode import FitConfig, Task, TaskType
+from scalecode.testing import BackendConformance, sample_gold, sample_task
+
+QUICK = {"epochs": 3, "batch_size": 8, "learning_rate": 5e-3, "early_stopping_patience": 0}
+
+
+class TestEncoderConformance(BackendConformance):
+    backend_class = EncoderBackend
+    train_params: ClassVar[dict] = QUICK
+
+    @pytest.fixture(autouse=True)
+    def _tiny_model(self, tiny_bert, ray_local):
+        type(self).params = {"model": str(tiny_bert), "pooling": "mean", "max_length": 32}
+
+
+def test_pooling_follows_the_sentence_transformers_config(tiny_bert, tiny_sentence_bert):
+    assert detect_pooling(str(tiny_sentence_bert)) == "mean"
+    assert detect_pooling(str(tiny_bert)) == "model"
+
+
+@pytest.mark.parametrize("pooling", ["model", "mean"])
+def test_modes_train_what_they_say(tiny_bert, pooling):
+    counts = {}
+    for mode in ("full", "head", "lora"):
+        model = load_encoder(resolve(str(tiny_bert)), pooling, 3, problem_type="single_label_classification")
+        counts[mode] = parameter_counts(apply_mode(model, mode, {"r": 4}))
+    full, head, lora = counts["full"], counts["head"], counts["lora"]
+    assert full[0] == full[1]  # everything trains
+    assert head[0] < lora[0] < full[0]
+    assert head[0] == 32 * 3 + 3  # the linear head only (BERT's own pooler belongs to the frozen body)
+    assert lora[1] > full[1]  # adapters are extra weights
+
+
+def test_length_sorted_batches_give_each_document_its_own_output(tiny_bert):
+    model = load_encoder(
+        resolve(str(tiny_bert)), "mean", 2, problem_type="single_label_classification"
+    ).eval()
+    rng = np.random.default_rng(0)
+    token_ids = [[2, *rng.integers(5, 40, size=n).tolist(), 3] for n in (3, 30, 7, 1, 18, 12)]
+    batched = forward_sorted(model, token_ids, batch_size=4, pad_id=0, device=torch.device("cpu"))
+    with torch.inference_mode():
+        alone = np.vstack(
+            [model(torch.tensor([t]), torch.ones(1, len(t), dtype=torch.long)).numpy() for t in token_ids]
+        )
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained_classifier(tiny_bert, ray_local, tmp_path_factory):
+    task = sample_task(TaskType.CLASSIFICATION)
+    backend = EncoderBackend(task, {"model": str(tiny_bert), "pooling": "model", "max_length": 32})
+    out = tmp_path_factory.mktemp("trained")
+    report = backend.fit(
+        sample_gold(task, n=90), None, FitConfig(output_dir=out, seed=0, options=TrainOptions(**QUICK))
+    )
+    return backend, out, report
+
+
+def test_fit_reports_parameters_and_saves_a_normal_model_folder(trained_classifier):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    backend, out, report = trained_classifier
+    assert report.trainable_parameters == report.total_parameters > 0
+    assert "validation_macro_f1" in report.metrics
+    model = AutoModelForSequenceClassification.from_pretrained(out / "model" / "encoder")
+    assert model.config.id2label == {0: "positive", 1: "negative", 2: "neutral"}
+    classify = pipeline(
+        "text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(out / "model" / "encoder")
+    )
+    ours = backend.predict_batch(["good great excellent win"]).label[0]
+    assert classify("good great excellent win")[0]["label"] == ours
+
+
+def test_int8_on_cpu_agrees_with_fp32(trained_classifier, tiny_bert):
+    backend, out, _ = trained_classifier
+    texts = sample_gold(sample_task(TaskType.CLASSIFICATION), n=40, seed=3).texts
+    quantised = EncoderBackend(
+        backend.task,
+        {"model": str(tiny_bert), "pooling": "model", "max_length": 32, "precision": "int8"},
+        state_dir=out,
+    )
+    fp32, int8 = backend.predict_batch(texts), quantised.predict_batch(texts)
+    for label in backend.task.label_names:
+        np.testing.assert_allclose(fp32.probabilities[label], int8.probabilities[label], atol=0.05)
+
+
+def test_truncation_is_reported(trained_classifier):
+    backend, _, _ = trained_classifier
+    out = backend.predict_batch(["good " * 100, "good"])
+    assert out.extra["truncated"].tolist() == [True, False]
+    assert out.extra["tokens"].tolist() == [32, 3]
+
+
+def test_an_already_fine_tuned_classifier_is_used_with_a_label_map(tiny_bert, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = tmp_path / "sentiment"
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=2, id2label={0: "NEG", 1: "POS"}
+    )
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+    task = Task(type=TaskType.CLASSIFICATION, labels=["positive", "negative"])
+    params = {"model": str(folder), "pooling": "model", "label_map": {"POS": "positive", "NEG": "negative"}}
+    EncoderBackend.check(task, EncoderBackend.Params.model_validate(params), train=False)
+    out = EncoderBackend(task, params).predict_batch(["good", "bad day"])
+    assert set(out.label) <= {"positive", "negative"}
+    total = out.probabilities["positive"] + out.probabilities["negative"]
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_an_untrained_new_head_is_refused_before_any_work(tiny_bert):
+    task = Task(type=TaskType.CLASSIFICATION, labels=["a", "b"])
+    with pytest.raises(ValueError, match="must be trained"):
+        EncoderBackend.check(
+            task,
+            EncoderBackend.Params.model_validate({"model": str(tiny_bert), "pooling": "mean"}),
+            train=False,
+        )
+    with pytest.raises(ValueError, match="label_map"):
+        EncoderBackend.check(
+            task, EncoderBackend.Params.model_validate({"model": str(tiny_bert)}), train=False
+        )

@@ -1,0 +1,89 @@
+"""Training through Ray Train: two CPU workers with DeepSpeed ZeRO-2, and a killed run that resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from scalecode_hf.encoder import EncoderBackend
+from scalecode_hf.options import TrainOptions
+
+from scalecode import FitConfig, TaskType
+from scalecode.testing import sample_gold, sample_task
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_two_cpu_workers_with_deepspeed_zero2(tiny_bert, tmp_path):
+    task = sample_task(TaskType.REGRESSION)
+    backend = EncoderBackend(task, {"model": str(tiny_bert), "pooling": "mean", "max_length": 32})
+    options = TrainOptions(
+        workers=2,
+        deepspeed={"stage": 2},
+        epochs=2,
+        batch_size=8,
+        learning_rate=5e-3,
+        early_stopping_patience=0,
+    )
+    report = backend.fit(
+        sample_gold(task, n=80),
+        None,
+        FitConfig(output_dir=tmp_path / "state", checkpoint_dir=tmp_path / "checkpoints", options=options),
+    )
+    assert "2 worker(s), DeepSpeed ZeRO-2" in report.notes[1]
+    history = json.loads((tmp_path / "state" / "training.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(h["train_loss"] is not None for h in history)
+    assert (tmp_path / "checkpoints" / "train").is_dir()  # Ray Train's run folder, where resumption reads
+    assert backend.predict_batch(["good great", "terrible crisis"]).score is not None
+
+
+TRAIN = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from scalecode import FitConfig, TaskType
+    from scalecode.testing import sample_gold, sample_task
+    from scalecode_hf.encoder import EncoderBackend
+    from scalecode_hf.options import TrainOptions
+
+    model, out, checkpoints = sys.argv[1:4]
+    task = sample_task(TaskType.CLASSIFICATION)
+    backend = EncoderBackend(task, {"model": model, "pooling": "mean", "max_length": 32})
+    options = TrainOptions(epochs=4, batch_size=2, learning_rate=2e-3, early_stopping_patience=0)
+    config = FitConfig(output_dir=Path(out), checkpoint_dir=Path(checkpoints), seed=1, options=options)
+    report = backend.fit(sample_gold(task, n=240), None, config)
+    Path(out, "report.json").write_text(json.dumps({"notes": report.notes}))
+""")
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(tiny_bert, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    checkpoints = tmp_path / "checkpoints"
+    command = [sys.executable, str(script), str(tiny_bert), str(tmp_path / "out"), str(checkpoints)]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Its own session, so that killing the group takes down the Ray it started too, as a crash would.
+    first = subprocess.Popen(
+        command, start_new_session=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while not list((checkpoints / "train").glob("checkpoint_*")) and time.monotonic() < deadline:
+        assert first.poll() is None, "training ended before its first checkpoint"
+        time.sleep(0.5)
+    assert list((checkpoints / "train").glob("checkpoint_*")), "no checkpoint within 5 minutes"
+    time.sleep(2)  # let the checkpoint's record reach the run folder
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert not (tmp_path / "out" / "report.json").exists()
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert second.returncode == 0, second.stderr[-3000:]
+    notes = json.loads((tmp_path / "out" / "report.json").read_text())["notes"]
+    assert "resumed after epoch(s) [" in notes[0]
+    history = json.loads((tmp_path / "out" / "training.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]  # every epoch once: none lost, none repeated
