@@ -216,12 +216,9 @@ class CausalLMBackend(Backend):
 
     def predict_batch(self, texts: Sequence[str]) -> Predictions:
         if not texts:
-            field = {
-                TaskType.CLASSIFICATION: "label",
-                TaskType.MULTILABEL: "labels",
-                TaskType.REGRESSION: "score",
-            }
-            return Predictions(**{field[self.task.type]: []})
+            if self.task.type is TaskType.CLASSIFICATION:
+                return Predictions(label=[])
+            return Predictions(labels=[]) if self.task.type is TaskType.MULTILABEL else Predictions(score=[])
         if self.scorer is None:
             self.load()
         assert self.scorer is not None
