@@ -21,24 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from benchmarks_common import write_results
 
 from scalecode.datasets import fetch
 from scalecode_dictionary import LexiconScorer, Negation, ReferenceScorer, read_lexicon
-
-RESULTS = Path(__file__).parent / "results"
 
 
 class PeakRSS:
@@ -79,28 +75,6 @@ def timed(run: Callable[[], Any], repeats: int) -> tuple[list[float], int, int, 
             result = run()
             times.append(time.perf_counter() - started)
     return times, rss.peak, rss.peak - rss.baseline, result
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(memory / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": metadata.version("numpy"),
-        "numba": metadata.version("numba"),
-        "polars": metadata.version("polars"),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def sentences(data: Path, n: int) -> pa.LargeStringArray:
@@ -192,15 +166,10 @@ def main() -> None:
         }
         print(json.dumps(row), flush=True)
         rows.append(row)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    report = {"benchmark": "dictionary_throughput", "machine": machine(), "results": rows}
-    (RESULTS / "dictionary_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Dictionary scoring throughput",
         "",
-        f"{args.docs:,} State of the Union sentences (replicated, unique ids); "
-        f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
-        f"{report['machine']['memory_gib']} GiB; {report['machine']['date']}.",
+        f"{args.docs:,} State of the Union sentences (replicated, unique ids). "
         f"Compiled scorer: median of {args.repeats} runs with {args.threads} threads; "
         f"the Python loop: one run over {loop_docs:,} of the same sentences. "
         "Peak RSS is the whole process, with the texts held both as Arrow strings and as the loop's "
@@ -217,8 +186,7 @@ def main() -> None:
             f"{'yes' if r['identical_scores'] else 'NO'} | {r['compiled_peak_rss_mib']:,} | "
             f"{r['compiled_rss_rise_mib']:,} / {r['loop_rss_rise_mib']:,} |"
         )
-    (RESULTS / "dictionary_throughput.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("dictionary_throughput", {"results": rows}, lines)
 
 
 if __name__ == "__main__":
