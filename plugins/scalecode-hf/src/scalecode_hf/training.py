@@ -311,7 +311,9 @@ def run_training(
         "recipe": recipe,
         "recipe_config": recipe_config,
         "seed": seed,
-        "threads": max(1, int(cpus_per_worker)),
+        # Ray's reservation keeps a CPU free for feeding data; the worker's threads may still use it,
+        # since the data come from memory and feeding them costs little.
+        "threads": max(1, int(cpus // options.workers)),
         "precision": options.precision,
         "batch_size": options.batch_size,
         "gradient_accumulation_steps": options.gradient_accumulation_steps,
