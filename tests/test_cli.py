@@ -322,3 +322,45 @@ def test_secrets_from_the_environment_reach_the_worker_and_nothing_else(tmp_path
     assert secret not in result.stdout + result.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["job"]["backends"][0]["params"] == {"api_key": {"$env": "SCALECODE_TEST_KEY"}}
+
+
+@pytest.mark.slow
+def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
+    pl.read_parquet(data_dir / "nyt-editorials.parquet").head(1200).write_parquet(tmp_path / "gold.parquet")
+    (tmp_path / "job.yaml").write_text(textwrap.dedent(f"""
+        task: {{type: regression, scale: {{min: -4, max: 4}}}}
+        data: {{gold: {{path: gold.parquet, label_column: score, group_column: group}}}}
+        backends:
+          - name: vader
+            plugin: lexicon
+            params: {{lexicon: {data_dir / "lexicons" / "vader_lexicon.txt"}}}
+          - name: vader-calibrated
+            plugin: lexicon
+            params: {{lexicon: {data_dir / "lexicons" / "vader_lexicon.txt"}}}
+            train: true
+          - name: learned
+            plugin: learned-dictionary
+            params: {{min_df: 2, cv: 3}}
+        evaluation:
+          bootstrap: {{n: 200}}
+          learning_curve: {{sizes: [100, 0.5, 100000], repeats: 2}}
+        output: {{dir: run}}
+    """))
+    result = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    curves = metrics["learning_curves"]
+    assert set(curves) == {"vader-calibrated", "learned"}  # the untrained lexicon has no curve
+    n_train = len(json.loads((tmp_path / "run" / "split.json").read_text())["train"])
+    for points in curves.values():
+        assert [p["size"] for p in points] == [100, round(0.5 * n_train), n_train]  # capped at the split
+        for point in points:
+            assert point["repeats"] == 2 and len(point["runs"]) == 2
+            r2 = point["metrics"]["r2"]
+            assert r2["ci_low"] <= r2["value"] <= r2["ci_high"]
+            assert len({run["seed"] for run in point["runs"]}) == 2
+    # Each repeat trained on its own sample: two different training runs at the same size.
+    first = curves["learned"][0]["runs"]
+    assert first[0]["metrics"]["r2"]["value"] != first[1]["metrics"]["r2"]["value"]
+    assert "## Learning curves" in (tmp_path / "run" / "comparison.md").read_text()
+    assert "learned: training documents" in result.stdout
