@@ -182,3 +182,25 @@ def test_corpus_inspection_checks_columns_and_duplicates_without_reading_texts(t
         inspect_corpus(TableConfig(path=str(tmp_path / "c.parquet")), READERS)
     pl.DataFrame({"id": [1, 2], "text": ["a", None]}).write_parquet(tmp_path / "c.parquet")
     assert inspect_corpus(TableConfig(path=str(tmp_path / "c.parquet")), READERS).n_documents == 2
+
+
+def test_where_and_sample_select_gold_rows_before_the_checks(tmp_path):
+    rows = ["id,text,label,party"] + [
+        f"{i},text {i},{'pos' if i % 2 else 'neg'},{'D' if i < 8 else 'W'}" for i in range(10)
+    ]
+    rows.append("10,,pos,W")  # an empty text outside the selection is not an error
+    (tmp_path / "g.csv").write_text("\n".join(rows) + "\n")
+    kept = gold(tmp_path / "g.csv", where="party = 'D'")
+    assert kept.ids == [str(i) for i in range(8)]
+    sampled = gold(tmp_path / "g.csv", where="party = 'D'", sample=5, sample_seed=1)
+    assert len(sampled.ids) == 5 and set(sampled.ids) < set(kept.ids)
+    assert sampled.ids == sorted(sampled.ids, key=int)  # file order is kept
+    assert gold(tmp_path / "g.csv", where="party = 'D'", sample=5, sample_seed=1).ids == sampled.ids
+    assert gold(tmp_path / "g.csv", where="party = 'D'", sample=5, sample_seed=2).ids != sampled.ids
+    assert "no row satisfies data.gold.where" in failure(tmp_path / "g.csv", where="party = 'R'")
+    assert "cannot be applied" in failure(tmp_path / "g.csv", where="colour = 'red'")
+
+
+def test_where_must_be_sql():
+    with pytest.raises(ValueError, match="not a SQL condition"):
+        GoldConfig(path="g.csv", where="party ==== 'D' AND")

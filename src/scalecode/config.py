@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -51,6 +52,19 @@ class GoldConfig(TableConfig):
     label_column: str = "label"  # the label, the labels (multi-label) or the score (regression)
     group_column: str | None = None  # keep a speech/author/outlet on one side of every split
     label_separator: str | None = None  # multi-label codes given as one string, e.g. "economy;health"
+    # Keep only the rows this SQL condition holds for, e.g. "party IN ('Democratic', 'Republican')".
+    where: str | None = None
+    sample: int | None = Field(None, ge=1)  # then keep this many rows, drawn with sample_seed
+    sample_seed: int = 0
+
+    @model_validator(mode="after")
+    def _where_parses(self) -> GoldConfig:
+        if self.where is not None:
+            try:
+                pl.sql_expr(self.where)
+            except Exception as exc:  # polars raises several error types for bad SQL
+                raise ValueError(f"where is not a SQL condition polars can read: {exc}") from None
+        return self
 
 
 class DataConfig(_Strict):

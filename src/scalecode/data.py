@@ -117,7 +117,7 @@ def load_gold(config: GoldConfig, task: Task, readers: Sequence[Reader], *, text
     With ``texts=False`` (scoring stored predictions) the text column is neither needed nor read.
     """
     path = config.path
-    frame = read_table(config, readers)
+    frame = _select_rows(read_table(config, readers), config)
     columns = {"data.gold.id_column": config.id_column, "data.gold.label_column": config.label_column}
     if texts:
         columns["data.gold.text_column"] = config.text_column
@@ -154,6 +154,22 @@ def load_gold(config: GoldConfig, task: Task, readers: Sequence[Reader], *, text
         targets=targets,
         groups=groups,
     )
+
+
+def _select_rows(frame: pl.DataFrame, config: GoldConfig) -> pl.DataFrame:
+    """Apply the gold's ``where`` condition, then its seeded ``sample``, before any check."""
+    if config.where is not None:
+        try:
+            frame = frame.filter(pl.sql_expr(config.where))
+        except pl.exceptions.PolarsError as exc:
+            raise DataError(
+                config.path, f"data.gold.where {config.where!r} cannot be applied: {exc}"
+            ) from None
+        if frame.is_empty():
+            raise DataError(config.path, f"no row satisfies data.gold.where {config.where!r}")
+    if config.sample is not None and config.sample < frame.height:
+        frame = frame.sample(config.sample, seed=config.sample_seed).sort(FILE, ROW)
+    return frame
 
 
 def _targets(frame: pl.DataFrame, config: GoldConfig, task: Task) -> list[Any]:
