@@ -327,7 +327,8 @@ def test_secrets_from_the_environment_reach_the_worker_and_nothing_else(tmp_path
 @pytest.mark.slow
 def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
     pl.read_parquet(data_dir / "nyt-editorials.parquet").head(1200).write_parquet(tmp_path / "gold.parquet")
-    (tmp_path / "job.yaml").write_text(textwrap.dedent(f"""
+    (tmp_path / "job.yaml").write_text(
+        textwrap.dedent(f"""
         task: {{type: regression, scale: {{min: -4, max: 4}}}}
         data: {{gold: {{path: gold.parquet, label_column: score, group_column: group}}}}
         backends:
@@ -345,7 +346,8 @@ def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
           bootstrap: {{n: 200}}
           learning_curve: {{sizes: [100, 0.5, 100000], repeats: 2}}
         output: {{dir: run}}
-    """))
+    """)
+    )
     result = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
