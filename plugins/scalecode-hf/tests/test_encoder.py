@@ -60,6 +60,33 @@ def test_length_sorted_batches_give_each_document_its_own_output(tiny_bert):
     np.testing.assert_allclose(batched, alone, atol=1e-5)
 
 
+def test_head_only_training_computes_each_documents_features_once(tiny_bert):
+    model = apply_mode(
+        load_encoder(resolve(str(tiny_bert)), "mean", 2, problem_type="single_label_classification"), "head"
+    )
+    assert model.cache_features
+    calls = []
+    model.encoder.register_forward_hook(lambda module, args, out: calls.append(len(args[0]) if args else 0))
+    model.train()
+    ids = torch.tensor([[2, 7, 9, 3], [2, 11, 3, 0], [2, 5, 6, 3]])
+    mask = (ids != 0).long()
+    first = model(ids, mask, rows=torch.tensor([0, 1, 2]))
+    assert first.requires_grad  # the head still trains
+    model(ids[[2, 0]], mask[[2, 0]], rows=torch.tensor([2, 0]))
+    model(ids, mask, rows=torch.tensor([0, 1, 2]))
+    assert len(calls) == 1  # epochs after the first reuse the features
+    # The cached features are the frozen encoder's output with dropout off, as when coding.
+    model.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            model(ids, mask, rows=torch.tensor([0, 1, 2])).numpy(), model(ids, mask).numpy(), atol=1e-6
+        )
+    full = apply_mode(
+        load_encoder(resolve(str(tiny_bert)), "mean", 2, problem_type="single_label_classification"), "full"
+    )
+    assert not full.cache_features  # a trained encoder's features change with every step
+
+
 @pytest.fixture(scope="module")
 def trained_classifier(tiny_bert, ray_local, tmp_path_factory):
     task = sample_task(TaskType.CLASSIFICATION)

@@ -251,6 +251,7 @@ class EncoderBackend(Backend):
             {
                 "input_ids": pa.array(tokenize(fit_set.texts), pa.list_(pa.int32())),
                 "label": targets(fit_set, mean, std),
+                "row": pa.array(range(len(fit_set)), pa.int64()),  # lets head-only training cache features
             }
         )
         pooling: str = self.params.pooling

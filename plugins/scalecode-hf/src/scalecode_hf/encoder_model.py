@@ -55,19 +55,47 @@ class EncoderModel(nn.Module):
         if pooling != "model":
             hidden = int(encoder.config.hidden_size)
             self.head = nn.Linear(hidden, num_outputs)
+        # Head-only training with scalecode's head: the frozen encoder's pooled output of a training
+        # document never changes, so it is computed once (dropout off) and reused every epoch.
+        self.cache_features = False
+        self._features: dict[int, torch.Tensor] = {}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits; ``rows`` (a training document's index) lets head-only training reuse its features."""
         if self.head is None:
             logits: torch.Tensor = self.encoder(input_ids=input_ids, attention_mask=attention_mask).logits
             return logits
+        if self.cache_features and rows is not None:
+            pooled = self._cached_pool(input_ids, attention_mask, rows.tolist())
+        else:
+            pooled = self._pool(input_ids, attention_mask)
+        out: torch.Tensor = self.head(self.dropout(pooled))
+        return out
+
+    def _pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        else:
-            pooled = hidden[:, 0]
-        out: torch.Tensor = self.head(self.dropout(pooled))
-        return out
+            pooled: torch.Tensor = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+            return pooled
+        first: torch.Tensor = hidden[:, 0]
+        return first
+
+    def _cached_pool(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: list[int]
+    ) -> torch.Tensor:
+        missing = [i for i, row in enumerate(rows) if row not in self._features]
+        if missing:
+            was_training = self.encoder.training
+            self.encoder.eval()
+            with torch.no_grad():
+                pooled = self._pool(input_ids[missing], attention_mask[missing])
+            self.encoder.train(was_training)
+            for i, features in zip(missing, pooled, strict=True):
+                self._features[rows[i]] = features
+        return torch.stack([self._features[row] for row in rows])
 
     def body(self) -> nn.Module:
         """The transformer without the task head: what ``head`` mode freezes and ``lora`` adapts."""
@@ -127,6 +155,7 @@ def apply_mode(model: EncoderModel, mode: str, lora: dict[str, Any] | None = Non
     for parameter in body.parameters():
         parameter.requires_grad = False
     if mode == "head":
+        model.cache_features = model.head is not None
         return model
     from peft import LoraConfig, get_peft_model
 

@@ -43,10 +43,11 @@ class EncoderRecipe:
             "input_ids": ids.to(device),
             "attention_mask": mask.to(device),
             "label": torch.as_tensor(label, dtype=dtype).to(device),
+            "row": torch.as_tensor(np.array(batch["row"])),
         }
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = model(batch["input_ids"], batch["attention_mask"]).float()
+        logits = model(batch["input_ids"], batch["attention_mask"], rows=batch["row"]).float()
         if self.task.type is TaskType.CLASSIFICATION:
             return torch.nn.functional.cross_entropy(logits, batch["label"])
         if self.task.type is TaskType.MULTILABEL:
