@@ -112,6 +112,8 @@ def test_run_end_to_end(project, first_run):
     # The learned dictionary is a lexicon a person can open.
     lexicon = (run / "models" / "learned" / "lexicon.csv").read_text().splitlines()
     assert lexicon[0] == "term,category,weight" and len(lexicon) > 5
+    notes = metrics["backends"]["learned"]["fit"]["notes"]
+    assert any(note.endswith("models/learned/lexicon.csv") for note in notes), notes  # where it is now
 
     # Every corpus document is coded once by every backend, shard by input file.
     for name in ("vader", "vader-calibrated", "learned"):

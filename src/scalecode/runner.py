@@ -273,6 +273,8 @@ class Runner:
             checkpoint_dir=checkpoints,
         )
         report = instance.fit(train, None, config)
+        # Backends name files in the folder they were given; the folder is renamed below.
+        report.notes = [note.replace(str(scratch), str(state_dir)) for note in report.notes]
         scratch.mkdir(parents=True, exist_ok=True)
         write_json(scratch / "fit.json", asdict(report))
         if state_dir.exists():
