@@ -3,6 +3,7 @@
 from scalecode.backend import (
     Backend,
     BackendParams,
+    Estimate,
     FitConfig,
     FitReport,
     GoldSet,
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backend",
     "BackendParams",
+    "Estimate",
     "Example",
     "FitConfig",
     "FitReport",

@@ -14,6 +14,8 @@ Backends are rebuilt by name on every Ray worker from their task, params and tra
 (``state_dir``); instances are never pickled across the cluster. So everything heavy happens in
 ``load()``, and everything ``fit()`` learns is written as files (no pickle) under
 ``config.output_dir``, from which a fresh instance built with ``state_dir=`` that folder loads it.
+A backend that must remember something between runs of a job (a response cache, the ids of batch
+jobs it submitted) keeps it in ``work_dir``, a folder of the run directory.
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
     batch_size: int = 256  # documents per predict_batch call
+    # At most this many replicas: an API client keeps its rate limits and budget exact in one
+    # process, and reaches its throughput with asynchronous requests, not more processes.
+    max_replicas: int | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What coding some documents would take, before anything is sent (``scalecode plan``).
+
+    ``cached`` counts requests already answered (in a response cache), which cost nothing again.
+    """
+
+    documents: int = 0
+    requests: int = 0
+    cached: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None  # None: no price known for the model
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -171,6 +192,7 @@ class Backend(ABC):
         params: BackendParams | Mapping[str, Any] | None = None,
         *,
         state_dir: str | Path | None = None,
+        work_dir: str | Path | None = None,
     ) -> None:
         if task.type not in self.task_types:
             supported = ", ".join(sorted(str(t) for t in self.task_types))
@@ -178,6 +200,9 @@ class Backend(ABC):
         self.task = task
         self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params or {})
         self.state_dir = Path(state_dir) if state_dir is not None else None
+        # A folder of the run directory the backend may keep across runs of the same job (a response
+        # cache, the ids of submitted batch jobs); None outside a run.
+        self.work_dir = Path(work_dir) if work_dir is not None else None
 
     @classmethod  # noqa: B027 - an optional hook: most backends have nothing to check
     def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
@@ -201,6 +226,13 @@ class Backend(ABC):
     def fit(self, train: GoldSet, eval: GoldSet | None, config: FitConfig) -> FitReport:
         """Train on gold documents and write the trained state (no pickle) to ``config.output_dir``."""
         raise NotImplementedError(f"{type(self).__name__} is not trainable")
+
+    def estimate(self, texts: Sequence[str]) -> Estimate | None:
+        """Requests, tokens and cost of coding ``texts``, without sending anything; None: free to run.
+
+        Backends that pay per call (APIs) override it; ``scalecode plan`` shows it before a run.
+        """
+        return None
 
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the files the predictions depend on (lexicons, weights), for the manifest."""

@@ -43,6 +43,14 @@ def _plugins(plugins_dir: str | None) -> Plugins:
     return plugins
 
 
+def _allow() -> tuple[str, ...] | None:
+    """The plugin allow-list from the environment, handed on to Ray workers."""
+    import os
+
+    allow = os.environ.get(ALLOW_ENV)
+    return tuple(a.strip() for a in allow.split(",")) if allow is not None else None
+
+
 plugins_dir_option = click.option(
     "--plugins-dir",
     type=click.Path(file_okay=False),
@@ -70,26 +78,51 @@ def run(
     job_file: str, plugins_dir: str | None, output: str | None, num_cpus: int | None, no_progress: bool
 ) -> None:
     """Run a job: train, evaluate every backend on the gold test split, code the corpus."""
-    import os
 
     from scalecode.config import load_job
     from scalecode.runner import Runner
 
     plugins = _plugins(plugins_dir)
     job = load_job(job_file, plugins)
-    allow = os.environ.get(ALLOW_ENV)
     runner = Runner(
         job,
         plugins,
         out=Path(output) if output else None,
         plugins_dir=plugins_dir,
-        allow=tuple(a.strip() for a in allow.split(",")) if allow is not None else None,
+        allow=_allow(),
         num_cpus=num_cpus,
         echo=lambda line: click.echo(line, err=True),
         progress=not no_progress,
     )
     result = runner.run()
     click.echo(result.report)
+
+
+@cli.command()
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@plugins_dir_option
+@click.option(
+    "--output", type=click.Path(file_okay=False), help="Run directory (default: the job's output.dir)."
+)
+@click.option("--sample", default=10_000, show_default=True, help="Corpus documents to estimate from.")
+@_friendly
+def plan(job_file: str, plugins_dir: str | None, output: str | None, sample: int) -> None:
+    """Estimate requests, tokens and cost of a job before anything is sent."""
+
+    from scalecode.config import load_job
+    from scalecode.plan import plan_job, render
+
+    plugins = _plugins(plugins_dir)
+    job = load_job(job_file, plugins)
+    rows = plan_job(
+        job,
+        plugins,
+        Path(output or job.config.output.dir),
+        plugins_dir=plugins_dir,
+        allow=_allow(),
+        sample=sample,
+    )
+    click.echo(render(rows))
 
 
 @cli.command()

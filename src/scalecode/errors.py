@@ -68,6 +68,14 @@ class BackendError(ScalecodeError):
         super().__init__(f"backend {backend!r}: {message}")
 
 
+class StopRun(ScalecodeError):
+    """A backend must stop the whole run cleanly (a spending cap reached), not code more documents.
+
+    Raised from ``predict_batch``, it is not turned into error rows: the run stops, what is finished
+    stays on disk, and running the same job again resumes.
+    """
+
+
 def describe_examples(items: Sequence[str], limit: int = 5) -> str:
     """Join the first few offending items for a message, saying how many more there are."""
     shown = ", ".join(items[:limit])

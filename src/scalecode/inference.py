@@ -24,15 +24,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scalecode.backend import Backend, Resources
 from scalecode.config import TableConfig, resolve_env
+from scalecode.errors import StopRun
 from scalecode.plugins import load_plugins
 from scalecode.predictions import BatchShapeError, conform, error_rows, predictions_table
 from scalecode.task import Task
 
 ID, TEXT, PATH = "id", "text", "path"
+STOPPED = "run stopped: "  # the error of rows a backend could not code because it stopped the run
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,15 @@ class BackendSpec:
     state_dir: str | None = None
     plugins_dir: str | None = None
     allow: tuple[str, ...] | None = None
+    work_dir: str | None = None
 
     def build(self) -> Backend:
         plugins = load_plugins(self.plugins_dir, allow=self.allow)
         info = plugins.backend(self.plugin)
         task = Task.model_validate(self.task)
-        return info.backend_class(task, resolve_env(self.params), state_dir=self.state_dir)
+        return info.backend_class(
+            task, resolve_env(self.params), state_dir=self.state_dir, work_dir=self.work_dir
+        )
 
 
 def _decode_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list[str | None], list[str | None]]:
@@ -119,6 +125,11 @@ def _predict(
             answers, ids=ids, backend=name, task=backend.task, latency_s=time.perf_counter() - started
         )
         return [(positions, table)]
+    except StopRun as exc:
+        # Ray Data does not carry exception types back to the driver, so the stop travels as rows
+        # the driver recognises (stopped_by); they are never written, and the next run codes them.
+        reasons = [f"{STOPPED}{exc}"] * len(ids)
+        return [(positions, error_rows(ids, backend=name, task=backend.task, reasons=reasons))]
     except Exception as exc:
         if len(texts) == 1:
             reason = _reason(exc)
@@ -134,6 +145,15 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, BatchShapeError):
         return f"backend answered nonsense: {exc}"
     return f"backend error: {type(exc).__name__}: {exc}"
+
+
+def check_stopped(table: pa.Table) -> None:
+    """Raise the backend's StopRun on the driver if coded rows carry it (see ``_predict``)."""
+    if table.num_rows == 0 or "error" not in table.column_names:
+        return
+    for reason in pc.unique(table.column("error").drop_null()).to_pylist():
+        if reason.startswith(STOPPED):
+            raise StopRun(reason[len(STOPPED) :])
 
 
 class BackendActor:
@@ -203,6 +223,8 @@ def plan_pool(resources: Resources, cluster_cpus: float, cluster_gpus: float) ->
         size = max(1, math.floor(cluster_gpus / resources.gpus))
     else:
         size = max(1, math.floor(cluster_cpus / max(resources.cpus, 1e-3)))
+    if resources.max_replicas is not None:
+        size = max(1, min(size, resources.max_replicas))
     reserve = 1.0 if cluster_cpus >= 2 else cluster_cpus / 2
     cpus = min(resources.cpus, max(cluster_cpus - reserve, 0.1) / size)
     return Pool(size=size, cpus=round(cpus, 3), gpus=resources.gpus)
@@ -244,12 +266,12 @@ def predict_texts(
     table = pa.table({ID: pa.array(list(ids), pa.string()), TEXT: pa.array(list(texts), pa.string())})
     blocks = max(1, min(len(table) // max(resources.batch_size, 1), 8))
     dataset = ray.data.from_arrow(table).repartition(blocks)
-    parts = [
-        batch
-        for batch in map_with_backend(dataset, spec, resources).iter_batches(
-            batch_format="pyarrow", batch_size=None
-        )
-    ]
+    parts = []
+    for batch in map_with_backend(dataset, spec, resources).iter_batches(
+        batch_format="pyarrow", batch_size=None
+    ):
+        check_stopped(batch)
+        parts.append(batch)
     if not parts:
         return pa.table({})
     return pa.concat_tables(parts, promote_options="default")
@@ -395,6 +417,7 @@ def code_corpus(
         for batch in map_with_backend(dataset, spec, resources).iter_batches(
             batch_format="pyarrow", batch_size=None
         ):
+            check_stopped(batch)
             writer.add(batch)
             if progress is not None:
                 progress(len(batch))

@@ -71,6 +71,16 @@ def write_report(
                 )
                 lines += [f"- {note}" for note in fit.get("notes", [])]
                 lines.append("")
+            spent = details.get(result.backend, {}).get("spending")
+            if spent:
+                cost = spent.get("cost_usd")
+                lines.append(
+                    f"Coding the test split: {spent.get('input_tokens', 0):,.0f} input and "
+                    f"{spent.get('output_tokens', 0):,.0f} output tokens, "
+                    + (f"${cost:,.4f}" if cost is not None else "cost unknown (no price)")
+                    + f"; {spent.get('cached_documents', 0):,.0f} documents answered from the cache."
+                )
+                lines.append("")
             if result.n_errors:
                 lines.append(f"{result.n_errors} of {result.n_gold} documents not coded; first reasons:")
                 lines += [f"- `{e['id']}`: {e['error']}" for e in result.error_examples[:5]]

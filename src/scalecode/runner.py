@@ -21,7 +21,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from scalecode.errors import ScalecodeError
 from scalecode.inference import BackendSpec, CorpusSummary, code_corpus, predict_texts, start_ray
 from scalecode.manifest import host, library_versions, now, plugin_records, table_hashes, write_json
 from scalecode.plugins import Plugins
+from scalecode.readers import Reader
 from scalecode.report import write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
 from scalecode.splits import draw_examples, split_gold, subsample_gold
@@ -76,12 +77,43 @@ def _claim(out: Path, fingerprint: str, job: Job) -> None:
     )
 
 
+def spending(frame: pl.DataFrame) -> dict[str, float]:
+    """Tokens, dollars and cache hits of a predictions table from a backend that reports them."""
+    out: dict[str, float] = {}
+    for column in ("input_tokens", "output_tokens", "cost_usd"):
+        if column in frame.columns and frame[column].null_count() < len(frame):
+            out[column] = float(frame[column].sum())
+    if "cached" in frame.columns:
+        out["cached_documents"] = float(frame["cached"].fill_null(False).sum())
+    return out
+
+
+def split_job_gold(job: Job, readers: Sequence[Reader]) -> tuple[GoldSet, GoldSet, GoldSet, Task]:
+    """The job's gold, its seeded train and test splits, and the codebook with any examples drawn
+    from the training split (``task.examples_from_gold``)."""
+    config = job.config
+    assert config.data.gold is not None
+    gold = load_gold(config.data.gold, job.task, readers)
+    train, test = split_gold(
+        gold,
+        test_size=config.evaluation.test_size,
+        seed=config.evaluation.seed,
+        stratify=config.evaluation.stratify,
+    )
+    task = job.task
+    if task.examples_from_gold:
+        drawn = draw_examples(train, task.examples_from_gold, seed=config.evaluation.seed)
+        task = task.model_copy(update={"examples": (*task.examples, *drawn)})
+    return gold, train, test, task
+
+
 def spec_for(
     backend: ResolvedBackend,
     task: Task,
     state_dir: Path | None,
     plugins_dir: str | None,
     allow: tuple[str, ...] | None,
+    work_dir: Path | None = None,
 ) -> BackendSpec:
     return BackendSpec(
         name=backend.name,
@@ -91,6 +123,7 @@ def spec_for(
         state_dir=str(state_dir.resolve()) if state_dir is not None else None,
         plugins_dir=plugins_dir,
         allow=allow,
+        work_dir=str(work_dir.resolve()) if work_dir is not None else None,
     )
 
 
@@ -135,17 +168,8 @@ class Runner:
         corpus: CorpusInfo | None = None
         step = time.perf_counter()
         if config.data.gold is not None:
-            gold = load_gold(config.data.gold, job.task, readers)
-            train, test = split_gold(
-                gold,
-                test_size=config.evaluation.test_size,
-                seed=config.evaluation.seed,
-                stratify=config.evaluation.stratify,
-            )
+            gold, train, test, self.task = split_job_gold(job, readers)
             self.echo(f"gold: {len(gold)} documents, {len(train)} to train, {len(test)} to evaluate")
-            if job.task.examples_from_gold:
-                drawn = draw_examples(train, job.task.examples_from_gold, seed=config.evaluation.seed)
-                self.task = job.task.model_copy(update={"examples": (*job.task.examples, *drawn)})
         if config.data.corpus is not None:
             corpus = inspect_corpus(config.data.corpus, readers)
             self.echo(f"corpus: {corpus.n_documents} documents in {len(corpus.files)} file(s)")
@@ -220,6 +244,9 @@ class Runner:
                 scores, rate = self._evaluate(backend, specs[backend.name], test, path)
                 result.scores.append(scores)
                 details.setdefault(backend.name, {})["docs_per_second"] = rate
+                spent = spending(pl.read_parquet(path))
+                if spent:
+                    details[backend.name]["spending"] = spent
             self._timed("evaluate", step)
             for name, fit in fits.items():
                 details.setdefault(name, {})["fit_seconds"] = fit.seconds
@@ -251,7 +278,8 @@ class Runner:
             return {"error": repr(exc)}
 
     def _spec(self, backend: ResolvedBackend, state_dir: Path | None) -> BackendSpec:
-        return spec_for(backend, self.task, state_dir, self.plugins_dir, self.allow)
+        work_dir = self.out / "work" / backend.name
+        return spec_for(backend, self.task, state_dir, self.plugins_dir, self.allow, work_dir)
 
     def _fit(self, backend: ResolvedBackend, state_dir: Path, train: GoldSet, checkpoints: Path) -> FitReport:
         """Train into ``state_dir`` (whole or not at all); an existing trained state is reused."""

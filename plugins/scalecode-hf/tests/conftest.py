@@ -105,8 +105,9 @@ def smollm2(data_dir: Path) -> Path:
 def tiny_llama(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama with random weights and SmolLM2's tokenizer and chat template."""
     import torch
-    from scalecode_hf.models import gguf_folder
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from scalecode_hf.models import gguf_folder
 
     folder = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(gguf_folder(smollm2))

@@ -7,11 +7,11 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from scalecode_hf.causal import CausalLMBackend, CausalScorer
-from scalecode_hf.likelihood import score_answers
 
 from scalecode import Example, GoldSet, Task, TaskType
 from scalecode.testing import BackendConformance, sample_gold, sample_task
+from scalecode_hf.causal import CausalLMBackend, CausalScorer
+from scalecode_hf.likelihood import score_answers
 
 SENTIMENT = Task(
     type=TaskType.CLASSIFICATION,

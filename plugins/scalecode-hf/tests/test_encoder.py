@@ -7,14 +7,14 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
+
+from scalecode import FitConfig, Task, TaskType
+from scalecode.testing import BackendConformance, sample_gold, sample_task
 from scalecode_hf.batching import forward_sorted
 from scalecode_hf.encoder import EncoderBackend
 from scalecode_hf.encoder_model import apply_mode, detect_pooling, load_encoder, parameter_counts
 from scalecode_hf.models import resolve
 from scalecode_hf.options import TrainOptions
-
-from scalecode import FitConfig, Task, TaskType
-from scalecode.testing import BackendConformance, sample_gold, sample_task
 
 QUICK = {"epochs": 3, "batch_size": 8, "learning_rate": 5e-3, "early_stopping_patience": 0}
 

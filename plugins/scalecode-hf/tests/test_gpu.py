@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from scalecode_hf.encoder import EncoderBackend
-from scalecode_hf.options import TrainOptions
 
 from scalecode import FitConfig, TaskType
 from scalecode.testing import sample_gold, sample_task
+from scalecode_hf.encoder import EncoderBackend
+from scalecode_hf.options import TrainOptions
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
-from scalecode_hf.encoder import EncoderBackend
-from scalecode_hf.models import fingerprint, gguf_folder, resolve
 
 from scalecode import Task, TaskType
+from scalecode_hf.encoder import EncoderBackend
+from scalecode_hf.models import fingerprint, gguf_folder, resolve
 
 TASK = Task(type=TaskType.CLASSIFICATION, labels=["positive", "negative"])
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from scalecode_hf.encoder import EncoderBackend
-from scalecode_hf.options import TrainOptions
 
 from scalecode import FitConfig, GoldSet, Task, TaskType
 from scalecode.splits import split_gold
+from scalecode_hf.encoder import EncoderBackend
+from scalecode_hf.options import TrainOptions
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_local")]
 

@@ -11,11 +11,11 @@ import textwrap
 import time
 
 import pytest
-from scalecode_hf.encoder import EncoderBackend
-from scalecode_hf.options import TrainOptions
 
 from scalecode import FitConfig, TaskType
 from scalecode.testing import sample_gold, sample_task
+from scalecode_hf.encoder import EncoderBackend
+from scalecode_hf.options import TrainOptions
 
 
 @pytest.mark.usefixtures("ray_local")

@@ -42,7 +42,9 @@ def comparison_markdown(
 ) -> str:
     """A Markdown table, best backend first by ``primary``, with n, coverage and timings."""
     details = details or {}
+    costs = any("cost_usd" in d.get("spending", {}) for d in details.values())
     header = ["backend", "n", "coded", *[m.name for m in metrics], "fit s", "docs/s"]
+    header += ["cost $"] if costs else []
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
@@ -57,6 +59,9 @@ def comparison_markdown(
         docs_s = extra.get("docs_per_second")
         cells.append(f"{fit_s:.1f}" if fit_s is not None else "-")
         cells.append(f"{docs_s:,.0f}" if docs_s else "-")
+        if costs:
+            cost = extra.get("spending", {}).get("cost_usd")
+            cells.append(f"{cost:,.4f}" if cost is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
     arrows = ", ".join(f"{m.name} {'higher' if m.greater_is_better else 'lower'} is better" for m in metrics)
     lines.append("")

@@ -1,0 +1,122 @@
+"""``scalecode plan``: what a job would send and spend, before anything is sent.
+
+For each backend that pays per call (it implements ``Backend.estimate``), the estimate covers the
+gold test split and the corpus. A large corpus is estimated from its first ``sample`` documents and
+scaled to its size; requests the backend's cache already holds (from an earlier run of the job in
+the same run directory) are counted as cached and cost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import polars as pl
+
+from scalecode.backend import Estimate
+from scalecode.config import Job
+from scalecode.data import inspect_corpus
+from scalecode.plugins import Plugins
+from scalecode.runner import spec_for, split_job_gold
+
+SAMPLE = 10_000
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    backend: str
+    part: str  # "gold test" or "corpus"
+    estimate: Estimate | None  # None: runs locally, costs nothing per call
+    scaled_from: int | None = None  # corpus documents the estimate was made on, where scaled
+
+
+def _scale(estimate: Estimate, factor: float) -> Estimate:
+    return replace(
+        estimate,
+        documents=round(estimate.documents * factor),
+        requests=round(estimate.requests * factor),
+        cached=round(estimate.cached * factor),
+        input_tokens=round(estimate.input_tokens * factor),
+        output_tokens=round(estimate.output_tokens * factor),
+        cost_usd=None if estimate.cost_usd is None else estimate.cost_usd * factor,
+    )
+
+
+def corpus_sample(job: Job, plugins: Plugins, limit: int) -> tuple[list[str], int]:
+    """Up to ``limit`` non-empty texts from the start of the corpus, and the corpus's size."""
+    config = job.config.data.corpus
+    assert config is not None
+    corpus = inspect_corpus(config, plugins.readers)
+    texts: list[str] = []
+    for file in corpus.files:
+        if len(texts) >= limit:
+            break
+        frame = corpus.reader.read(file, config.encoding)
+        column = frame[config.text_column].cast(pl.String).drop_nulls()
+        texts += [t for t in column.head(limit - len(texts)).to_list() if t.strip()]
+    return texts, corpus.n_documents
+
+
+def plan_job(
+    job: Job,
+    plugins: Plugins,
+    out: Path,
+    *,
+    plugins_dir: str | None = None,
+    allow: tuple[str, ...] | None = None,
+    sample: int = SAMPLE,
+) -> list[PlanRow]:
+    config = job.config
+    task = job.task
+    test_texts: list[str] = []
+    if config.data.gold is not None:
+        _, _, test, task = split_job_gold(job, plugins.readers)
+        test_texts = test.texts
+    corpus_texts: list[str] = []
+    corpus_size = 0
+    if config.data.corpus is not None:
+        corpus_texts, corpus_size = corpus_sample(job, plugins, sample)
+    rows: list[PlanRow] = []
+    for backend in job.backends:
+        if backend.train is not None:
+            rows.append(PlanRow(backend.name, "all", None))  # trained backends run locally
+            continue
+        instance = spec_for(backend, task, None, plugins_dir, allow, out / "work" / backend.name).build()
+        if test_texts:
+            rows.append(PlanRow(backend.name, "gold test", instance.estimate(test_texts)))
+        if corpus_texts:
+            estimate = instance.estimate(corpus_texts)
+            factor = corpus_size / len(corpus_texts)
+            scaled = estimate if estimate is None or factor == 1 else _scale(estimate, factor)
+            rows.append(PlanRow(backend.name, "corpus", scaled, len(corpus_texts) if factor != 1 else None))
+    return rows
+
+
+def render(rows: list[PlanRow]) -> str:
+    lines = [
+        "| backend | part | documents | requests | cached | input tokens | output tokens | cost (USD) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    total = 0.0
+    unknown = False
+    notes: list[str] = []
+    for row in rows:
+        e = row.estimate
+        if e is None:
+            lines.append(f"| {row.backend} | {row.part} | | | | | | free (runs locally) |")
+            continue
+        cost = "unknown" if e.cost_usd is None else f"{e.cost_usd:,.4f}"
+        unknown = unknown or e.cost_usd is None
+        total += e.cost_usd or 0.0
+        lines.append(
+            f"| {row.backend} | {row.part} | {e.documents:,} | {e.requests:,} | {e.cached:,} | "
+            f"{e.input_tokens:,} | {e.output_tokens:,} | {cost} |"
+        )
+        if row.scaled_from:
+            notes.append(f"{row.backend}: corpus estimated from its first {row.scaled_from:,} documents")
+        notes += [f"{row.backend}: {note}" for note in e.notes]
+    lines.append("")
+    lines.append(f"Estimated cost of new requests: ${total:,.4f}" + (" plus unknown" if unknown else ""))
+    lines.append("Tokens are estimated (about four characters per token); cached requests cost nothing.")
+    lines += [f"- {note}" for note in dict.fromkeys(notes)]
+    return "\n".join(lines)
