@@ -1,0 +1,1 @@
+"""Any OpenAI-compatible chat API as a scalecode backend."""

@@ -1,0 +1,144 @@
+"""Reading a model's reply: codes checked against the codebook, and a confidence from log-probabilities.
+
+Parsing is tolerant of form and strict about content. A reply may be JSON, JSON inside prose or a
+code fence, or (one document, classification) prose that names exactly one label. Whatever the form,
+a code outside the codebook, a score outside the scale or a reply that names no single label is an
+error that keeps the raw reply: never a crash and never a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from scalecode import Task, TaskType
+from scalecode_openai.prompts import code_field
+
+JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Code:
+    """One document's answer: the code, or the reason there is none."""
+
+    value: Any = None  # str, list[str] or float
+    error: str | None = None
+    position: int = 0  # which answer of the reply it is (several documents may come back in any order)
+
+
+def _load_json(content: str) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        pass
+    found = JSON_OBJECT.search(content)  # JSON inside prose or a code fence
+    if found:
+        try:
+            return json.loads(found.group(0))
+        except ValueError:
+            return None
+    return None
+
+
+def _mentioned_labels(task: Task, content: str) -> list[str]:
+    return [
+        name
+        for name in task.label_names
+        if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", content, flags=re.IGNORECASE)
+    ]
+
+
+def check(task: Task, value: Any) -> Code:
+    """A code from a parsed answer, or an error saying why it is not one."""
+    if task.type is TaskType.CLASSIFICATION:
+        if isinstance(value, str) and value in task.label_names:
+            return Code(value)
+        if isinstance(value, str):  # a server that ignores the enum may change the case
+            matches = [name for name in task.label_names if name.casefold() == value.strip().casefold()]
+            if len(matches) == 1:
+                return Code(matches[0])
+        return Code(error=f"answer is not a label of the codebook: {value!r}")
+    if task.type is TaskType.MULTILABEL:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            unknown = [v for v in value if v not in task.label_names]
+            if not unknown:
+                return Code(sorted(set(value), key=task.label_names.index))
+            return Code(error=f"answer has labels not in the codebook: {unknown!r}")
+        return Code(error=f"answer is not a list of labels: {value!r}")
+    assert task.scale is not None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return Code(error=f"answer is not a number: {value!r}")
+    try:
+        score = float(value)
+    except ValueError:
+        return Code(error=f"answer is not a number: {value!r}")
+    if not math.isfinite(score) or not task.scale.min <= score <= task.scale.max:
+        return Code(error=f"score {score:g} is outside the scale {task.scale.min:g} to {task.scale.max:g}")
+    return Code(score)
+
+
+def parse(task: Task, content: str | None, documents: int) -> list[Code]:
+    """The codes of ``documents`` documents from one reply, in the order they were sent."""
+    if not content or not content.strip():
+        return [Code(error="empty answer")] * documents
+    field = code_field(task)
+    data = _load_json(content)
+    if documents == 1:
+        if isinstance(data, dict) and field in data:
+            return [check(task, data[field])]
+        if task.type is TaskType.CLASSIFICATION:
+            named = _mentioned_labels(task, content)
+            if len(named) == 1:
+                return [Code(named[0])]
+            if named:
+                return [Code(error=f"answer names several labels: {', '.join(named)}")]
+        return [Code(error=f"answer has no '{field}'")]
+    if not isinstance(data, dict) or not isinstance(data.get("answers"), list):
+        return [Code(error="answer has no list of 'answers'")] * documents
+    by_id: dict[str, tuple[int, Any]] = {}
+    for position, item in enumerate(data["answers"]):
+        if isinstance(item, dict) and "id" in item and field in item:
+            by_id.setdefault(str(item["id"]).strip(), (position, item[field]))
+    codes = []
+    for i in range(1, documents + 1):
+        if str(i) not in by_id:
+            codes.append(Code(error=f"answer has no entry for document {i}"))
+            continue
+        position, value = by_id[str(i)]
+        code = check(task, value)
+        codes.append(Code(code.value, code.error, position))
+    return codes
+
+
+def confidences(task: Task, content: str, tokens: list[dict[str, Any]] | None) -> list[float]:
+    """Probability the model gave each code in its reply, in reply order, from token log-probabilities.
+
+    The n-th ``"label": ...`` value in the reply is the n-th answer's code; its probability is exp of
+    the summed log-probabilities of the tokens overlapping it. Empty where the server gave no
+    log-probabilities or its tokens do not spell the reply.
+    """
+    if not tokens:
+        return []
+    starts, position = [], 0
+    for token in tokens:
+        starts.append(position)
+        position += len(str(token.get("token", "")))
+    if position != len(content):
+        return []  # the tokens do not spell the reply: offsets would be wrong
+    field = code_field(task)
+    spans = [
+        match.span(1)
+        for match in re.finditer(rf'"{field}"\s*:\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|-?[\d.eE+-]+)', content)
+    ]
+    out: list[float] = []
+    for begin, end in spans:
+        total = sum(
+            float(token.get("logprob", 0.0))
+            for token, start in zip(tokens, starts, strict=True)
+            if start < end and start + len(str(token.get("token", ""))) > begin
+        )
+        out.append(math.exp(total))
+    return out

@@ -1,0 +1,223 @@
+"""The `openai` backend: any OpenAI-compatible chat API codes documents from the codebook.
+
+One replica per run (``max_replicas=1``) sends up to ``concurrency`` requests at once from one event
+loop, so the client-side rate limits and the budget hold exactly; throughput comes from concurrent
+requests, not from processes. Every answer lands in the response cache (by default
+``work/<backend>/responses.sqlite`` in the run directory), so a run that is stopped or killed and run
+again pays for no request twice.
+
+Prediction columns beyond the standard ones: ``input_tokens``, ``output_tokens`` and ``cost_usd``
+(a request's share per document when several share one request), ``cached`` (answered from the
+cache, at no cost) and ``request_key`` (the request's row in the cache, its audit record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scalecode import Backend, Estimate, Predictions, Resources, Task, TaskType
+from scalecode_openai import prompts
+from scalecode_openai.answers import confidences, parse
+from scalecode_openai.cache import ResponseCache
+from scalecode_openai.client import OPENAI_URL, Reply, Requester, build_request, cache_key
+from scalecode_openai.cost import Budget, estimate_tokens
+from scalecode_openai.options import OpenAIParams
+
+CACHE_FILE = "responses.sqlite"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    description = (
+        "any OpenAI-compatible chat API (OpenAI, vLLM, Ollama, llama.cpp): cached, rate-limited, costed"
+    )
+    task_types = frozenset({TaskType.CLASSIFICATION, TaskType.MULTILABEL, TaskType.REGRESSION})
+    Params = OpenAIParams
+    params: OpenAIParams
+
+    @classmethod
+    def check(cls, task: Task, params: Any, *, train: bool) -> None:
+        if params.base_url is None and params.api_key is None and not os.environ.get(DEFAULT_KEY_ENV):
+            raise ValueError(
+                f"api_key: the environment variable {DEFAULT_KEY_ENV} is not set; set it, or name "
+                'another with api_key: {"$env": "VARIABLE"} (keys never go in the job file)'
+            )
+
+    def resources(self) -> Resources:
+        per_call = self.params.batch_size or (
+            2_000
+            if self.params.mode == "batch"
+            else 8 * self.params.concurrency * self.params.docs_per_request
+        )
+        return Resources(cpus=1.0, batch_size=per_call, max_replicas=1)
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def _cache(self) -> ResponseCache:
+        if self.params.cache is False:
+            return ResponseCache(None)
+        if self.params.cache:
+            return ResponseCache(Path(self.params.cache).expanduser())
+        return ResponseCache(self.work_dir / CACHE_FILE if self.work_dir is not None else None)
+
+    def load(self) -> None:
+        secret = self.params.api_key
+        key = secret.get_secret_value() if secret is not None else os.environ.get(DEFAULT_KEY_ENV)
+        if not key and self.params.base_url is None:
+            raise RuntimeError(f"the environment variable {DEFAULT_KEY_ENV} is not set")
+        self._loop = asyncio.new_event_loop()
+        self._cache_db = self._cache()
+        budget = Budget(self.params.budget_usd, self.params.model)
+        # Local servers (Ollama, vLLM) need no key, but the client insists on one.
+        self._loop.run_until_complete(self._start(key or "no-key", budget))
+
+    async def _start(self, key: str, budget: Budget) -> None:
+        self.requester = Requester(self.params, key, self._cache_db, budget)  # bound to this loop
+
+    def close(self) -> None:
+        """Close the HTTP connections and the cache (also when the replica is garbage-collected)."""
+        loop = getattr(self, "_loop", None)
+        if loop is None or loop.is_closed():
+            return
+        loop.run_until_complete(self.requester.close())
+        loop.close()
+        self._cache_db.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit there may be nothing to close with
+            self.close()
+
+    @property
+    def examples(self) -> list[Any]:
+        shown = self.params.few_shot
+        return list(self.task.examples if shown is None else self.task.examples[:shown])
+
+    def _groups(self, texts: Sequence[str]) -> list[list[int]]:
+        size = self.params.docs_per_request
+        return [list(range(i, min(i + size, len(texts)))) for i in range(0, len(texts), size)]
+
+    # --- coding -------------------------------------------------------------------------------
+
+    def predict_batch(self, texts: Sequence[str]) -> Predictions:
+        groups = self._groups(texts)
+        conversations = [prompts.messages(self.task, [texts[i] for i in g], self.examples) for g in groups]
+        if self.params.mode == "batch":
+            from scalecode_openai.batch import submit_and_collect
+
+            self._loop.run_until_complete(
+                submit_and_collect(
+                    self.requester, self.task, conversations, [len(g) for g in groups], self.work_dir
+                )
+            )
+        replies = self._loop.run_until_complete(
+            self._ask_all(conversations, [len(g) for g in groups], cache_only=self.params.mode == "batch")
+        )
+        return self._predictions(texts, groups, replies)
+
+    async def _ask_all(
+        self, conversations: list[list[dict[str, str]]], sizes: list[int], *, cache_only: bool
+    ) -> list[Reply]:
+        tasks = [
+            self.requester.ask(c, self.task, n, cache_only=cache_only)
+            for c, n in zip(conversations, sizes, strict=True)
+        ]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:  # a StopRun (budget) ends the run once every request in flight is in
+            if isinstance(result, BaseException):
+                raise result
+        return [r for r in results if isinstance(r, Reply)]
+
+    def _predictions(
+        self, texts: Sequence[str], groups: list[list[int]], replies: list[Reply]
+    ) -> Predictions:
+        n = len(texts)
+        code: list[Any] = [None] * n
+        confidence: list[float | None] = [None] * n
+        error: list[str | None] = [None] * n
+        raw: list[str | None] = [None] * n
+        extra: dict[str, list[Any]] = {
+            name: [None] * n
+            for name in ("input_tokens", "output_tokens", "cost_usd", "cached", "request_key")
+        }
+        for group, reply in zip(groups, replies, strict=True):
+            share = len(group)
+            codes = parse(self.task, reply.content, share) if reply.error is None else []
+            probabilities = confidences(self.task, reply.content or "", reply.tokens) if codes else []
+            for j, i in enumerate(group):
+                extra["cached"][i] = reply.cached
+                extra["request_key"][i] = reply.key
+                extra["input_tokens"][i] = _share(reply.input_tokens, share)
+                extra["output_tokens"][i] = _share(reply.output_tokens, share)
+                extra["cost_usd"][i] = None if reply.cost_usd is None else reply.cost_usd / share
+                if reply.error is not None:
+                    error[i] = reply.error
+                    continue
+                answer = codes[j]
+                if answer.error is not None:
+                    error[i], raw[i] = answer.error, reply.content
+                    continue
+                code[i] = answer.value
+                if answer.position < len(probabilities):
+                    confidence[i] = probabilities[answer.position]
+        answers = Predictions(confidence=confidence, error=error, raw=raw, extra=extra)
+        if self.task.type is TaskType.CLASSIFICATION:
+            answers.label = code
+        elif self.task.type is TaskType.MULTILABEL:
+            answers.labels = code
+        else:
+            answers.score = code
+        return answers
+
+    # --- before a run -------------------------------------------------------------------------
+
+    def estimate(self, texts: Sequence[str]) -> Estimate:
+        """Requests, tokens and dollars to code ``texts``; requests the cache already holds are free."""
+        params = self.params
+        fmt = "json_schema" if params.structured_output == "auto" else params.structured_output
+        groups = self._groups(texts)
+        requests = input_tokens = output_tokens = 0
+        keys = []
+        per_answer = 4 + math.ceil(max((len(n) for n in self.task.label_names), default=8) / 4) + 6
+        for group in groups:
+            messages = prompts.messages(self.task, [texts[i] for i in group], self.examples)
+            body = build_request(
+                params, messages, prompts.response_format(self.task, len(group), fmt), params.logprobs
+            )
+            keys.append(cache_key(params, body))
+            requests += 1
+            input_tokens += estimate_tokens(messages)
+            output_tokens += min(per_answer * len(group), params.max_tokens)
+        cached = len(self._cache().known(keys))
+        share = (requests - cached) / requests if requests else 0.0
+        cost = None
+        if params.price is not None:
+            discount = params.price.batch_discount if params.mode == "batch" else 1.0
+            cost = (
+                share
+                * discount
+                * (input_tokens * params.price.input + output_tokens * params.price.output)
+                / 1e6
+            )
+        notes = [f"{params.model} at {params.base_url or OPENAI_URL}"]
+        if params.price is None:
+            notes.append("no price given (params.price): cost unknown")
+        return Estimate(
+            documents=len(texts),
+            requests=requests,
+            cached=cached,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            notes=tuple(notes),
+        )
+
+
+def _share(tokens: int | None, share: int) -> float | None:
+    return None if tokens is None else tokens / share

@@ -1,0 +1,149 @@
+"""The Batch API: half the price, answers within a day, and nothing paid twice across restarts.
+
+For the requests of one ``predict_batch`` call that the cache cannot answer: write them as JSONL
+(``custom_id`` is the request's cache key), upload the file, create the batch, poll until it ends,
+download the answers and put each in the cache; the caller then reads every answer from the cache.
+
+Each step's id is written to ``work_dir/batches/<name>.json`` as soon as the server returns it, where
+the name is a hash of the requests' keys. A run killed between upload and download and started
+again finds that file: it creates the batch from the uploaded file, or polls the batch it created,
+instead of uploading and paying again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any, Final
+
+from scalecode.errors import StopRun
+from scalecode_openai.client import Requester, cache_key
+from scalecode_openai.cost import cost_usd, estimate_tokens
+
+log = logging.getLogger("scalecode.openai")
+
+ENDPOINT: Final = "/v1/chat/completions"
+FINISHED = {"completed", "failed", "expired", "cancelled"}
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+async def submit_and_collect(
+    requester: Requester,
+    task: Any,
+    conversations: list[list[dict[str, str]]],
+    sizes: list[int],
+    work_dir: Path | None,
+) -> None:
+    """Have the Batch API answer every request the cache lacks; the answers go to the cache."""
+    if work_dir is None:
+        raise RuntimeError("batch mode keeps its batch ids in the run directory; run it through a job")
+    params, cache, client = requester.params, requester.cache, requester.client
+    bodies: dict[str, dict[str, Any]] = {}
+    for messages, size in zip(conversations, sizes, strict=True):
+        body = requester.body(messages, task, size)
+        bodies[cache_key(params, body)] = body
+    missing = sorted(set(bodies) - cache.known(bodies))
+    if not missing:
+        return
+    name = hashlib.sha256("".join(missing).encode()).hexdigest()[:20]
+    state_path = work_dir / "batches" / f"{name}.json"
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else {}
+
+    if "batch_id" not in state:
+        _check_budget(requester, [bodies[k] for k in missing])
+    if "file_id" not in state:
+        lines = [
+            json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT, "body": bodies[key]})
+            for key in missing
+        ]
+        upload = io.BytesIO(("\n".join(lines) + "\n").encode("utf-8"))
+        file = await client.files.create(file=(f"scalecode-{name}.jsonl", upload), purpose="batch")
+        state.update(file_id=file.id, requests=len(missing))
+        _save(state_path, state)
+    if "batch_id" not in state:
+        batch = await client.batches.create(
+            input_file_id=state["file_id"],
+            endpoint=ENDPOINT,
+            completion_window="24h",
+            metadata={"scalecode_requests": name},
+        )
+        state["batch_id"] = batch.id
+        _save(state_path, state)
+        log.info("submitted batch %s with %d requests", batch.id, len(missing))
+
+    batch = await client.batches.retrieve(state["batch_id"])
+    while batch.status not in FINISHED:
+        await asyncio.sleep(params.batch_poll_s)
+        batch = await client.batches.retrieve(state["batch_id"])
+    state["status"] = batch.status
+    _save(state_path, state)
+    if batch.output_file_id:
+        content = await client.files.content(batch.output_file_id)
+        _store(requester, bodies, content.text, batch.id)
+    if batch.error_file_id:
+        content = await client.files.content(batch.error_file_id)
+        for line in content.text.splitlines():
+            if line.strip():
+                record = json.loads(line)
+                cache.failed(
+                    record.get("custom_id", ""), f"batch {batch.id}: {json.dumps(record.get('error'))}"
+                )
+
+
+def _check_budget(requester: Requester, bodies: list[dict[str, Any]]) -> None:
+    """A batch is paid as a whole: refuse to submit one whose estimate would pass the budget."""
+    params, budget = requester.params, requester.budget
+    if budget.limit is None or params.price is None:
+        return
+    tokens_in = sum(estimate_tokens(b["messages"]) for b in bodies)
+    tokens_out = params.max_tokens * len(bodies)  # the most it can cost
+    worst = (
+        params.price.batch_discount
+        * (tokens_in * params.price.input + tokens_out * params.price.output)
+        / 1e6
+    )
+    if budget.spent + worst > budget.limit:
+        raise StopRun(
+            f"{budget.model}: a batch of {len(bodies)} requests could cost up to ${worst:.4f}, over what is "
+            f"left of the budget of ${budget.limit:.2f}; raise budget_usd or lower batch_size"
+        )
+
+
+def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, batch_id: str) -> None:
+    """Put each answered line of a batch's output file in the cache."""
+    params = requester.params
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        key = record.get("custom_id")
+        response = record.get("response") or {}
+        if key not in bodies:
+            continue  # not ours (or tampered with): never mapped to a document
+        if response.get("status_code") != 200:
+            requester.cache.failed(key, f"batch {batch_id}: {json.dumps(record.get('error') or response)}")
+            continue
+        answer = response.get("body") or {}
+        usage = answer.get("usage") or {}
+        cost = cost_usd(params.price, usage, batch=True)
+        requester.budget.spend(cost)
+        requester.cache.put(
+            key,
+            bodies[key],
+            answer,
+            input_tokens=usage.get("prompt_tokens"),
+            output_tokens=usage.get("completion_tokens"),
+            cost_usd=cost,
+            latency_s=None,
+            via=batch_id,
+        )

@@ -1,0 +1,240 @@
+"""Sending chat requests: bounded concurrency, client-side rate limits, retries, the cache and the budget.
+
+Retries are the `openai` client's own: on 408, 409, 429, 5xx, timeouts and dropped connections it
+waits with exponential backoff and jitter, honouring the server's Retry-After, up to ``max_retries``
+times. What it does not retry, a 200 whose body is not valid JSON, is retried here the same way. A
+request that still fails becomes an error row naming the failure; it is logged in the cache and
+asked again by the next run.
+
+``structured_output: auto`` starts with a JSON schema and steps down to JSON mode, then to the prompt
+alone, the first time the server refuses a format (HTTP 400); ``logprobs`` is dropped the same way.
+Each step down happens once per process and is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from scalecode_openai import prompts
+from scalecode_openai.cache import ResponseCache, request_key
+from scalecode_openai.cost import Budget, cost_usd, estimate_tokens
+from scalecode_openai.options import OpenAIParams
+
+log = logging.getLogger("scalecode.openai")
+
+OPENAI_URL = "https://api.openai.com/v1"
+TOP_LOGPROBS = 5
+
+
+@dataclass
+class Reply:
+    """What one request came back with (from the server or the cache), or why it failed."""
+
+    content: str | None = None
+    tokens: list[dict[str, Any]] | None = None  # log-probabilities of the reply's tokens
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    cached: bool = False
+    key: str = ""
+    error: str | None = None
+
+
+def endpoint(params: OpenAIParams) -> str:
+    return (params.base_url or OPENAI_URL).rstrip("/")
+
+
+def build_request(
+    params: OpenAIParams,
+    messages: list[dict[str, str]],
+    response_format: dict[str, Any] | None,
+    logprobs: bool,
+) -> dict[str, Any]:
+    """The chat-completions request body: everything that determines the answer, nothing secret."""
+    body: dict[str, Any] = {
+        "model": params.model,
+        "messages": messages,
+        "temperature": params.temperature,
+        "max_tokens": params.max_tokens,
+    }
+    if params.seed is not None:
+        body["seed"] = params.seed
+    if response_format is not None:
+        body["response_format"] = response_format
+    if logprobs:
+        body["logprobs"] = True
+        body["top_logprobs"] = TOP_LOGPROBS
+    body.update(params.extra_body)
+    return body
+
+
+def cache_key(params: OpenAIParams, body: dict[str, Any]) -> str:
+    return request_key({"endpoint": endpoint(params), **body})
+
+
+def _usage(response: dict[str, Any]) -> tuple[int | None, int | None]:
+    usage = response.get("usage") or {}
+    return usage.get("prompt_tokens"), usage.get("completion_tokens")
+
+
+def reply_from(
+    response: dict[str, Any], key: str, cached: bool, latency_s: float | None, cost: float | None
+) -> Reply:
+    choice = (response.get("choices") or [{}])[0]
+    content = (choice.get("message") or {}).get("content")
+    tokens = (choice.get("logprobs") or {}).get("content")
+    input_tokens, output_tokens = _usage(response)
+    return Reply(
+        content=content,
+        tokens=tokens,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost,
+        latency_s=latency_s,
+        cached=cached,
+        key=key,
+    )
+
+
+class Requester:
+    """Sends requests for one backend replica; one per process, used from one event loop."""
+
+    def __init__(self, params: OpenAIParams, api_key: str, cache: ResponseCache, budget: Budget) -> None:
+        from aiolimiter import AsyncLimiter
+        from openai import AsyncOpenAI
+
+        self.params = params
+        self.cache = cache
+        self.budget = budget
+        self.format = "json_schema" if params.structured_output == "auto" else params.structured_output
+        self.logprobs = params.logprobs
+        self.client = AsyncOpenAI(
+            api_key=api_key,
+            base_url=endpoint(params),
+            timeout=params.timeout_s,
+            max_retries=params.max_retries,
+        )
+        self.slots = asyncio.Semaphore(params.concurrency)
+        rpm, tpm = params.requests_per_minute, params.tokens_per_minute
+        self.requests_limit = AsyncLimiter(rpm, 60) if rpm else None
+        self.tokens_limit = AsyncLimiter(tpm, 60) if tpm else None
+        self.sent = 0  # HTTP requests made, retries by this module included
+
+    def body(self, messages: list[dict[str, str]], task: Any, documents: int) -> dict[str, Any]:
+        return build_request(
+            self.params, messages, prompts.response_format(task, documents, self.format), self.logprobs
+        )
+
+    async def ask(
+        self, messages: list[dict[str, str]], task: Any, documents: int, *, cache_only: bool = False
+    ) -> Reply:
+        """The reply to one conversation: from the cache if it was asked before, else from the server.
+
+        ``cache_only`` (batch mode, after the batch is in): a request the cache lacks is not sent.
+        """
+        from openai import APIConnectionError, APIStatusError, APITimeoutError, BadRequestError
+
+        malformed = 0
+        while True:
+            fmt, logprobs = self.format, self.logprobs
+            body = self.body(messages, task, documents)
+            key = cache_key(self.params, body)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return reply_from(hit, key, cached=True, latency_s=None, cost=0.0)
+            if cache_only:
+                return Reply(
+                    key=key, error="the batch gave no answer to this request (see the cache's failures)"
+                )
+            async with self.slots:
+                self.budget.reserve()  # with a slot held: at most `concurrency` requests overshoot
+                await self._wait_for_limits(body)
+                started = time.perf_counter()
+                try:
+                    self.sent += 1
+                    response = await self._send(body)
+                except BadRequestError as exc:
+                    if self._step_down(str(exc), fmt, logprobs):
+                        continue
+                    return self._failed(key, f"API refused the request: {_describe(exc)}")
+                except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
+                    retries = self.params.max_retries
+                    return self._failed(key, f"API error after {retries} retries: {_describe(exc)}")
+                except Exception as exc:  # a 200 whose body is not JSON: the server garbled it
+                    malformed += 1
+                    if malformed > self.params.max_retries:
+                        return self._failed(key, f"API answered malformed responses: {_describe(exc)}")
+                    await asyncio.sleep(min(0.5 * 2 ** (malformed - 1), 8.0) * (1 - 0.25 * random.random()))
+                    continue
+            latency = time.perf_counter() - started
+            cost = cost_usd(self.params.price, response.get("usage"))
+            self.budget.spend(cost)
+            input_tokens, output_tokens = _usage(response)
+            self.cache.put(
+                key,
+                body,
+                response,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost,
+                latency_s=latency,
+            )
+            return reply_from(response, key, cached=False, latency_s=latency, cost=cost)
+
+    async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
+        known = {
+            "model",
+            "messages",
+            "temperature",
+            "max_tokens",
+            "seed",
+            "response_format",
+            "logprobs",
+            "top_logprobs",
+        }
+        extra = {k: v for k, v in body.items() if k not in known}
+        args = {k: v for k, v in body.items() if k in known}
+        completion = await self.client.chat.completions.create(**args, extra_body=extra or None)
+        data: dict[str, Any] = completion.model_dump(mode="json")
+        return data
+
+    async def _wait_for_limits(self, body: dict[str, Any]) -> None:
+        if self.requests_limit is not None:
+            await self.requests_limit.acquire()
+        if self.tokens_limit is not None:
+            needed = estimate_tokens(body["messages"]) + self.params.max_tokens
+            await self.tokens_limit.acquire(min(needed, self.tokens_limit.max_rate))
+
+    def _step_down(self, message: str, fmt: str, logprobs: bool) -> bool:
+        """After a 400: drop what the server refused, once. False: the request itself is at fault."""
+        if fmt != self.format or logprobs != self.logprobs:
+            return True  # another request already stepped down; ask again as it now asks
+        text = message.lower()
+        if logprobs and "logprob" in text:
+            self.logprobs = False
+            log.warning("the server refuses log-probabilities; asking without them (no confidence)")
+            return True
+        if self.params.structured_output == "auto" and fmt != "none":
+            self.format = "json_object" if fmt == "json_schema" else "none"
+            log.warning("the server refuses response_format %s; using %s", fmt, self.format)
+            return True
+        return False
+
+    def _failed(self, key: str, error: str) -> Reply:
+        self.cache.failed(key, error)
+        return Reply(key=key, error=error)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}" + (f" ({status})" if status else "") + f": {text[:300]}"

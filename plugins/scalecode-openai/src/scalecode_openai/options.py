@@ -1,0 +1,97 @@
+"""The options of the `openai` backend, as written under ``params:`` in a job file.
+
+The API key is never written in a job file: ``api_key: {"$env": "VARIABLE"}`` names the environment
+variable it is read from on the worker that sends the requests (default ``OPENAI_API_KEY``). It is
+held as a pydantic ``SecretStr``, so it prints as ``**********`` and appears in no manifest, cache
+or log; it is not part of any request body, so not of the cache either.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from scalecode import BackendParams
+
+StructuredOutput = Literal["auto", "json_schema", "json_object", "none"]
+
+
+class Price(BackendParams):
+    """US dollars per million tokens, as providers list them."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    batch_discount: float = Field(0.5, gt=0, le=1, description="factor on Batch API prices")
+
+
+class OpenAIParams(BackendParams):
+    model: str = Field(description="the model name the server knows (gpt-4o-mini, llama3.1:8b, ...)")
+    base_url: str | None = Field(
+        None, description="an OpenAI-compatible endpoint (vLLM, Ollama, a gateway); default OpenAI's"
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description='{"$env": "VARIABLE"}: the environment variable holding the key (default OPENAI_API_KEY)',
+    )
+
+    # What determines the answer: sent as configured, and part of every cache key.
+    temperature: float = Field(0.0, ge=0, le=2)
+    seed: int | None = Field(2024, description="sent to servers that honour it; null to leave it out")
+    max_tokens: int = Field(256, ge=1, description="the most tokens an answer may have")
+    few_shot: int | None = Field(
+        None, ge=0, description="codebook examples shown before the documents (default all)"
+    )
+    structured_output: StructuredOutput = Field(
+        "auto",
+        description="json_schema (label field an enum of the codebook), json_object, or none; "
+        "auto tries them in that order and keeps the first the server accepts",
+    )
+    logprobs: bool = Field(True, description="ask for log-probabilities and turn them into a confidence")
+    docs_per_request: int = Field(1, ge=1, le=100, description="documents coded in one request")
+    extra_body: dict[str, object] = Field(
+        default_factory=dict, description="extra request fields a server needs (also in the cache key)"
+    )
+
+    # Throughput and failure handling.
+    concurrency: int = Field(16, ge=1, le=4096, description="requests in flight at once")
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    timeout_s: float = Field(60.0, gt=0, description="per request; a hung request is retried")
+    max_retries: int = Field(
+        8, ge=0, description="on 429, 5xx, timeouts and dropped connections, with backoff and jitter"
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="documents per predict_batch call (default 8 x concurrency x docs_per_request)",
+    )
+
+    # Cost and the response cache.
+    price: Price | None = Field(None, description="US dollars per million tokens; none: cost unknown")
+    budget_usd: float | None = Field(
+        None, gt=0, description="stop the run cleanly once its new requests have cost this much"
+    )
+    cache: str | Literal[False] | None = Field(
+        None,
+        description="SQLite file of every answer (default: in the run directory); false turns it off",
+    )
+
+    # The Batch API: half the price, answers within 24 hours.
+    mode: Literal["online", "batch"] = "online"
+    batch_poll_s: float = Field(30.0, gt=0, description="seconds between checks on a submitted batch")
+    batch_max_requests: int = Field(50_000, ge=1, le=50_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> OpenAIParams:
+        if self.budget_usd is not None and self.price is None:
+            raise ValueError(
+                "budget_usd needs a price: {input: ..., output: ...} in dollars per million tokens"
+            )
+        if self.mode == "batch" and self.cache is False:
+            raise ValueError("mode batch reads the batch's answers through the cache: cache cannot be false")
+        if self.mode == "batch" and self.structured_output == "auto":
+            # A batch cannot fall back request by request; it uses what the user names, or json_schema.
+            self.structured_output = "json_schema"
+        return self

@@ -1,0 +1,176 @@
+"""The `openai` backend through `scalecode plan` and `scalecode run`; the key kept out of every output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from scalecode import Task, TaskType
+from scalecode_openai.backend import OpenAIBackend
+from scalecode_openai.server import FakeOpenAI, Faults
+
+SECRET = "sk-test-4f9a1c2e7b5d8e3a6c0b1d2e"
+LABELS = ["positive", "negative", "neutral"]
+
+
+def scalecode(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scalecode.cli", *args],
+        cwd=cwd,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def project(tmp_path):
+    words = ["positive", "negative", "neutral", "plain"]
+    rows = [
+        {"id": f"g{i}", "text": f"sentence {i} sounds {words[i % 4]}", "label": LABELS[i % 4 % 3]}
+        for i in range(40)
+    ]
+    pl.DataFrame(rows).write_csv(tmp_path / "gold.csv")
+    pl.DataFrame([{"id": f"c{i}", "text": f"corpus {i} {words[i % 4]}"} for i in range(50)]).write_parquet(
+        tmp_path / "corpus.parquet"
+    )
+    return tmp_path
+
+
+def job(project: Path, base_url: str, **extra: object) -> None:
+    params = {
+        "model": "test-model",
+        "base_url": base_url,
+        "api_key": {"$env": "TEST_API_KEY"},
+        "concurrency": 8,
+    }
+    params.update(price={"input": 2.5, "output": 10.0})
+    params.update(extra)
+    (project / "job.yaml").write_text(
+        textwrap.dedent(f"""
+        task:
+          type: classification
+          instructions: The tone of the sentence.
+          labels: {{positive: approves, negative: criticises, neutral: neither}}
+        data:
+          gold: {{path: gold.csv, label_column: label}}
+          corpus: {{path: corpus.parquet}}
+        backends:
+          - name: gpt
+            plugin: openai
+            params: {json.dumps(params)}
+        evaluation: {{test_size: 0.5, seed: 1, bootstrap: {{n: 100}}}}
+        output: {{dir: run}}
+        """)
+    )
+
+
+@pytest.fixture
+def env():
+    return {**os.environ, "TEST_API_KEY": SECRET, "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.mark.slow
+def test_plan_then_run_then_rerun_sends_each_request_once_and_never_leaks_the_key(project, env):
+    with FakeOpenAI() as api:
+        job(project, api.base_url)
+        plan = scalecode("plan", "job.yaml", cwd=project, env=env)
+        assert plan.returncode == 0, plan.stderr
+        assert "| gpt | gold test | 20 | 20 | 0 |" in plan.stdout
+        assert "| gpt | corpus | 50 | 50 | 0 |" in plan.stdout
+        assert api.calls == []  # planning sends nothing
+
+        first = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project, env=env)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert len(api.chat_calls()) == 70
+        assert all(c.headers.get("authorization") == f"Bearer {SECRET}" for c in api.chat_calls())
+
+        run = project / "run"
+        metrics = json.loads((run / "metrics.json").read_text())
+        spent = metrics["backends"]["gpt"]["spending"]
+        assert spent["cost_usd"] > 0 and spent["input_tokens"] > 0 and spent["cached_documents"] == 0
+        assert metrics["backends"]["gpt"]["metrics"]["accuracy"]["value"] > 0.5
+        coded = pl.read_parquet(run / "predictions" / "corpus" / "gpt")
+        assert coded.height == 50 and coded["error"].null_count() == 50
+        assert {"input_tokens", "output_tokens", "cost_usd", "cached", "request_key"} <= set(coded.columns)
+
+        plan = scalecode("plan", "job.yaml", cwd=project, env=env)
+        assert "| gpt | corpus | 50 | 50 | 50 |" in plan.stdout  # all in the cache now
+        assert "Estimated cost of new requests: $0.0000" in plan.stdout
+
+        api.reset()
+        (run / "predictions").rename(project / "first-predictions")
+        again = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project, env=env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert api.chat_calls() == []  # a second run sends zero requests
+        assert (
+            pl.read_parquet(run / "predictions" / "corpus" / "gpt")["label"].to_list()
+            == coded["label"].to_list()
+        )
+
+    # The key appears in no output, manifest, cache or log.
+    for path in [p for p in project.rglob("*") if p.is_file()]:
+        assert SECRET.encode() not in path.read_bytes(), path
+    for output in (first.stdout, first.stderr, again.stdout, again.stderr, plan.stdout):
+        assert SECRET not in output
+
+
+@pytest.mark.slow
+def test_a_budget_stops_the_run_cleanly_and_the_same_command_resumes_it(project, env):
+    # About 4 cents a request against a dollar a run: the job takes three or four runs to finish.
+    with FakeOpenAI(Faults(latency_s=0.02)) as api:
+        job(project, api.base_url, price={"input": 600.0, "output": 600.0}, budget_usd=1.0, concurrency=2)
+        runs = []
+        while not runs or runs[-1].returncode != 0:
+            runs.append(
+                scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project, env=env)
+            )
+            assert len(runs) <= 8, runs[-1].stderr[-2000:]
+        stopped = runs[0]
+        assert stopped.returncode == 1
+        assert "budget of $1.00 reached" in stopped.stderr and "Traceback" not in stopped.stderr
+        assert len(api.chat_calls()) == 70  # every request sent once over all the runs: none paid twice
+        coded = pl.read_parquet(project / "run" / "predictions" / "corpus" / "gpt")
+        assert coded.height == 50 and coded["error"].null_count() == 50
+
+
+def test_batch_mode_restarted_between_upload_and_download_pays_once(tmp_path):
+    task = Task(name="tone", type=TaskType.CLASSIFICATION, labels=LABELS)
+    texts = [f"item {i} is {LABELS[i % 3]}" for i in range(12)]
+    with FakeOpenAI(Faults(batch_delay_s=0.5)) as api:
+        params = {"model": "m", "base_url": api.base_url, "mode": "batch", "batch_poll_s": 0.05}
+        first = OpenAIBackend(task, params, work_dir=tmp_path)
+        first.load()
+
+        async def killed(*args, **kwargs):  # the run dies while it waits for the batch
+            raise KeyboardInterrupt
+
+        first.requester.client.batches.retrieve = killed
+        with pytest.raises(KeyboardInterrupt):
+            first.predict_batch(texts)
+        state = json.loads(next((tmp_path / "batches").glob("*.json")).read_text())
+        assert {"file_id", "batch_id"} <= set(state)
+
+        second = OpenAIBackend(task, params, work_dir=tmp_path)
+        second.load()
+        answers = second.predict_batch(texts)
+        assert list(answers.label) == [LABELS[i % 3] for i in range(12)]
+        uploads = [c for c in api.calls if c.method == "POST" and c.path.startswith("/v1/files")]
+        created = [c for c in api.calls if c.method == "POST" and c.path == "/v1/batches"]
+        assert len(uploads) == 1 and len(created) == 1  # picked up, not paid twice
+        assert api.chat_calls() == []  # every answer came through the batch
+
+        api.reset()
+        third = OpenAIBackend(task, params, work_dir=tmp_path)
+        third.load()
+        assert list(third.predict_batch(texts).label) == list(answers.label)
+        assert api.calls == []  # answered from the cache
