@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 
@@ -106,6 +107,15 @@ def test_a_document_that_keeps_failing_gets_an_error_row_not_a_crash(api, tmp_pa
     api.reset()
     backend(api, tmp_path, max_retries=0).predict_batch(["[[fault:500]] always broken"])
     assert len(api.chat_calls()) == 1
+
+
+def test_client_side_limits_spread_requests_over_time(api, tmp_path):
+    coder = backend(api, tmp_path, requests_per_minute=1200, concurrency=64)  # 20 a second
+    started = time.perf_counter()
+    answers = coder.predict_batch([f"positive {i}" for i in range(60)])
+    elapsed = time.perf_counter() - started
+    assert answers.error == [None] * 60
+    assert elapsed >= 1.8  # a second's worth at once, then 20 a second: never all 60 at once
 
 
 def test_an_answer_outside_the_codebook_is_an_error_that_keeps_the_raw_answer(api, tmp_path):

@@ -84,7 +84,10 @@ class OpenAIBackend(Backend):
     def close(self) -> None:
         """Close the HTTP connections and the cache (also when the replica is garbage-collected)."""
         loop = getattr(self, "_loop", None)
-        if loop is None or loop.is_closed():
+        if loop is None or loop.is_closed() or loop.is_running():
+            return
+        with contextlib.suppress(RuntimeError):  # collected while another event loop runs
+            asyncio.get_running_loop()
             return
         loop.run_until_complete(self.requester.close())
         loop.close()

@@ -18,12 +18,15 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalecode_openai import prompts
 from scalecode_openai.cache import ResponseCache, request_key
 from scalecode_openai.cost import Budget, cost_usd, estimate_tokens
 from scalecode_openai.options import OpenAIParams
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
 
 log = logging.getLogger("scalecode.openai")
 
@@ -44,6 +47,21 @@ class Reply:
     cached: bool = False
     key: str = ""
     error: str | None = None
+
+
+def per_second(per_minute: float | None) -> AsyncLimiter | None:
+    """A limiter that spreads a per-minute allowance over the minute, a second's worth at a time.
+
+    A bucket holding the whole minute would let a fresh run fire a minute's requests at once, which
+    servers that also enforce shorter windows answer with 429s.
+    """
+    from aiolimiter import AsyncLimiter
+
+    if not per_minute:
+        return None
+    if per_minute >= 60:
+        return AsyncLimiter(per_minute / 60, 1.0)
+    return AsyncLimiter(1, 60 / per_minute)
 
 
 def endpoint(params: OpenAIParams) -> str:
@@ -106,7 +124,6 @@ class Requester:
     """Sends requests for one backend replica; one per process, used from one event loop."""
 
     def __init__(self, params: OpenAIParams, api_key: str, cache: ResponseCache, budget: Budget) -> None:
-        from aiolimiter import AsyncLimiter
         from openai import AsyncOpenAI
 
         self.params = params
@@ -121,9 +138,8 @@ class Requester:
             max_retries=params.max_retries,
         )
         self.slots = asyncio.Semaphore(params.concurrency)
-        rpm, tpm = params.requests_per_minute, params.tokens_per_minute
-        self.requests_limit = AsyncLimiter(rpm, 60) if rpm else None
-        self.tokens_limit = AsyncLimiter(tpm, 60) if tpm else None
+        self.requests_limit = per_second(params.requests_per_minute)
+        self.tokens_limit = per_second(params.tokens_per_minute)
         self.sent = 0  # HTTP requests made, retries by this module included
 
     def body(self, messages: list[dict[str, str]], task: Any, documents: int) -> dict[str, Any]:
