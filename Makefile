@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGIN_DI
 	touch $(STAMP)
 
 data: install
-	$(BIN)/scalecode datasets fetch nyt-editorials sotu-sentences vader-lexicon afinn-lexicon --dest data
+	$(BIN)/scalecode datasets fetch nyt-editorials sotu-sentences vader-lexicon afinn-lexicon all-minilm-l6-v2 --dest data
 
 demo: data
 	$(BIN)/scalecode run jobs/nyt-sentiment.yaml
