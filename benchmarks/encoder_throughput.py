@@ -1,0 +1,247 @@
+"""Encoder inference throughput: scalecode's coding path against the bare forward pass and a pipeline loop.
+
+On the same 5,000 State of the Union paragraphs (at most 128 tokens; mean ~87) with all-MiniLM-L6-v2,
+in one run, side by side:
+
+- bare forward pass: the documents tokenised beforehand, sorted by length, padded per batch, only
+  ``model(...)`` timed (fp32, and bf16 where the CPU has it natively);
+- scalecode: ``EncoderBackend.predict_batch`` (tokenise, sort, pad, forward, probabilities, back in
+  order), fp32, and int8 (dynamically quantised linear layers);
+- scalecode's corpus path end to end: the documents as a Parquet file, read by Ray Data, coded by an
+  actor pool, written as Parquet shards (``code_corpus``, what ``scalecode run`` does), timed from the
+  first read to the last shard written, actor start and model load included; once with one actor of
+  all the threads, once with an actor per core;
+- Hugging Face ``pipeline("text-classification")`` called once per document, as a loop over a corpus
+  is usually written, and with ``batch_size=32`` for reference.
+
+Each is the median of several runs; int8 and bf16 are compared with fp32 on the same documents. The
+classification head is freshly initialised (throughput does not depend on its weights), so the
+argmax agreement is measured with a trained model when ``--trained`` names a run's model folder.
+
+    python benchmarks/encoder_throughput.py [--docs 5000] [--repeats 3] [--trained runs/.../models/x]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks_common import write_results
+
+from scalecode import Task, TaskType
+from scalecode.datasets import fetch
+
+
+def median_rate(run: Any, n: int, repeats: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - started)
+    return n / statistics.median(times), result
+
+
+def corpus_rate(
+    task: Task, params: dict[str, Any], state: Path | None, texts: list[str], repeats: int
+) -> float:
+    """Documents/s through ``code_corpus``: Parquet in, Ray Data, actor pool, Parquet shards out."""
+    from scalecode.config import TableConfig
+    from scalecode.data import inspect_corpus
+    from scalecode.inference import BackendSpec, code_corpus, start_ray
+    from scalecode.plugins import load_plugins
+
+    start_ray()
+    plugins = load_plugins()
+    spec = BackendSpec(
+        name="minilm",
+        plugin="encoder",
+        params=params,
+        task=task.model_dump(mode="json"),
+        state_dir=str(state.resolve()) if state else None,
+    )
+    resources = spec.build().resources()
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "corpus.parquet"
+        pl.DataFrame({"id": [f"d{i}" for i in range(len(texts))], "text": texts}).write_parquet(source)
+        table = TableConfig(path=str(source))
+        info = inspect_corpus(table, plugins.readers)
+        for repeat in range(repeats):
+            out = Path(tmp) / f"out-{repeat}"
+            started = time.perf_counter()
+            summary = code_corpus(spec, resources, table, info.files, info.rows, info.reader.name, out)
+            times.append(time.perf_counter() - started)
+            assert summary.coded == len(texts), summary
+            assert summary.errors == 0, summary
+            assert pl.read_parquet(out).height == len(texts)
+    return len(texts) / statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--model", default=None, help="model folder (default: all-MiniLM-L6-v2 from PyPI)")
+    parser.add_argument("--trained", type=Path, default=None, help="a trained encoder state (models/<name>)")
+    parser.add_argument("--pipeline-docs", type=int, default=1000, help="documents for the pipeline loop")
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoTokenizer, pipeline
+
+    from scalecode_hf.batching import forward_sorted
+    from scalecode_hf.devices import cpu_has_native_bf16, quiet_libraries
+    from scalecode_hf.encoder import EncoderBackend
+
+    quiet_libraries()
+    for name in ("sotu-paragraphs", "all-minilm-l6-v2"):
+        fetch(name, args.data)
+    model_dir = args.model or str(args.data / "models" / "all-MiniLM-L6-v2")
+    texts = pl.read_parquet(args.data / "sotu-paragraphs.parquet")["text"].sample(args.docs, seed=0).to_list()
+    threads = torch.get_num_threads()
+    task = Task(type=TaskType.CLASSIFICATION, labels=["a", "b"])
+    params = {
+        "model": model_dir,
+        "pooling": "model",
+        "max_length": 128,
+        "batch_size": args.batch_size,
+        "cpus": threads,
+        "label_map": {"LABEL_0": "a", "LABEL_1": "b"},
+    }
+    state = args.trained
+    if state is not None:
+        task_file = json.loads((state / "model" / "scalecode-encoder.json").read_text())
+        labels = task_file.get("labels") or []
+        task = Task(type=TaskType.CLASSIFICATION, labels=labels) if labels else Task(type=TaskType.REGRESSION)
+        params = {"model": model_dir, "max_length": 128, "batch_size": args.batch_size, "cpus": threads}
+
+    torch.manual_seed(0)
+    fp32 = EncoderBackend(task, {**params, "precision": "fp32"}, state_dir=state)
+    fp32.load()
+    tokenizer = fp32.tokenizer
+    model = fp32.model
+    assert model is not None
+    encoded = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
+    lengths = [len(e) for e in encoded]
+    cpu = torch.device("cpu")
+    pad_id = tokenizer.pad_token_id or 0
+
+    rows: dict[str, Any] = {}
+    bare, bare_out = median_rate(
+        lambda: forward_sorted(model, encoded, batch_size=args.batch_size, pad_id=pad_id, device=cpu),
+        len(texts),
+        args.repeats,
+    )
+    rows["bare forward fp32"] = bare
+    e2e, e2e_out = median_rate(lambda: fp32.predict_batch(texts), len(texts), args.repeats)
+    rows["scalecode fp32"] = e2e
+    int8_backend = EncoderBackend(task, {**params, "precision": "int8"}, state_dir=state)
+    int8_backend.load()
+    int8, int8_out = median_rate(lambda: int8_backend.predict_batch(texts), len(texts), args.repeats)
+    rows["scalecode int8"] = int8
+    for label, cpus in ((f"1 actor x {threads} threads", threads), (f"{threads} actors x 1 thread", 1)):
+        corpus_params = {**params, "precision": "fp32", "cpus": cpus}
+        rows[f"scalecode corpus (Ray Data read, code, write), {label}"] = corpus_rate(
+            task, corpus_params, state, texts, args.repeats
+        )
+    agreement: dict[str, float] = {}
+    if task.type is TaskType.CLASSIFICATION:
+        agreement["int8 argmax agreement"] = float(
+            np.mean(np.array(e2e_out.label) == np.array(int8_out.label))
+        )
+        agreement["int8 max probability difference"] = float(
+            max(
+                np.max(
+                    np.abs(np.asarray(e2e_out.probabilities[name]) - np.asarray(int8_out.probabilities[name]))
+                )
+                for name in task.label_names
+            )
+        )
+    else:
+        diff = np.abs(np.asarray(e2e_out.score) - np.asarray(int8_out.score))
+        agreement["int8 mean absolute score difference"] = float(diff.mean())
+        agreement["fp32 score standard deviation"] = float(np.std(e2e_out.score))
+    if cpu_has_native_bf16():
+        bf16, bf16_out = median_rate(
+            lambda: forward_sorted(
+                model, encoded, batch_size=args.batch_size, pad_id=pad_id, device=cpu, precision="bf16"
+            ),
+            len(texts),
+            args.repeats,
+        )
+        rows["bare forward bf16"] = bf16
+        agreement["bf16 argmax agreement"] = float(np.mean(bf16_out.argmax(1) == bare_out.argmax(1)))
+
+    from transformers import AutoModelForSequenceClassification
+
+    classifier = pipeline(
+        "text-classification",
+        model=AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2),
+        tokenizer=AutoTokenizer.from_pretrained(model_dir),
+        device=-1,
+        truncation=True,
+        max_length=128,
+    )
+    sample = texts[: args.pipeline_docs]
+    rows["pipeline, one call per document"], _ = median_rate(
+        lambda: [classifier(t) for t in sample], len(sample), args.repeats
+    )
+    rows["pipeline, batch_size=32"], _ = median_rate(
+        lambda: classifier(sample, batch_size=32), len(sample), args.repeats
+    )
+    best_corpus = max(v for k, v in rows.items() if k.startswith("scalecode corpus"))
+    results = {
+        "documents": len(texts),
+        "tokens_mean": float(np.mean(lengths)),
+        "tokens_max": int(max(lengths)),
+        "model": model_dir,
+        "trained_state": str(state) if state else None,
+        "batch_size": args.batch_size,
+        "torch_threads": threads,
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "docs_per_second": {k: round(v, 1) for k, v in rows.items()},
+        "ratios": {
+            "scalecode fp32 / bare forward fp32": round(e2e / bare, 3),
+            "best corpus path / bare forward fp32": round(best_corpus / bare, 3),
+            "best corpus path / pipeline loop": round(
+                best_corpus / rows["pipeline, one call per document"], 2
+            ),
+            "scalecode fp32 / pipeline loop": round(e2e / rows["pipeline, one call per document"], 2),
+            "scalecode int8 / pipeline loop": round(int8 / rows["pipeline, one call per document"], 2),
+        },
+        "agreement": agreement,
+    }
+    lines = [
+        "# Encoder inference throughput",
+        "",
+        f"{len(texts):,} SOTU paragraphs (tokens: mean {np.mean(lengths):.1f}, max {max(lengths)}), "
+        f"all-MiniLM-L6-v2, batch size {args.batch_size}, {threads} torch threads; "
+        f"median of {args.repeats} runs (the pipeline on {len(sample):,} of the documents).",
+        "",
+        "| path | documents/s |",
+        "|---|---:|",
+        *[f"| {k} | {v:,.1f} |" for k, v in rows.items()],
+        "",
+        *[f"- {k}: {v}" for k, v in results["ratios"].items()],
+        *[f"- {k}: {v:.4f}" for k, v in agreement.items()],
+    ]
+    write_results("encoder_throughput", results, lines)
+
+
+if __name__ == "__main__":
+    main()
