@@ -289,6 +289,7 @@ class CorpusSummary:
     written_shards: int = 0
     seconds: float = 0.0
     error_reasons: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None  # where the backend reports what each document cost (APIs)
 
 
 def shard_name(path: Path, root: Path) -> str:
@@ -427,6 +428,9 @@ def code_corpus(
     summary.written_shards = len(writer.written)
     summary.seconds = time.perf_counter() - started
     for shard in sorted(finished_shards(out_dir)):
+        if "cost_usd" in pq.read_schema(out_dir / shard).names:
+            cost = pl.read_parquet(out_dir / shard, columns=["cost_usd"])["cost_usd"].sum()
+            summary.cost_usd = (summary.cost_usd or 0.0) + float(cost)
         reasons = pl.read_parquet(out_dir / shard, columns=["error"])["error"].drop_nulls()
         summary.errors += len(reasons)
         for reason, count in reasons.value_counts().iter_rows():

@@ -102,14 +102,17 @@ def write_report(
             lines += [table, ""]
             summary += [table, ""]
     if corpus:
+        costs = any(c.cost_usd is not None for c in corpus)
         corpus_lines = [
-            "| backend | documents | coded | errors | shards written | shards reused | seconds |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| backend | documents | coded | errors | shards written | shards reused | seconds |"
+            + (" cost $ |" if costs else ""),
+            "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if costs else ""),
         ]
         for c in corpus:
+            cost = "-" if c.cost_usd is None else f"{c.cost_usd:,.4f}"
             corpus_lines.append(
                 f"| {c.backend} | {c.documents:,} | {c.coded:,} | {c.errors:,} | {c.written_shards} | "
-                f"{c.skipped_shards} | {c.seconds:.1f} |"
+                f"{c.skipped_shards} | {c.seconds:.1f} |" + (f" {cost} |" if costs else "")
             )
         lines += ["## Corpus", "", *corpus_lines, ""]
         summary += ["Corpus:", "", *corpus_lines, ""]

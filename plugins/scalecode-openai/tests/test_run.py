@@ -102,6 +102,9 @@ def test_plan_then_run_then_rerun_sends_each_request_once_and_never_leaks_the_ke
         coded = pl.read_parquet(run / "predictions" / "corpus" / "gpt")
         assert coded.height == 50 and coded["error"].null_count() == 50
         assert {"input_tokens", "output_tokens", "cost_usd", "cached", "request_key"} <= set(coded.columns)
+        corpus_cost = metrics["corpus"][0]["cost_usd"]
+        assert corpus_cost == pytest.approx(coded["cost_usd"].sum()) and corpus_cost > 0
+        assert "cost $" in first.stdout
 
         plan = scalecode("plan", "job.yaml", cwd=project, env=env)
         assert "| gpt | corpus | 50 | 50 | 50 |" in plan.stdout  # all in the cache now
