@@ -185,6 +185,7 @@ class Backend(ABC):
     requires_training: ClassVar[bool] = False
     Params: ClassVar[type[BackendParams]] = BackendParams
     TrainParams: ClassVar[type[BackendParams]] = BackendParams
+    work_dir: Path | None = None
 
     def __init__(
         self,
@@ -194,6 +195,8 @@ class Backend(ABC):
         state_dir: str | Path | None = None,
         work_dir: str | Path | None = None,
     ) -> None:
+        # ``work_dir`` is also set on a built instance by the core (see BackendSpec.build), so a
+        # backend that defines its own __init__ need not accept it.
         if task.type not in self.task_types:
             supported = ", ".join(sorted(str(t) for t in self.task_types))
             raise ValueError(f"{type(self).__name__} codes {supported}, not {task.type}")

@@ -55,9 +55,10 @@ class BackendSpec:
         plugins = load_plugins(self.plugins_dir, allow=self.allow)
         info = plugins.backend(self.plugin)
         task = Task.model_validate(self.task)
-        return info.backend_class(
-            task, resolve_env(self.params), state_dir=self.state_dir, work_dir=self.work_dir
-        )
+        backend = info.backend_class(task, resolve_env(self.params), state_dir=self.state_dir)
+        # Set, not passed: backends with their own __init__ need not know about it.
+        backend.work_dir = Path(self.work_dir) if self.work_dir is not None else None
+        return backend
 
 
 def _decode_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list[str | None], list[str | None]]:
