@@ -68,6 +68,12 @@ def main() -> None:
         lines += ["|---|" + "---:|" * len(next(iter(results["gains"].values())))]
         for name, row in results["gains"].items():
             lines.append(f"| {name} | " + " | ".join(f"{v:+.1%}" for v in row.values()) + " |")
+    job_file = manifest.get("job_file", "JOB.yaml")
+    lines += [
+        "",
+        f"Reproduce: `scalecode run {job_file}`, then "
+        f"`python benchmarks/record_run.py {args.run} {args.name}`.",
+    ]
     write_results(args.name, results, lines)
 
 
