@@ -84,11 +84,8 @@ class OpenAIBackend(Backend):
     def close(self) -> None:
         """Close the HTTP connections and the cache (also when the replica is garbage-collected)."""
         loop = getattr(self, "_loop", None)
-        if loop is None or loop.is_closed() or loop.is_running():
-            return
-        with contextlib.suppress(RuntimeError):  # collected while another event loop runs
-            asyncio.get_running_loop()
-            return
+        if loop is None or loop.is_closed() or loop.is_running() or _inside_event_loop():
+            return  # garbage-collected while some event loop runs: it cannot be driven from here
         loop.run_until_complete(self.requester.close())
         loop.close()
         self._cache_db.close()
@@ -220,6 +217,14 @@ class OpenAIBackend(Backend):
             cost_usd=cost,
             notes=tuple(notes),
         )
+
+
+def _inside_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _share(tokens: int | None, share: int) -> float | None:
