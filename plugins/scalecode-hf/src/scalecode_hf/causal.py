@@ -16,7 +16,6 @@ the same prompts, the loss on the answer's tokens only.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -267,23 +266,14 @@ class CausalLMBackend(Backend):
             "params": self.params.model_dump(),
             "validation": {"texts": validation.texts, "targets": list(validation.targets)},
         }
-        scratch = None
-        checkpoints = config.checkpoint_dir
-        if checkpoints is None:
-            scratch = tempfile.TemporaryDirectory(prefix="scalecode-checkpoints-")
-            checkpoints = Path(scratch.name)
-        try:
-            trained = run_training(
-                "scalecode_hf.causal_recipe:CausalRecipe",
-                recipe_config,
-                table,
-                options,
-                checkpoint_dir=checkpoints,
-                seed=config.seed,
-            )
-        finally:
-            if scratch is not None:
-                scratch.cleanup()
+        trained = run_training(
+            "scalecode_hf.causal_recipe:CausalRecipe",
+            recipe_config,
+            table,
+            options,
+            checkpoint_dir=config.checkpoint_dir,
+            seed=config.seed,
+        )
         model: Any = CausalRecipe(recipe_config).build(torch.device("cpu"))
         load_trainable(model, trained.best_weights)
         if hasattr(model, "merge_and_unload"):

@@ -13,18 +13,11 @@ import numpy as np
 import torch
 
 from scalecode import Example, GoldSet, Task, TaskType
-from scalecode.scoring import BUILTIN_METRICS, encode, metrics_for
-from scalecode.scoring.bootstrap import bootstrap
 from scalecode_hf.batching import pad
 from scalecode_hf.causal import CausalScorer
 from scalecode_hf.likelihood import answer_logits
 from scalecode_hf.models import ModelSource
-
-VALIDATION_METRIC = {
-    TaskType.CLASSIFICATION: "macro_f1",
-    TaskType.MULTILABEL: "macro_f1",
-    TaskType.REGRESSION: "r2",
-}
+from scalecode_hf.training import validation_scores
 
 
 def _as_example(task: Task, text: str, target: Any) -> Example:
@@ -116,13 +109,4 @@ class CausalRecipe:
     def validate(self, model: torch.nn.Module, device: torch.device, precision: str) -> dict[str, float]:
         validation = self.config["validation"]
         predicted = self.scorer.predict(model, validation["texts"], device, precision)
-        codes = {
-            TaskType.CLASSIFICATION: predicted.label,
-            TaskType.MULTILABEL: predicted.labels,
-            TaskType.REGRESSION: predicted.score,
-        }[self.task.type]
-        metrics = metrics_for(self.task, BUILTIN_METRICS)
-        y_true = encode(self.task, validation["targets"])
-        y_pred = encode(self.task, list(codes))  # type: ignore[arg-type]
-        values = {name: e.value for name, e in bootstrap(metrics, y_true, y_pred, n_boot=0).items()}
-        return {**values, "score": values[VALIDATION_METRIC[self.task.type]]}
+        return validation_scores(self.task, predicted, list(validation["targets"]))

@@ -9,7 +9,6 @@ labels mapped to the codebook with ``label_map``.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -37,11 +36,6 @@ if TYPE_CHECKING:
     import torch
 
 ALL_TASKS = frozenset({TaskType.CLASSIFICATION, TaskType.MULTILABEL, TaskType.REGRESSION})
-VALIDATION_METRIC = {
-    TaskType.CLASSIFICATION: "macro_f1",
-    TaskType.MULTILABEL: "macro_f1",
-    TaskType.REGRESSION: "r2",
-}
 MODEL_DIR = "model"
 CONFIG_FILE = "scalecode-encoder.json"  # written by encoder_model.save_encoder
 
@@ -272,23 +266,14 @@ class EncoderBackend(Backend):
             "target_std": std,
             "validation": {"input_ids": tokenize(validation.texts), "targets": list(validation.targets)},
         }
-        scratch = None
-        checkpoints = config.checkpoint_dir
-        if checkpoints is None:  # nobody will resume: keep checkpoints out of the trained state
-            scratch = tempfile.TemporaryDirectory(prefix="scalecode-checkpoints-")
-            checkpoints = Path(scratch.name)
-        try:
-            trained = run_training(
-                "scalecode_hf.encoder_recipe:EncoderRecipe",
-                recipe_config,
-                table,
-                options,
-                checkpoint_dir=checkpoints,
-                seed=config.seed,
-            )
-        finally:
-            if scratch is not None:
-                scratch.cleanup()
+        trained = run_training(
+            "scalecode_hf.encoder_recipe:EncoderRecipe",
+            recipe_config,
+            table,
+            options,
+            checkpoint_dir=config.checkpoint_dir,
+            seed=config.seed,
+        )
         recipe = EncoderRecipe(recipe_config)
         model = recipe.build(torch.device("cpu"))
         load_trainable(model, trained.best_weights)

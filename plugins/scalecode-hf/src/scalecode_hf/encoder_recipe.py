@@ -8,12 +8,11 @@ import numpy as np
 import torch
 
 from scalecode import Task, TaskType
-from scalecode.scoring import BUILTIN_METRICS, encode, metrics_for
-from scalecode.scoring.bootstrap import bootstrap
 from scalecode_hf.batching import forward_sorted, pad
-from scalecode_hf.encoder import VALIDATION_METRIC, to_predictions
+from scalecode_hf.encoder import to_predictions
 from scalecode_hf.encoder_model import apply_mode, load_encoder
 from scalecode_hf.models import ModelSource
+from scalecode_hf.training import validation_scores
 
 
 class EncoderRecipe:
@@ -66,13 +65,4 @@ class EncoderRecipe:
             precision=precision,
         )
         predicted = to_predictions(outputs, self.task, c, 0.5)
-        codes = {
-            TaskType.CLASSIFICATION: predicted.label,
-            TaskType.MULTILABEL: predicted.labels,
-            TaskType.REGRESSION: predicted.score,
-        }[self.task.type]
-        metrics = metrics_for(self.task, BUILTIN_METRICS)
-        y_true = encode(self.task, validation["targets"])
-        y_pred = encode(self.task, list(codes))  # type: ignore[arg-type]
-        values = {name: e.value for name, e in bootstrap(metrics, y_true, y_pred, n_boot=0).items()}
-        return {**values, "score": values[VALIDATION_METRIC[self.task.type]]}
+        return validation_scores(self.task, predicted, list(validation["targets"]))

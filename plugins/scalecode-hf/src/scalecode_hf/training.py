@@ -30,6 +30,9 @@ import pyarrow as pa
 import torch
 from safetensors.torch import load_file, save_file
 
+from scalecode import Predictions, Task, TaskType
+from scalecode.scoring import BUILTIN_METRICS, encode, metrics_for
+from scalecode.scoring.bootstrap import bootstrap
 from scalecode_hf.batching import autocast
 from scalecode_hf.devices import choose_precision, quiet_libraries, use_extensions_cache
 from scalecode_hf.encoder_model import load_trainable, parameter_counts, trainable_state
@@ -270,16 +273,47 @@ def _step(model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any, m
     optimizer.zero_grad(set_to_none=True)
 
 
+VALIDATION_METRIC = {
+    TaskType.CLASSIFICATION: "macro_f1",
+    TaskType.MULTILABEL: "macro_f1",
+    TaskType.REGRESSION: "r2",
+}
+
+
+def validation_scores(task: Task, predicted: Predictions, targets: list[Any]) -> dict[str, float]:
+    """The common scoring's figures on the validation split (no intervals), and the one that decides
+    early stopping and the best epoch as ``score``."""
+    codes = {
+        TaskType.CLASSIFICATION: predicted.label,
+        TaskType.MULTILABEL: predicted.labels,
+        TaskType.REGRESSION: predicted.score,
+    }[task.type]
+    metrics = metrics_for(task, BUILTIN_METRICS)
+    y_true = encode(task, targets)
+    y_pred = encode(task, list(codes))  # type: ignore[arg-type]
+    values = {name: e.value for name, e in bootstrap(metrics, y_true, y_pred, n_boot=0).items()}
+    return {**values, "score": values[VALIDATION_METRIC[task.type]]}
+
+
 def run_training(
     recipe: str,
     recipe_config: dict[str, Any],
     train_table: pa.Table,
     options: TrainOptions,
     *,
-    checkpoint_dir: Path,
+    checkpoint_dir: Path | None,
     seed: int,
 ) -> Trained:
-    """Train with Ray Train on the cluster this process is connected to (one is started if none is)."""
+    """Train with Ray Train on the cluster this process is connected to (one is started if none is).
+
+    ``checkpoint_dir`` None: nobody will resume, so checkpoints go to a temporary folder, removed
+    afterwards, and stay out of the trained state.
+    """
+    if checkpoint_dir is None:
+        with tempfile.TemporaryDirectory(prefix="scalecode-checkpoints-") as scratch:
+            return run_training(
+                recipe, recipe_config, train_table, options, checkpoint_dir=Path(scratch), seed=seed
+            )
     import ray
     from ray.train import CheckpointConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
