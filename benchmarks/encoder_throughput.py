@@ -57,8 +57,9 @@ def corpus_rate(
 ) -> float:
     """Documents/s through ``code_corpus``: Parquet in, Ray Data, actor pool, Parquet shards out."""
     from scalecode.config import TableConfig
+    from scalecode.corpus import code_corpus
     from scalecode.data import inspect_corpus
-    from scalecode.inference import BackendSpec, code_corpus, start_ray
+    from scalecode.inference import BackendSpec, start_ray
     from scalecode.plugins import load_plugins
 
     start_ray()
@@ -80,7 +81,7 @@ def corpus_rate(
         for repeat in range(repeats):
             out = Path(tmp) / f"out-{repeat}"
             started = time.perf_counter()
-            summary = code_corpus(spec, resources, table, info.files, info.rows, info.reader.name, out)
+            summary = code_corpus(spec, resources, table, info.files, info.n_documents, out)
             times.append(time.perf_counter() - started)
             assert summary.coded == len(texts), summary
             assert summary.errors == 0, summary

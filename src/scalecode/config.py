@@ -372,7 +372,7 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
             )
     for section in ("gold", "corpus"):
         table = getattr(config.data, section)
-        if table is not None and not Path(table.path).exists():
+        if table is not None and "://" not in table.path and not Path(table.path).exists():
             where = ("data", section, "path")
             problems.append((key_path(where), f"{table.path} does not exist", line_of(node, where)))
     curve = evaluation.learning_curve

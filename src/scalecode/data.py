@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow.compute as pc
 
+from scalecode import sources as src
 from scalecode.backend import GoldSet
 from scalecode.config import GoldConfig, TableConfig
 from scalecode.errors import DataError, describe_examples
 from scalecode.readers import Reader
+from scalecode.sources import Piece, SourceFile, list_sources, read_piece
 from scalecode.task import Task, TaskType
 
 ROW = "_row"  # 1-based data row within its file, kept for error messages
@@ -257,65 +261,66 @@ def _scores(frame: pl.DataFrame, config: GoldConfig, task: Task) -> list[float]:
 class CorpusInfo:
     """What the driver checked about the corpus before coding it."""
 
-    files: list[Path]
-    reader: Reader
-    rows: dict[str, int]  # resolved file path -> documents
+    files: list[SourceFile]
+    rows: dict[str, int]  # a file's name under the corpus root -> its documents
 
     @property
     def n_documents(self) -> int:
         return sum(self.rows.values())
 
 
-def corpus_ids(file: Path, reader: Reader, config: TableConfig) -> pl.Series:
-    """The id column of one corpus file, read without validating (or even reading) the texts.
-
-    Texts are checked row by row at coding time, where a bad one becomes an error row.
-    """
-    columns = {"data.corpus.id_column": config.id_column, "data.corpus.text_column": config.text_column}
-    if reader.name == "parquet":
-        names = pl.read_parquet_schema(file)
-        require_columns(pl.DataFrame(schema=names), str(file), columns)
-        ids: pl.Series = pl.read_parquet(file, columns=[config.id_column])[config.id_column].cast(pl.String)
-        return ids
-    if reader.name in ("csv", "tsv") and config.encoding.lower().replace("-", "") in ("utf8", "utf8sig"):
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        parse = pacsv.ParseOptions(delimiter="\t", quote_char=False) if reader.name == "tsv" else None
-        header = pacsv.open_csv(file, parse_options=parse).schema.names
-        require_columns(pl.DataFrame(schema=dict.fromkeys(header, pl.String)), str(file), columns)
-        table = pacsv.read_csv(
-            file,
-            parse_options=parse,
-            convert_options=pacsv.ConvertOptions(
-                include_columns=[config.id_column], column_types={config.id_column: pa.string()}
-            ),
-        )
-        return pl.Series(config.id_column, table.column(config.id_column))
-    frame = reader.read(file, config.encoding)
-    require_columns(frame, str(file), columns)
-    read_ids: pl.Series = frame[config.id_column].cast(pl.String)
-    return read_ids
+_ID_CHUNK = 1_000_000
 
 
 def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo:
-    """Check the corpus columns and ids, file by file, reading only the ids where the format allows."""
-    files = data_files(config.path, readers, config.format)
-    reader = reader_for(files[0], readers, config.format)
-    frames = []
-    for file in files:
+    """Count the documents and check the ids (none null, none repeated), file by file, streaming.
+
+    Only ids are read where the format allows, and only a 64-bit hash of each is kept, so checking
+    ten million ids costs 80 MB. Hashes that repeat are then checked against the ids themselves.
+    """
+    files = list_sources(config, readers)
+    rows: dict[str, int] = {}
+    hashes: list[np.ndarray] = []
+    for source in files:
+        n = 0
         try:
-            ids = corpus_ids(file, reader_for(file, readers, config.format), config)
+            for chunk in read_piece(Piece(source), config, readers, _ID_CHUNK, texts=False):
+                parsed = chunk.filter(pc.is_null(chunk.column(src.CORRUPT)))  # corrupt rows become error rows
+                ids = parsed.column(src.ID)
+                if ids.null_count:
+                    at = parsed.filter(pc.is_null(ids)).column(src.ROW).to_pylist()
+                    rows_at = describe_examples([f"row {r + 1}" for r in at])
+                    raise DataError(source.path, f"null id in column {config.id_column!r} at {rows_at}")
+                hashes.append(pl.Series(ids).hash().to_numpy())
+                n += len(chunk)
         except DataError:
             raise
         except Exception as exc:
-            raise DataError(str(file), f"cannot be read: {exc}") from exc
-        frames.append(
-            pl.DataFrame({config.id_column: ids}).with_columns(
-                pl.lit(str(file)).alias(FILE), pl.int_range(1, pl.len() + 1).alias(ROW)
-            )
+            raise DataError(source.path, f"cannot be read: {exc}") from exc
+        rows[source.relative] = n
+    if hashes:
+        _check_unique_ids(np.concatenate(hashes), files, config, readers)
+    return CorpusInfo(files=files, rows=rows)
+
+
+def _check_unique_ids(
+    hashes: np.ndarray, files: Sequence[SourceFile], config: TableConfig, readers: Sequence[Reader]
+) -> None:
+    ordered = np.sort(hashes)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if not repeated.size:
+        return
+    places: dict[str, list[str]] = {}  # id -> where it occurs; only ids whose hash repeats
+    for source in files:
+        for chunk in read_piece(Piece(source), config, readers, _ID_CHUNK, texts=False):
+            ids = pl.Series(chunk.column(src.ID))
+            rows = chunk.column(src.ROW).to_numpy()
+            for i in np.flatnonzero(np.isin(ids.hash().to_numpy(), repeated)):
+                places.setdefault(ids[int(i)], []).append(f"{source.relative} row {int(rows[i]) + 1}")
+    duplicated = [f"{i!r} ({', '.join(p)})" for i, p in places.items() if len(p) > 1]
+    if duplicated:
+        raise DataError(
+            config.path,
+            f"{len(duplicated)} duplicate id(s) in column {config.id_column!r}: "
+            f"{describe_examples(duplicated)}",
         )
-    all_ids = pl.concat(frames) if frames else pl.DataFrame({config.id_column: [], FILE: [], ROW: []})
-    check_ids(all_ids, config.path, config.id_column)
-    rows = {str(file.resolve()): frame.height for file, frame in zip(files, frames, strict=True)}
-    return CorpusInfo(files=files, reader=reader, rows=rows)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,17 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from scalecode.backend import Backend, Resources
-from scalecode.config import TableConfig, resolve_env
+from scalecode.config import resolve_env
 from scalecode.errors import StopRun
 from scalecode.plugins import load_plugins
 from scalecode.predictions import BatchShapeError, conform, error_rows, predictions_table
+from scalecode.sources import CORRUPT, ID, ROW, TEXT
 from scalecode.task import Task
 
-ID, TEXT, PATH = "id", "text", "path"
+PATH, DOC_HASH = "path", "doc_hash"
+PASSTHROUGH = (PATH, ROW, DOC_HASH)
 STOPPED = "run stopped: "  # the error of rows a backend could not code because it stopped the run
 
 
@@ -94,6 +95,9 @@ def code_batch(backend: Backend, name: str, batch: pa.Table) -> pa.Table:
     task = backend.task
     ids = [str(i) for i in batch.column(ID).to_pylist()]
     texts, reasons = _decode_texts(batch.column(TEXT))
+    if CORRUPT in batch.column_names and batch.column(CORRUPT).null_count < len(batch):
+        for i, corrupt in enumerate(batch.column(CORRUPT).to_pylist()):
+            reasons[i] = corrupt or reasons[i]
     good = [i for i, reason in enumerate(reasons) if reason is None]
     parts: list[tuple[list[int], pa.Table]] = []
     bad = [i for i, reason in enumerate(reasons) if reason is not None]
@@ -111,8 +115,9 @@ def code_batch(backend: Backend, name: str, batch: pa.Table) -> pa.Table:
     positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in parts])
     table = pa.concat_tables([conform(t, task) for _, t in parts], promote_options="default")
     table = table.take(pa.array(np.argsort(positions, kind="stable")))
-    if PATH in batch.column_names:
-        table = table.append_column(PATH, batch.column(PATH))
+    for column in PASSTHROUGH:  # where each row came from, for the shard it is written to
+        if column in batch.column_names:
+            table = table.append_column(column, batch.column(column))
     return table
 
 
@@ -276,165 +281,3 @@ def predict_texts(
     if not parts:
         return pa.table({})
     return pa.concat_tables(parts, promote_options="default")
-
-
-@dataclass
-class CorpusSummary:
-    """What coding the corpus with one backend did."""
-
-    backend: str
-    documents: int = 0
-    coded: int = 0
-    errors: int = 0
-    skipped_shards: int = 0
-    written_shards: int = 0
-    seconds: float = 0.0
-    error_reasons: dict[str, int] = field(default_factory=dict)
-    cost_usd: float | None = None  # where the backend reports what each document cost (APIs)
-
-
-def shard_name(path: Path, root: Path) -> str:
-    """The output shard for an input file: its path under the corpus root, flattened."""
-    relative = path.relative_to(root) if root.is_dir() else Path(path.name)
-    name = "__".join(relative.parts)
-    return name if name.endswith(".parquet") else f"{name}.parquet"
-
-
-def read_corpus(files: Sequence[Path], table: TableConfig, reader_name: str, spec: BackendSpec) -> Any:
-    """A Ray dataset of (id, text, path) rows over the corpus files, read in parallel and streamed.
-
-    Parquet, CSV and TSV use Ray's own readers; any other format is read file by file in Ray tasks
-    by the reader of that name, looked up from the plugins afresh in each task (a function from a
-    plugins-directory file cannot be pickled to another process).
-    """
-    import pyarrow.csv as pacsv
-    import ray
-
-    paths = [str(f.resolve()) for f in files]
-    if reader_name == "parquet":
-        ds = ray.data.read_parquet(paths, columns=[table.id_column, table.text_column], include_paths=True)
-    elif reader_name in ("csv", "tsv") and table.encoding.lower().replace("-", "") in ("utf8", "utf8sig"):
-        # The text is read as bytes and decoded per row, so an undecodable row becomes an error row.
-        convert = pacsv.ConvertOptions(
-            column_types={table.id_column: pa.string(), table.text_column: pa.binary()},
-            include_columns=[table.id_column, table.text_column],
-        )
-        parse = pacsv.ParseOptions(delimiter="\t", quote_char=False) if reader_name == "tsv" else None
-        ds = ray.data.read_csv(paths, convert_options=convert, parse_options=parse, include_paths=True)
-    else:
-        plugins_dir, allow = spec.plugins_dir, spec.allow
-
-        def load(batch: dict[str, Any]) -> pa.Table:
-            path = str(batch["item"][0])
-            reader = next(r for r in load_plugins(plugins_dir, allow=allow).readers if r.name == reader_name)
-            frame = reader.read(Path(path), table.encoding).select(
-                pl.col(table.id_column).cast(pl.String), pl.col(table.text_column)
-            )
-            return frame.with_columns(pl.lit(path).alias(PATH)).to_arrow()
-
-        ds = ray.data.from_items(paths).map_batches(load, batch_size=1, batch_format="numpy")
-    return ds.rename_columns({table.id_column: ID, table.text_column: TEXT})
-
-
-class ShardWriter:
-    """Collects coded rows per input file and writes each shard whole once all its rows are in."""
-
-    def __init__(self, out_dir: Path, expected: dict[str, tuple[str, int]]) -> None:
-        self.out_dir = out_dir
-        self.expected = expected  # resolved input path -> (shard name, rows)
-        self.pending: dict[str, list[pa.Table]] = {}
-        self.received: dict[str, int] = {}
-        self.written: list[str] = []
-        out_dir.mkdir(parents=True, exist_ok=True)
-
-    def add(self, table: pa.Table) -> None:
-        paths = table.column(PATH).to_pylist()
-        table = table.drop_columns([PATH])
-        for path in dict.fromkeys(paths):
-            key = str(Path(path).resolve())
-            if key not in self.expected:
-                raise RuntimeError(f"coded rows came from {path}, which is not a corpus file of this run")
-            rows = table.filter(pa.array([p == path for p in paths]))
-            self.pending.setdefault(key, []).append(rows)
-            self.received[key] = self.received.get(key, 0) + len(rows)
-            name, expected = self.expected[key]
-            if self.received[key] > expected:
-                raise RuntimeError(f"{path}: received {self.received[key]} rows for {expected} documents")
-            if self.received[key] == expected:
-                self._write(key, name)
-
-    def _write(self, key: str, name: str) -> None:
-        table = pa.concat_tables(self.pending.pop(key), promote_options="default")
-        table = table.sort_by([(ID, "ascending")])  # the same rows, in the same order, on every run
-        final = self.out_dir / name
-        partial = final.with_name(f".{final.name}.partial")
-        pq.write_table(table, partial)
-        os.replace(partial, final)
-        self.written.append(name)
-
-    def unfinished(self) -> list[str]:
-        return [self.expected[k][0] for k in self.expected if self.expected[k][0] not in self.written]
-
-
-def finished_shards(out_dir: Path) -> set[str]:
-    return {p.name for p in out_dir.glob("*.parquet")} if out_dir.is_dir() else set()
-
-
-def code_corpus(
-    spec: BackendSpec,
-    resources: Resources,
-    table: TableConfig,
-    files: Sequence[Path],
-    counts: dict[str, int],
-    reader_name: str,
-    out_dir: Path,
-    progress: Callable[[int], None] | None = None,
-) -> CorpusSummary:
-    """Code every corpus file with one backend into ``out_dir``, skipping shards already written.
-
-    ``counts`` gives the documents of each file (by resolved path), as ``inspect_corpus`` found them.
-    """
-    started = time.perf_counter()
-    root = Path(table.path)
-    expected = {key: (shard_name(Path(key), root.resolve()), n) for key, n in counts.items()}
-    summary = CorpusSummary(backend=spec.name, documents=sum(counts.values()))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".*.partial"):
-        stale.unlink()  # left by a run that was killed while writing
-    done = finished_shards(out_dir)
-    todo = [f for f in files if expected[str(f.resolve())][0] not in done]
-    summary.skipped_shards = len(files) - len(todo)
-    if progress is not None and summary.skipped_shards:
-        progress(sum(n for key, (name, n) in expected.items() if name in done))
-    writer = ShardWriter(out_dir, {str(f.resolve()): expected[str(f.resolve())] for f in todo})
-    empty = error_rows([], backend=spec.name, task=Task.model_validate(spec.task), reasons=[])
-    for file in todo:  # an empty input file still gets its (empty) shard, with the standard columns
-        key = str(file.resolve())
-        if expected[key][1] == 0:
-            writer.expected.pop(key)
-            pq.write_table(empty, out_dir / expected[key][0])
-    if writer.expected:
-        dataset = read_corpus([Path(k) for k in writer.expected], table, reader_name, spec)
-        dataset = dataset.repartition(target_num_rows_per_block=resources.batch_size)
-        for batch in map_with_backend(dataset, spec, resources).iter_batches(
-            batch_format="pyarrow", batch_size=None
-        ):
-            check_stopped(batch)
-            writer.add(batch)
-            if progress is not None:
-                progress(len(batch))
-        missing = writer.unfinished()
-        if missing:
-            raise RuntimeError(f"rows of {', '.join(missing)} never came back from the backend")
-    summary.written_shards = len(writer.written)
-    summary.seconds = time.perf_counter() - started
-    for shard in sorted(finished_shards(out_dir)):
-        if "cost_usd" in pq.read_schema(out_dir / shard).names:
-            cost = pl.read_parquet(out_dir / shard, columns=["cost_usd"])["cost_usd"].sum()
-            summary.cost_usd = (summary.cost_usd or 0.0) + float(cost)
-        reasons = pl.read_parquet(out_dir / shard, columns=["error"])["error"].drop_nulls()
-        summary.errors += len(reasons)
-        for reason, count in reasons.value_counts().iter_rows():
-            summary.error_reasons[reason] = summary.error_reasons.get(reason, 0) + count
-        summary.coded += pq.ParquetFile(out_dir / shard).metadata.num_rows - len(reasons)
-    return summary

@@ -18,6 +18,7 @@ from scalecode.config import Job
 from scalecode.data import inspect_corpus
 from scalecode.plugins import Plugins
 from scalecode.runner import spec_for, split_job_gold
+from scalecode.sources import TEXT, Piece, read_piece
 
 SAMPLE = 10_000
 
@@ -49,11 +50,11 @@ def corpus_sample(job: Job, plugins: Plugins, limit: int) -> tuple[list[str], in
     corpus = inspect_corpus(config, plugins.readers)
     texts: list[str] = []
     for file in corpus.files:
-        if len(texts) >= limit:
-            break
-        frame = corpus.reader.read(file, config.encoding)
-        column = frame[config.text_column].cast(pl.String).drop_nulls()
-        texts += [t for t in column.head(limit - len(texts)).to_list() if t.strip()]
+        for chunk in read_piece(Piece(file), config, plugins.readers, limit):
+            column = pl.Series(chunk.column(TEXT)).cast(pl.String, strict=False).drop_nulls()
+            texts += [t for t in column.head(limit - len(texts)).to_list() if t.strip()]
+            if len(texts) >= limit:
+                return texts, corpus.n_documents
     return texts, corpus.n_documents
 
 

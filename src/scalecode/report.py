@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from scalecode.config import Job
+from scalecode.corpus import CorpusSummary
 from scalecode.curves import curve_markdown
-from scalecode.inference import CorpusSummary
 from scalecode.manifest import write_json
 from scalecode.plugins import Plugins
 from scalecode.scoring import BackendScores, Metric, metrics_for
@@ -104,15 +104,16 @@ def write_report(
     if corpus:
         costs = any(c.cost_usd is not None for c in corpus)
         corpus_lines = [
-            "| backend | documents | coded | errors | shards written | shards reused | seconds |"
+            "| backend | documents | coded now | errors | already coded | shards written | seconds | docs/s |"
             + (" cost $ |" if costs else ""),
-            "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if costs else ""),
+            "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if costs else ""),
         ]
         for c in corpus:
             cost = "-" if c.cost_usd is None else f"{c.cost_usd:,.4f}"
             corpus_lines.append(
-                f"| {c.backend} | {c.documents:,} | {c.coded:,} | {c.errors:,} | {c.written_shards} | "
-                f"{c.skipped_shards} | {c.seconds:.1f} |" + (f" {cost} |" if costs else "")
+                f"| {c.backend} | {c.documents:,} | {c.coded:,} | {c.errors:,} | {c.already_coded:,} | "
+                f"{c.shards_written:,} | {c.seconds:.1f} | {c.docs_per_s:,.0f} |"
+                + (f" {cost} |" if costs else "")
             )
         lines += ["## Corpus", "", *corpus_lines, ""]
         summary += ["Corpus:", "", *corpus_lines, ""]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -32,10 +32,11 @@ import pyarrow.parquet as pq
 from scalecode import __version__
 from scalecode.backend import FitConfig, FitReport, GoldSet
 from scalecode.config import Job, ResolvedBackend
+from scalecode.corpus import CorpusSummary, code_corpus
 from scalecode.curves import CurveRun, curve_sizes, summarise
-from scalecode.data import CorpusInfo, inspect_corpus, load_gold, reader_for
+from scalecode.data import CorpusInfo, inspect_corpus, load_gold
 from scalecode.errors import ScalecodeError
-from scalecode.inference import BackendSpec, CorpusSummary, code_corpus, predict_texts, start_ray
+from scalecode.inference import BackendSpec, predict_texts, start_ray
 from scalecode.manifest import host, library_versions, now, plugin_records, table_hashes, write_json
 from scalecode.plugins import Plugins
 from scalecode.readers import Reader
@@ -75,6 +76,25 @@ def _claim(out: Path, fingerprint: str, job: Job) -> None:
         marker,
         {"fingerprint": fingerprint, "job_file": str(job.path), "job": job.config.model_dump(mode="json")},
     )
+
+
+def _lock(out: Path) -> IO[bytes]:
+    """Hold the run directory for this process, or fail at once if another run holds it.
+
+    Two runs over one directory (a scheduled run that starts while the last is still going) would
+    both code the new documents. The lock dies with the process, however it ends.
+    """
+    import fcntl
+
+    handle = (out / ".lock").open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ScalecodeError(
+            f"{out} is in use by another scalecode run; try again when it has finished"
+        ) from None
+    return handle
 
 
 def spending(frame: pl.DataFrame) -> dict[str, float]:
@@ -153,11 +173,20 @@ class Runner:
         self.timings: dict[str, float] = {}
         self.manifest: dict[str, Any] = {}
         self.task = job.task  # the codebook handed to backends, with any examples drawn from the gold
+        self._lock: IO[bytes] | None = None  # held while running (see _lock)
 
     def _timed(self, name: str, started: float) -> None:
         self.timings[name] = round(time.perf_counter() - started, 3)
 
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            if self._lock is not None:
+                self._lock.close()  # releases the run directory
+                self._lock = None
+
+    def _run(self) -> RunResult:
         started = time.perf_counter()
         job, config = self.job, self.job.config
         readers = self.plugins.readers
@@ -176,6 +205,7 @@ class Runner:
         self._timed("read_data", step)
 
         _claim(self.out, fingerprint, job)
+        self._lock = _lock(self.out)
         self.manifest = {
             "scalecode": __version__,
             "started": now(),
@@ -205,8 +235,18 @@ class Runner:
             write_json(self.out / "split.json", {"train": train.ids, "test": test.ids})
             self.manifest["examples"] = [e.id for e in self.task.examples]
         if config.data.corpus is not None and corpus is not None:
+            # Size, modification time and version, not a content hash: a corpus may be terabytes
+            # in a bucket. The version is what names the shards coded from a file.
             self.manifest["data"]["corpus"] = {
-                "files": table_hashes(config.data.corpus.path, readers, config.data.corpus.format),
+                "files": {
+                    f.relative: {
+                        "size": f.size,
+                        "mtime_ns": f.mtime_ns,
+                        "version": f.version,
+                        "rows": corpus.rows[f.relative],
+                    }
+                    for f in corpus.files
+                },
                 "documents": corpus.n_documents,
             }
 
@@ -389,7 +429,6 @@ class Runner:
 
         table = self.job.config.data.corpus
         assert table is not None
-        reader = reader_for(corpus.files[0], self.plugins.readers, table.format)
         # On a terminal the line redraws in place; in a log file one line a minute is enough.
         interactive = sys.stderr.isatty()
         bar = tqdm(
@@ -413,8 +452,7 @@ class Runner:
                     spec.build().resources(),
                     table,
                     corpus.files,
-                    corpus.rows,
-                    reader.name,
+                    corpus.n_documents,
                     out_dir,
                     progress=bar.update,
                 )

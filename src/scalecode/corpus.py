@@ -1,0 +1,226 @@
+"""Coding a whole corpus with one backend: streamed, sharded, exactly once, resumable, incremental.
+
+The corpus is read by Ray tasks, a piece of a file each (``scalecode.sources``), in chunks; an
+actor pool of the backend codes the chunks; the driver writes what comes back as Parquet shards.
+Nothing holds the corpus: memory is bounded by the chunks in flight, whatever its size.
+
+Every row carries ``doc_hash``, a 64-bit BLAKE2b of the document's id and text. Before reading,
+the driver gathers the hashes already in the backend's output folder; the read tasks drop the
+documents that have one. That single rule gives:
+
+- resume: after the driver is killed (even SIGKILL), the same command codes what is not in a
+  shard yet, and the output equals an unbroken run's (no document lost, none twice);
+- incremental runs: when files are added or documents edited, only new ids and changed texts are
+  coded, in new shards beside the old ones. An edited document then has a row per version; each
+  row carries ``coded_at``, so the newest row per id is the current code.
+
+A shard is named after its input file, the file's version (size and modification time) and the
+first and last row of it that the shard holds, e.g. ``speeches__2024.jsonl.3f9a0c21be.000000000000-
+000000009999.parquet``, written under a temporary name and renamed when complete: a shard is whole
+or absent. Rows a backend could not code are written too, as error rows with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from scalecode.backend import Resources
+from scalecode.config import TableConfig
+from scalecode.inference import (
+    DOC_HASH,
+    PATH,
+    BackendSpec,
+    check_stopped,
+    cluster_resources,
+    map_with_backend,
+)
+from scalecode.plugins import load_plugins
+from scalecode.sources import ID, ROW, TEXT, Piece, SourceFile, plan_pieces, read_piece
+
+CODED_AT = "coded_at"
+PIECE_ROWS = 1_000_000  # rows of Parquet row groups read by one task
+_NULL_TEXT = b"\xff"  # never valid UTF-8, so a null text hashes unlike any real one
+
+
+def doc_hashes(ids: pa.Array, texts: pa.Array) -> pa.Array:
+    """64-bit BLAKE2b of each (id, text): stable across versions and machines, unlike a hash()."""
+    blake2b = hashlib.blake2b
+    id_bytes = ids.cast(pa.binary()).to_pylist()
+    text_bytes = texts.cast(pa.binary()).to_pylist() if len(texts) else []
+    out = np.fromiter(
+        (
+            int.from_bytes(
+                blake2b(i + b"\x1f" + (_NULL_TEXT if t is None else t), digest_size=8).digest(), "little"
+            )
+            for i, t in zip(id_bytes, text_bytes, strict=True)
+        ),
+        dtype=np.uint64,
+        count=len(id_bytes),
+    )
+    return pa.array(out)
+
+
+def coded_index(out_dir: Path) -> np.ndarray:
+    """The sorted doc hashes of every row already in a backend's output folder."""
+    parts = [
+        pl.read_parquet(shard, columns=[DOC_HASH])[DOC_HASH].to_numpy()
+        for shard in sorted(out_dir.glob("*.parquet"))
+        if DOC_HASH in pq.read_schema(shard).names
+    ]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
+
+
+def _in_sorted(values: np.ndarray, sorted_index: np.ndarray) -> np.ndarray:
+    if not sorted_index.size:
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_index, values).clip(max=sorted_index.size - 1)
+    return np.asarray(sorted_index[at] == values)
+
+
+def shard_name(source: SourceFile, first_row: int, last_row: int) -> str:
+    flat = source.relative.replace("/", "__")
+    return f"{flat}.{source.version}.{first_row:012d}-{last_row:012d}.parquet"
+
+
+@dataclass
+class CorpusSummary:
+    """What coding the corpus with one backend did in this run."""
+
+    backend: str
+    documents: int = 0  # in the corpus
+    coded: int = 0  # coded in this run
+    errors: int = 0  # error rows written in this run
+    already_coded: int = 0  # in the output before this run, so not coded again
+    shards_written: int = 0
+    seconds: float = 0.0
+    error_reasons: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None  # where the backend reports what each document cost (APIs)
+
+    @property
+    def docs_per_s(self) -> float:
+        return (self.coded + self.errors) / self.seconds if self.seconds else 0.0
+
+
+class ShardWriter:
+    """Writes each coded batch as shards, one per input file it came from, whole or not at all."""
+
+    def __init__(self, out_dir: Path, sources: Sequence[SourceFile], summary: CorpusSummary) -> None:
+        self.out_dir = out_dir
+        self.sources = {s.relative: s for s in sources}
+        self.summary = summary
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(self, batch: pa.Table) -> None:
+        coded_at = pa.scalar(datetime.now(timezone.utc), pa.timestamp("us", tz="UTC"))
+        for path in pc.unique(batch.column(PATH)).to_pylist():
+            rows = batch.filter(pc.equal(batch.column(PATH), path)).sort_by([(ROW, "ascending")])
+            first, last = rows.column(ROW)[0].as_py(), rows.column(ROW)[-1].as_py()
+            rows = rows.drop_columns([PATH, ROW])
+            rows = rows.append_column(CODED_AT, pa.repeat(coded_at, len(rows)))
+            final = self.out_dir / shard_name(self.sources[path], first, last)
+            partial = final.with_name(f".{final.name}.partial")
+            pq.write_table(rows, partial)
+            os.replace(partial, final)
+            self._count(rows)
+
+    def _count(self, rows: pa.Table) -> None:
+        summary = self.summary
+        summary.shards_written += 1
+        errors = rows.column("error")
+        summary.errors += len(rows) - errors.null_count
+        summary.coded += errors.null_count
+        if errors.null_count < len(rows):
+            for reason, count in pl.Series(errors).drop_nulls().value_counts().iter_rows():
+                summary.error_reasons[reason] = summary.error_reasons.get(reason, 0) + count
+        if "cost_usd" in rows.column_names:
+            cost = pc.sum(rows.column("cost_usd")).as_py()
+            summary.cost_usd = (summary.cost_usd or 0.0) + float(cost or 0.0)
+
+
+def read_dataset(
+    pieces: Sequence[Piece],
+    table: TableConfig,
+    spec: BackendSpec,
+    chunk_rows: int,
+    index: np.ndarray,
+) -> Any:
+    """A Ray dataset of the documents still to code: one read task per piece, streaming chunks."""
+    import ray
+
+    index_ref = ray.put(index)  # shared read-only through the object store, not copied per task
+    plugins_dir, allow = spec.plugins_dir, spec.allow
+    builtin = all(p.source.reader in ("parquet", "csv", "tsv", "jsonl") for p in pieces)
+
+    def read(batch: dict[str, Any]) -> Any:
+        coded = ray.get(index_ref)
+        # Formats from plugins are looked up afresh in the task: a plugin-file function cannot be pickled.
+        readers = () if builtin else load_plugins(plugins_dir, allow=allow).readers
+        for i in batch["item"]:
+            piece = pieces[int(i)]
+            for rows in read_piece(piece, table, readers, chunk_rows):
+                hashes = doc_hashes(rows.column(ID).combine_chunks(), rows.column(TEXT).combine_chunks())
+                chunk = rows.append_column(DOC_HASH, hashes).append_column(
+                    PATH, pa.repeat(pa.scalar(piece.source.relative), len(rows))
+                )
+                todo = ~_in_sorted(hashes.to_numpy(), coded)
+                if not todo.all():
+                    chunk = chunk.filter(pa.array(todo))
+                if len(chunk):
+                    yield chunk
+
+    dataset = ray.data.from_items(list(range(len(pieces))), override_num_blocks=len(pieces))
+    return dataset.map_batches(read, batch_size=1, batch_format="numpy")
+
+
+def code_corpus(
+    spec: BackendSpec,
+    resources: Resources,
+    table: TableConfig,
+    files: Sequence[SourceFile],
+    documents: int,
+    out_dir: Path,
+    progress: Callable[[int], None] | None = None,
+) -> CorpusSummary:
+    """Code every document of the corpus not yet in ``out_dir`` with one backend."""
+    started = time.perf_counter()
+    summary = CorpusSummary(backend=spec.name, documents=documents)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.partial"):
+        stale.unlink()  # left by a run that was killed while writing
+    index = coded_index(out_dir)
+    summary.already_coded = min(int(index.size), documents)
+    if progress is not None and summary.already_coded:
+        progress(summary.already_coded)
+    if summary.already_coded < documents or documents == 0:
+        pieces = plan_pieces(files, table.path, PIECE_ROWS)
+        # Chunks of one backend batch, but small enough on a small corpus that every replica works.
+        cpus, gpus = cluster_resources()
+        replicas = max(1, int(cpus if not resources.gpus else gpus / resources.gpus))
+        todo = max(documents - summary.already_coded, 1)
+        chunk_rows = max(1, min(resources.batch_size, -(-todo // (2 * replicas))))
+        dataset = read_dataset(pieces, table, spec, chunk_rows, index)
+        writer = ShardWriter(out_dir, files, summary)
+        for batch in map_with_backend(dataset, spec, resources).iter_batches(
+            batch_format="pyarrow", batch_size=None
+        ):
+            check_stopped(batch)
+            writer.write(batch)
+            if progress is not None:
+                progress(len(batch))
+    summary.seconds = time.perf_counter() - started
+    # Exact now that every document is either in an earlier shard or was written in this run.
+    summary.already_coded = documents - summary.coded - summary.errors
+    return summary

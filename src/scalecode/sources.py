@@ -1,0 +1,369 @@
+"""Corpus files on any filesystem pyarrow reads, streamed in chunks of rows, never whole.
+
+A corpus is a file or a folder of files, local or behind a URI (``s3://``, ``gs://``, ``hdfs://``:
+whatever ``pyarrow.fs.FileSystem.from_uri`` knows, with the credentials the environment gives it).
+Each file is read as a sequence of Arrow tables with the columns of ``CHUNK_SCHEMA``: the document's
+id and text, its 0-based row within the file, and, for a row that could not be parsed at all (a
+malformed JSON line, a CSV row with the wrong number of fields), the reason, so that it becomes an
+error row instead of stopping the run or vanishing.
+
+Parquet files are read by row group, and a big file is cut into pieces of whole row groups that
+are read in parallel. CSV and TSV are parsed by pyarrow's streaming reader, JSON Lines line by line
+in blocks; formats added through ``register_readers`` are read whole by their reader (local files
+only) and then cut into chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from scalecode.config import TableConfig
+from scalecode.errors import DataError
+from scalecode.readers import Reader
+
+ID, TEXT, ROW, CORRUPT = "id", "text", "row", "corrupt"
+BUILTIN_FORMATS = ("parquet", "csv", "tsv", "jsonl")
+_JSONL_BLOCK = 8 * 1024 * 1024  # bytes of JSON Lines parsed at once
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem a corpus path lives on, and the path as that filesystem names it."""
+    if is_uri(path):
+        try:
+            fs, where = pafs.FileSystem.from_uri(path)
+            return fs, str(where)
+        except Exception as exc:  # pyarrow raises ArrowInvalid or OSError, with its own reasons
+            raise DataError(path, f"cannot open this location: {exc}") from exc
+    return pafs.LocalFileSystem(), str(Path(path).resolve())
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One corpus file: where it is, its name under the corpus root, and which version of it this is."""
+
+    path: str  # as its filesystem names it
+    relative: str  # under the corpus root; the file's own name when the corpus is one file
+    size: int
+    mtime_ns: int
+    reader: str
+
+    @property
+    def version(self) -> str:
+        """Changes when the file does (size or modification time), naming the shards coded from it."""
+        key = f"{self.path}\0{self.size}\0{self.mtime_ns}".encode()
+        return hashlib.sha256(key).hexdigest()[:10]
+
+
+def _reader_for(name: str, readers: Sequence[Reader], fmt: str | None, where: str) -> str:
+    if fmt is not None:
+        if fmt not in {r.name for r in readers}:
+            raise DataError(where, f"unknown format {fmt!r}; known: {', '.join(r.name for r in readers)}")
+        return fmt
+    suffix = PurePosixPath(name).suffix.lower()
+    for reader in readers:
+        if suffix in reader.suffixes:
+            return reader.name
+    known = ", ".join(s for r in readers for s in r.suffixes)
+    raise DataError(where, f"unknown file type {suffix!r}; known: {known} (or set 'format:')")
+
+
+def list_sources(config: TableConfig, readers: Sequence[Reader]) -> list[SourceFile]:
+    """The corpus files: the file itself, or every file of a known format under the folder (sorted).
+
+    Names starting with ``.`` or ``_`` are skipped, as Spark, Ray and pyarrow skip them (markers,
+    temporary files).
+    """
+    fs, root = filesystem(config.path)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        raise DataError(config.path, "no such file or folder")
+    if info.type == pafs.FileType.File:
+        entries = [info]
+        base = str(PurePosixPath(root).parent)
+    else:
+        entries = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+        base = root
+        suffixes = {
+            s for r in readers if config.format is None or r.name == config.format for s in r.suffixes
+        }
+        entries = [
+            e
+            for e in entries
+            if e.type == pafs.FileType.File
+            and PurePosixPath(e.path).suffix.lower() in suffixes
+            and not any(part.startswith((".", "_")) for part in PurePosixPath(e.path).relative_to(base).parts)
+        ]
+        if not entries:
+            raise DataError(config.path, f"no files with suffix {', '.join(sorted(suffixes))} in this folder")
+    sources = []
+    for entry in sorted(entries, key=lambda e: e.path):
+        relative = str(PurePosixPath(entry.path).relative_to(base))
+        reader = _reader_for(entry.path, readers, config.format, entry.path)
+        if reader not in BUILTIN_FORMATS and is_uri(config.path):
+            raise DataError(
+                entry.path, f"format {reader!r} comes from a plugin, which reads local files only"
+            )
+        mtime = entry.mtime_ns if entry.mtime_ns is not None else 0
+        sources.append(SourceFile(entry.path, relative, entry.size or 0, mtime, reader))
+    return sources
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of one file read by one Ray task: the whole file, or a range of Parquet row groups."""
+
+    source: SourceFile
+    row_groups: tuple[int, int] | None = None  # [start, stop) for Parquet pieces
+    first_row: int = 0
+
+
+def plan_pieces(sources: Sequence[SourceFile], root: str, piece_rows: int) -> list[Piece]:
+    """Pieces of about ``piece_rows`` rows, so that one big Parquet file is still read in parallel."""
+    fs, _ = filesystem(root)
+    pieces: list[Piece] = []
+    for source in sources:
+        if source.reader != "parquet":
+            pieces.append(Piece(source))
+            continue
+        with fs.open_input_file(source.path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+        start, first, rows = 0, 0, 0
+        for group in range(metadata.num_row_groups):
+            rows += metadata.row_group(group).num_rows
+            if rows >= piece_rows or group == metadata.num_row_groups - 1:
+                pieces.append(Piece(source, (start, group + 1), first))
+                start, first, rows = group + 1, first + rows, 0
+        if metadata.num_row_groups == 0:
+            pieces.append(Piece(source, (0, 0), 0))
+    return pieces
+
+
+def _chunk(ids: pa.Array, texts: pa.Array, first_row: int, corrupt: pa.Array | None = None) -> pa.Table:
+    n = len(ids)
+    return pa.table(
+        {
+            ID: ids.cast(pa.string()),
+            TEXT: texts,
+            ROW: pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
+            CORRUPT: corrupt if corrupt is not None else pa.nulls(n, pa.string()),
+        }
+    )
+
+
+def _require(names: Sequence[str], config: TableConfig, where: str) -> None:
+    columns = {"data.corpus.id_column": config.id_column, "data.corpus.text_column": config.text_column}
+    missing = [f"{key} {name!r}" for key, name in columns.items() if name not in names]
+    if missing:
+        raise DataError(where, f"missing column: {', '.join(missing)}; columns are {', '.join(names)}")
+
+
+def _utf8(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
+
+
+def read_piece(
+    piece: Piece,
+    config: TableConfig,
+    readers: Sequence[Reader],
+    chunk_rows: int,
+    *,
+    texts: bool = True,
+) -> Iterator[pa.Table]:
+    """The rows of one piece in tables of at most ``chunk_rows`` rows (``texts=False``: ids only).
+
+    Texts stay bytes where the format gives bytes (CSV), so an undecodable text fails one row later
+    and not the file here.
+    """
+    source = piece.source
+    fs, _ = filesystem(config.path)
+    if source.reader == "parquet":
+        yield from _read_parquet(fs, piece, config, chunk_rows, texts)
+    elif source.reader in ("csv", "tsv"):
+        yield from _read_csv(fs, source, config, chunk_rows, texts)
+    elif source.reader == "jsonl":
+        yield from _read_jsonl(fs, source, config, chunk_rows)
+    else:
+        reader = next(r for r in readers if r.name == source.reader)
+        frame = reader.read(Path(source.path), config.encoding)
+        _require(frame.columns, config, source.path)
+        table = frame.select(pl.col(config.id_column).cast(pl.String), pl.col(config.text_column)).to_arrow()
+        for start in range(0, max(len(table), 1), chunk_rows):
+            part = table.slice(start, chunk_rows)
+            if len(part):
+                yield _chunk(part.column(0).combine_chunks(), part.column(1).combine_chunks(), start)
+
+
+def _read_parquet(
+    fs: pafs.FileSystem, piece: Piece, config: TableConfig, chunk_rows: int, texts: bool
+) -> Iterator[pa.Table]:
+    with fs.open_input_file(piece.source.path) as handle:
+        parquet = pq.ParquetFile(handle)
+        _require(parquet.schema_arrow.names, config, piece.source.path)
+        start, stop = piece.row_groups if piece.row_groups is not None else (0, parquet.num_row_groups)
+        columns = [config.id_column, config.text_column] if texts else [config.id_column]
+        row = piece.first_row
+        for batch in parquet.iter_batches(
+            batch_size=chunk_rows, row_groups=range(start, stop), columns=columns
+        ):
+            ids = batch.column(config.id_column)
+            text = batch.column(config.text_column) if texts else pa.nulls(len(batch), pa.string())
+            yield _chunk(ids, text, row)
+            row += len(batch)
+
+
+class _InvalidRows:
+    """Collects CSV rows with the wrong number of fields, which the parser then skips."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []  # (where, reason)
+
+    def __call__(self, row: Any) -> str:
+        where = f"line {row.number}" if row.number is not None else f"invalid row {len(self.rows) + 1}"
+        reason = (
+            f"corrupt row: {row.actual_columns} fields, {row.expected_columns} expected: {row.text[:80]!r}"
+        )
+        self.rows.append((where, reason))
+        return "skip"
+
+
+def _read_csv(
+    fs: pafs.FileSystem, source: SourceFile, config: TableConfig, chunk_rows: int, texts: bool
+) -> Iterator[pa.Table]:
+    invalid = _InvalidRows()
+    if source.reader == "tsv":  # tab-separated exports rarely quote fields, and their texts hold quotes
+        parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=invalid)
+    else:
+        parse = pacsv.ParseOptions(invalid_row_handler=invalid)
+    read = pacsv.ReadOptions(encoding="utf8" if _utf8(config.encoding) else config.encoding)
+    with fs.open_input_stream(source.path) as stream:
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=read,
+                parse_options=parse,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={config.id_column: pa.string(), config.text_column: pa.binary()},
+                    include_columns=[config.id_column, config.text_column] if texts else [config.id_column],
+                    include_missing_columns=False,
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if "include_columns" in str(exc) or "not exist" in str(exc):
+                header = _csv_header(fs, source, parse)
+                _require(header, config, source.path)
+            raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
+        row = 0
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        for batch in reader:
+            text = batch.column(config.text_column) if texts else pa.nulls(len(batch), pa.string())
+            pending.append(_chunk(batch.column(config.id_column), text, row))
+            pending_rows += len(batch)
+            row += len(batch)
+            if invalid.rows:
+                # Error rows for the lines the parser skipped; they take their place in the order.
+                ids = pa.array([f"{source.relative}:{where}" for where, _ in invalid.rows])
+                reasons = pa.array([reason for _, reason in invalid.rows])
+                pending.append(_chunk(ids, pa.nulls(len(ids), pa.binary()), row, reasons))
+                row += len(ids)
+                pending_rows += len(ids)
+                invalid.rows.clear()
+            while pending_rows >= chunk_rows:
+                table = pa.concat_tables(pending, promote_options="permissive")
+                yield table.slice(0, chunk_rows)
+                rest = table.slice(chunk_rows)
+                pending, pending_rows = ([rest] if len(rest) else []), len(rest)
+        if pending_rows:
+            yield pa.concat_tables(pending, promote_options="permissive")
+
+
+def _csv_header(fs: pafs.FileSystem, source: SourceFile, parse: pacsv.ParseOptions) -> list[str]:
+    with fs.open_input_stream(source.path) as stream:
+        return list(pacsv.open_csv(stream, parse_options=parse).schema.names)
+
+
+def _read_jsonl(
+    fs: pafs.FileSystem, source: SourceFile, config: TableConfig, chunk_rows: int
+) -> Iterator[pa.Table]:
+    """JSON Lines in blocks of whole lines; a block with a malformed line is parsed line by line."""
+    schema = {config.id_column: pl.String, config.text_column: pl.String}
+    row = 0
+    seen_columns: set[str] = set()
+    with fs.open_input_stream(source.path) as stream:
+        carry = b""
+        while True:
+            block = stream.read(_JSONL_BLOCK)
+            data = carry + block
+            if block:
+                cut = data.rfind(b"\n") + 1
+                data, carry = data[:cut], data[cut:]
+            else:
+                carry = b""
+            lines = [line for line in data.split(b"\n") if line.strip()]
+            if lines:
+                if not _utf8(config.encoding):
+                    lines = [line.decode(config.encoding).encode("utf-8") for line in lines]
+                table = _parse_jsonl(lines, schema, config, source, row, seen_columns)
+                for start in range(0, len(table), chunk_rows):
+                    yield table.slice(start, chunk_rows)
+                row += len(table)
+            if not block:
+                break
+    if row and not {config.id_column, config.text_column} <= seen_columns:
+        _require(sorted(seen_columns), config, source.path)
+
+
+def _parse_jsonl(
+    lines: list[bytes],
+    schema: dict[str, Any],
+    config: TableConfig,
+    source: SourceFile,
+    first_row: int,
+    seen_columns: set[str],
+) -> pa.Table:
+    try:
+        frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema)
+        seen_columns.update(c for c in schema if frame[c].null_count() < len(frame))
+        if len(frame) == len(lines):
+            return _chunk(frame[config.id_column].to_arrow(), frame[config.text_column].to_arrow(), first_row)
+    except Exception:  # polars names no line; find the bad ones below
+        pass
+    ids: list[str | None] = []
+    text: list[str | None] = []
+    corrupt: list[str | None] = []
+    for offset, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            ids.append(f"{source.relative}:row {first_row + offset}")
+            text.append(None)
+            corrupt.append(f"corrupt row: not a JSON object ({str(exc)[:80]})")
+            continue
+        seen_columns.update(k for k in schema if record.get(k) is not None)
+        value = record.get(config.id_column)
+        ids.append(None if value is None else str(value))
+        value = record.get(config.text_column)
+        text.append(value if value is None or isinstance(value, str) else json.dumps(value))
+        corrupt.append(None)
+    return _chunk(
+        pa.array(ids, pa.string()), pa.array(text, pa.string()), first_row, pa.array(corrupt, pa.string())
+    )

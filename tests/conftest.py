@@ -1,0 +1,70 @@
+"""Fixtures of the core tests: a drop-in plugin with a backend that misbehaves on cue."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from scalecode.inference import BackendSpec
+from scalecode.task import Task, TaskType
+
+TASK = Task(type=TaskType.CLASSIFICATION, labels=["pos", "neg"])
+
+MOODY = textwrap.dedent('''
+    import os
+    import time
+    from pathlib import Path
+
+    from scalecode import Backend, BackendParams, Predictions, Resources, TaskType, hookimpl
+
+    class MoodyParams(BackendParams):
+        die_once: str | None = None  # a marker file: the first replica to see 'die' creates it and dies
+        seconds_per_batch: float = 0.0
+        batch_size: int = 4
+
+    class Moody(Backend):
+        """Positive unless the text says 'bad'; raises on 'boom'; answers nonsense on 'huh'."""
+        name = "moody"
+        task_types = frozenset({TaskType.CLASSIFICATION})
+        Params = MoodyParams
+
+        def resources(self):
+            return Resources(cpus=1, batch_size=self.params.batch_size)
+
+        def predict_batch(self, texts):
+            time.sleep(self.params.seconds_per_batch)
+            marker = self.params.die_once
+            if marker and any("die" in t for t in texts) and not Path(marker).exists():
+                Path(marker).write_text(str(os.getpid()))
+                os._exit(1)  # the process dies as if killed: no exception, no clean-up
+            if any("boom" in t for t in texts):
+                raise RuntimeError("boom")
+            labels = ["Positive!" if "huh" in t else ("neg" if "bad" in t else "pos") for t in texts]
+            return Predictions(label=labels)
+
+    @hookimpl
+    def register_backends(register):
+        register(Moody)
+''')
+
+
+@pytest.fixture
+def plugins_dir(tmp_path) -> Path:
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "moody.py").write_text(MOODY)
+    return folder
+
+
+@pytest.fixture
+def spec(plugins_dir) -> BackendSpec:
+    return BackendSpec(
+        name="moody",
+        plugin="moody",
+        params={},
+        task=TASK.model_dump(mode="json"),
+        plugins_dir=str(plugins_dir),
+        allow=("moody",),
+    )

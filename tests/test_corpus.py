@@ -1,0 +1,297 @@
+"""Coding a corpus: streamed, sharded, nothing lost, nothing twice, after kills and as it grows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from scalecode.backend import Resources
+from scalecode.config import TableConfig
+from scalecode.corpus import CorpusSummary, code_corpus
+from scalecode.data import inspect_corpus
+from scalecode.inference import BackendSpec
+from scalecode.plugins import load_plugins
+from scalecode.readers import BUILTIN_READERS
+
+from .conftest import TASK
+
+SHARD = r"^[\w.-]+\.[0-9a-f]{10}\.\d{12}-\d{12}\.parquet$"
+
+
+def write_corpus(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(
+        b"id,text\n" + b"".join(f"a{i},text {i} good\n".encode() for i in range(30))
+    )
+    (folder / "b.csv").write_bytes(b"id,text\nb1,bad\nb2,caf\xe9 latin-1 row\nb3,\nb4,boom\n")
+    sub = folder / "more"
+    sub.mkdir()
+    (sub / "c.csv").write_bytes(b"id,text\n" + b"".join(f"c{i},fine {i}\n".encode() for i in range(25)))
+    (sub / "empty.csv").write_bytes(b"id,text\n")
+
+
+def run_corpus(spec: BackendSpec, corpus: Path, out: Path, batch_size: int = 4) -> CorpusSummary:
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    return code_corpus(spec, Resources(batch_size=batch_size), table, info.files, info.n_documents, out)
+
+
+def coded(out: Path) -> pl.DataFrame:
+    """Every coded row, in id order, without what a rerun may change (timings, when it was coded)."""
+    frames = [pl.read_parquet(p) for p in sorted(out.glob("*.parquet"))]
+    return pl.concat(frames, how="diagonal").drop("latency_s", "coded_at", strict=False).sort("id")
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_error_rows_shards_named_after_their_input_and_a_rerun_codes_nothing_twice(spec, tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    write_corpus(corpus)
+    summary = run_corpus(spec, corpus, out)
+    assert summary.documents == 59 and summary.coded == 56 and summary.errors == 3
+    assert summary.already_coded == 0
+    assert summary.error_reasons == {
+        "undecodable bytes: the text is not valid UTF-8": 1,
+        "empty text": 1,
+        "backend error: RuntimeError: boom": 1,
+    }
+    names = sorted(p.name for p in out.glob("*.parquet"))
+    assert all(pl.Series(names).str.contains(SHARD))
+    assert {n.split(".")[0] for n in names} == {"a", "b", "more__c"}
+    unbroken = coded(out)
+    assert unbroken["id"].n_unique() == unbroken.height == 59  # nothing lost, nothing twice
+    b = unbroken.filter(pl.col("id").str.starts_with("b"))
+    assert b["label"].to_list() == ["neg", None, None, None]
+
+    # As if killed: one shard gone, another half written. The rerun codes exactly what is missing.
+    lost = next(p for p in out.glob("a.csv.*.parquet"))
+    lost_rows = pl.read_parquet(lost).height
+    lost.unlink()
+    (out / f".{names[-1]}.partial").write_bytes(b"half a file")
+    again = run_corpus(spec, corpus, out)
+    assert again.coded + again.errors == lost_rows and again.already_coded == 59 - lost_rows
+    assert not list(out.glob(".*.partial"))
+    assert coded(out).equals(unbroken)
+
+    # Nothing new: nothing coded, nothing written.
+    idle = run_corpus(spec, corpus, out)
+    assert (idle.coded, idle.errors, idle.shards_written, idle.already_coded) == (0, 0, 0, 59)
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_an_incremental_run_codes_only_new_and_edited_documents(spec, tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    write_corpus(corpus)
+    run_corpus(spec, corpus, out)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.parquet")}
+
+    with (corpus / "a.csv").open("ab") as handle:  # three new rows at the end of a file
+        handle.write(b"a30,new and good\na31,new and bad\na32,new\n")
+    # b1 edited (its code changes), b2 fixed, b3 and b4 as they were
+    (corpus / "b.csv").write_bytes(b"id,text\nb1,good after all\nb2,cafe\nb3,\nb4,boom\n")
+    (corpus / "more" / "d.csv").write_bytes(b"id,text\nd1,bad\nd2,good\n")  # a new file
+
+    summary = run_corpus(spec, corpus, out)
+    assert summary.documents == 64
+    assert summary.coded + summary.errors == 3 + 2 + 2
+    assert summary.already_coded == 57
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.parquet") if p.name in before} == before
+
+    rows = coded(out)
+    assert rows.height == 59 + 7  # appended; b1 and b2 now have a row per version
+    current = (
+        pl.concat([pl.read_parquet(p) for p in out.glob("*.parquet")])
+        .sort("coded_at")
+        .unique("id", keep="last")
+    )
+    labels = dict(current.select("id", "label").iter_rows())
+    assert (labels["b1"], labels["b2"], labels["a31"], labels["d1"]) == ("pos", "pos", "neg", "neg")
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_jsonl_with_numeric_ids_null_text_and_a_corrupt_line(spec, tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(
+        '{"id": 1, "text": "good"}\n{"id": 2, "text": null}\n{"id": 3, oops\n{"id": 4, "text": "bad"}\n'
+    )
+    summary = run_corpus(spec, corpus, tmp_path / "out", batch_size=2)
+    rows = coded(tmp_path / "out").select("id", "label", "error").rows()
+    assert rows[:2] == [("1", "pos", None), ("2", None, "null text")]
+    assert rows[2] == ("4", "neg", None)
+    assert rows[3][0] == "docs.jsonl:row 2" and rows[3][2].startswith("corrupt row: not a JSON object")
+    assert summary.errors == 2 and summary.coded == 2
+
+
+def test_a_csv_row_with_too_many_fields_becomes_an_error_row(tmp_path):
+    corpus = tmp_path / "c.csv"
+    corpus.write_text('id,text\n1,fine\n2,"a, b",surplus\n3,also fine\n')
+    info = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS)
+    assert info.n_documents == 3  # the corrupt row is counted: it will have an error row
+
+
+LINES = textwrap.dedent("""
+    import polars as pl
+    from scalecode import hookimpl
+    from scalecode.readers import Reader
+
+    def read_lines(path, encoding):
+        lines = path.read_text(encoding=encoding).splitlines()
+        return pl.DataFrame({"id": [f"{path.stem}:{i}" for i in range(len(lines))], "text": lines})
+
+    @hookimpl
+    def register_readers(register):
+        register(Reader("lines", (".lines",), read_lines))
+""")
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_corpus_in_a_plugin_format_is_read_on_the_workers(plugins_dir, tmp_path):
+    (plugins_dir / "lines.py").write_text(LINES)
+    spec = BackendSpec(
+        name="moody",
+        plugin="moody",
+        params={},
+        task=TASK.model_dump(mode="json"),
+        plugins_dir=str(plugins_dir),
+        allow=("moody", "lines"),
+    )
+    corpus = tmp_path / "speeches"
+    corpus.mkdir()
+    (corpus / "one.lines").write_text("a good start\na bad end\n")
+    (corpus / "two.lines").write_text("only good news\n\n")
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, load_plugins(plugins_dir, allow=["lines"]).readers)
+    summary = code_corpus(
+        spec, Resources(batch_size=2), table, info.files, info.n_documents, tmp_path / "out"
+    )
+    assert summary.documents == 4 and summary.coded == 3
+    assert summary.error_reasons == {"empty text": 1}
+    labels = dict(coded(tmp_path / "out").select("id", "label").iter_rows())
+    assert (labels["one:0"], labels["one:1"]) == ("pos", "neg")
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_replica_that_dies_is_replaced_and_its_batch_coded(plugins_dir, tmp_path):
+    marker = tmp_path / "died"
+    spec = BackendSpec(
+        name="moody",
+        plugin="moody",
+        params={"die_once": str(marker)},
+        task=TASK.model_dump(mode="json"),
+        plugins_dir=str(plugins_dir),
+        allow=("moody",),
+    )
+    corpus = tmp_path / "c.csv"
+    corpus.write_text("id,text\n" + "".join(f"{i},{'die' if i == 17 else 'good'} {i}\n" for i in range(40)))
+    summary = run_corpus(spec, corpus, tmp_path / "out")
+    assert marker.exists()  # a replica's process did die
+    rows = coded(tmp_path / "out")
+    assert rows["id"].n_unique() == rows.height == 40 and summary.errors == 0
+
+
+# --- the whole command, killed and resumed ----------------------------------------------------
+
+JOB = """
+task: {type: classification, labels: [pos, neg]}
+data:
+  corpus: {path: corpus}
+backends:
+%s
+output: {dir: %s}
+"""
+
+
+def write_job(root: Path, out: str, backends: list[str], seconds_per_batch: float) -> Path:
+    params = f"{{seconds_per_batch: {seconds_per_batch}, batch_size: 25}}"
+    entries = "".join(f"  - {{name: {name}, plugin: moody, params: {params}}}\n" for name in backends)
+    job = root / f"{out}.yaml"
+    job.write_text(JOB % (entries.rstrip("\n"), out))
+    return job
+
+
+def scalecode_run(job: Path, root: Path, **kwargs) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "scalecode.cli",
+        "run",
+        job.name,
+        "--plugins-dir",
+        "plugins",
+        "--num-cpus",
+        "2",
+    ]
+    env = {**os.environ, "SCALECODE_PLUGINS": "moody"}
+    # A session of its own, so that the kill takes the embedded Ray down with the driver.
+    return subprocess.Popen(
+        command,
+        cwd=root,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+@pytest.fixture
+def project(plugins_dir, tmp_path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for part in range(3):
+        rows = "".join(f"p{part}-{i},{'bad' if i % 3 == 0 else 'good'} text {i}\n" for i in range(200))
+        (corpus / f"part-{part}.csv").write_text("id,text\n" + rows)
+    (tmp_path / "plugins").mkdir(exist_ok=True)
+    (tmp_path / "plugins" / "moody.py").write_text((plugins_dir / "moody.py").read_text())
+    return tmp_path
+
+
+def test_a_run_killed_with_sigkill_resumes_and_equals_an_unbroken_run(project):
+    unbroken = scalecode_run(write_job(project, "unbroken", ["moody"], 0.0), project)
+    _, err = unbroken.communicate(timeout=600)
+    assert unbroken.returncode == 0, err[-3000:]
+
+    job = write_job(project, "killed", ["moody"], 0.3)
+    shards = project / "killed" / "predictions" / "corpus" / "moody"
+    run = scalecode_run(job, project)
+    deadline = time.monotonic() + 300
+    while len(list(shards.glob("*.parquet"))) < 3 and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    assert run.poll() is None, "the run ended before it could be killed mid-way"
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert len(list(shards.glob("*.parquet"))) >= 3
+
+    resumed = scalecode_run(job, project)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    assert coded(shards).equals(coded(project / "unbroken" / "predictions" / "corpus" / "moody"))
+    assert coded(shards).height == 600
+
+
+def test_two_backends_on_two_cpus_finish(project):
+    """Ray Data's read tasks and two actor pools share 2 CPUs without waiting on each other forever."""
+    run = scalecode_run(write_job(project, "two", ["first", "second"], 0.0), project)
+    out, err = run.communicate(timeout=600)  # a hang fails here instead of holding CI
+    assert run.returncode == 0, err[-3000:]
+    for name in ("first", "second"):
+        assert coded(project / "two" / "predictions" / "corpus" / name).height == 600
+    assert "first" in out and "second" in out
+
+
+def test_a_second_run_over_the_same_directory_is_refused_while_the_first_runs(tmp_path):
+    from scalecode.errors import ScalecodeError
+    from scalecode.runner import _lock
+
+    held = _lock(tmp_path)
+    with pytest.raises(ScalecodeError, match="in use by another scalecode run"):
+        _lock(tmp_path)
+    held.close()
+    _lock(tmp_path).close()  # free again once the first has finished
