@@ -295,3 +295,49 @@ def test_a_second_run_over_the_same_directory_is_refused_while_the_first_runs(tm
         _lock(tmp_path)
     held.close()
     _lock(tmp_path).close()  # free again once the first has finished
+
+
+def test_the_scheduled_job_codes_what_arrived_since_its_last_run(data_dir, tmp_path):
+    """jobs/incoming.yaml as a schedule would run it: twice, with a new file and an edit in between."""
+    import json
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent
+    (tmp_path / "data" / "lexicons").mkdir(parents=True)
+    shutil.copy(data_dir / "lexicons" / "vader_lexicon.txt", tmp_path / "data" / "lexicons")
+    incoming = tmp_path / "data" / "incoming"
+    incoming.mkdir()
+    (incoming / "monday.jsonl").write_text(
+        '{"id": "m1", "text": "A great day."}\n{"id": "m2", "text": "Awful."}\n'
+    )
+
+    def run() -> dict:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scalecode.cli",
+                "run",
+                str(repo / "jobs" / "incoming.yaml"),
+                "--num-cpus",
+                "2",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads((tmp_path / "runs" / "incoming" / "manifest.json").read_text())["corpus"][0]
+
+    first = run()
+    assert (first["coded"], first["already_coded"]) == (2, 0)
+    (incoming / "monday.jsonl").write_text(
+        '{"id": "m1", "text": "A great day."}\n{"id": "m2", "text": "Fine."}\n'
+    )
+    (incoming / "tuesday.csv").write_text("id,text\nt1,Terrible news.\nt2,Good news.\nt3,\n")
+    second = run()
+    assert (second["coded"], second["errors"], second["already_coded"]) == (3, 1, 1)
+    rows = coded(tmp_path / "runs" / "incoming" / "predictions" / "corpus" / "vader")
+    assert rows.height == 2 + 4

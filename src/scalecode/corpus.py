@@ -60,17 +60,11 @@ def doc_hashes(ids: pa.Array, texts: pa.Array) -> pa.Array:
     blake2b = hashlib.blake2b
     id_bytes = ids.cast(pa.binary()).to_pylist()
     text_bytes = texts.cast(pa.binary()).to_pylist() if len(texts) else []
-    out = np.fromiter(
-        (
-            int.from_bytes(
-                blake2b(i + b"\x1f" + (_NULL_TEXT if t is None else t), digest_size=8).digest(), "little"
-            )
-            for i, t in zip(id_bytes, text_bytes, strict=True)
-        ),
-        dtype=np.uint64,
-        count=len(id_bytes),
+    digests = b"".join(
+        blake2b(i + b"\x1f" + (_NULL_TEXT if t is None else t), digest_size=8).digest()
+        for i, t in zip(id_bytes, text_bytes, strict=True)
     )
-    return pa.array(out)
+    return pa.array(np.frombuffer(digests, dtype="<u8"))
 
 
 def coded_index(out_dir: Path) -> np.ndarray:
@@ -182,7 +176,10 @@ def read_dataset(
                     yield chunk
 
     dataset = ray.data.from_items(list(range(len(pieces))), override_num_blocks=len(pieces))
-    return dataset.map_batches(read, batch_size=1, batch_format="numpy")
+    dataset = dataset.map_batches(read, batch_size=1, batch_format="numpy")
+    # Ray Data joins what a task yields into blocks of up to 128 MB; cut them back to chunks, so that
+    # every replica gets work and the driver receives (and holds) one batch's rows at a time.
+    return dataset.repartition(target_num_rows_per_block=chunk_rows)
 
 
 def code_corpus(

@@ -80,6 +80,10 @@ def _decode_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list[str | None],
             column = pa.array(decoded, pa.string())
     texts = pl.Series(TEXT, column).cast(pl.String).to_list()
     reasons: list[str | None] = [None] * len(texts)
+    strings = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
+    blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0), True)
+    if not pc.any(blank).as_py() and not any(undecodable):
+        return texts, reasons  # the usual batch: every text can be coded; checked at once
     for i, text in enumerate(texts):
         if undecodable[i]:
             reasons[i] = "undecodable bytes: the text is not valid UTF-8"
