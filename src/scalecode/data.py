@@ -9,6 +9,7 @@ a run of millions and is never dropped.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,18 +270,20 @@ class CorpusInfo:
         return sum(self.rows.values())
 
 
-_ID_CHUNK = 1_000_000
+_ID_CHUNK = 131_072  # rows of ids read at once: larger chunks raise the peak with the corpus size
 
 
 def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo:
     """Count the documents and check the ids (none null, none repeated), file by file, streaming.
 
-    Only ids are read where the format allows, and only a 64-bit hash of each is kept, so checking
-    ten million ids costs 80 MB. Hashes that repeat are then checked against the ids themselves.
+    Only ids are read where the format allows, and only a 64-bit hash of each is kept, spilled to
+    disk in 256 parts by its first byte; each part is then checked alone, so memory stays flat
+    however large the corpus. Hashes that repeat are checked against the ids themselves.
     """
     files = list_sources(config, readers)
     rows: dict[str, int] = {}
-    hashes: list[np.ndarray] = []
+    spill = tempfile.TemporaryDirectory(prefix="scalecode-ids-")
+    hashes = _HashParts(Path(spill.name))
     for source in files:
         n = 0
         try:
@@ -291,25 +294,49 @@ def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo
                     at = parsed.filter(pc.is_null(ids)).column(src.ROW).to_pylist()
                     rows_at = describe_examples([f"row {r + 1}" for r in at])
                     raise DataError(source.path, f"null id in column {config.id_column!r} at {rows_at}")
-                hashes.append(pl.Series(ids).hash().to_numpy())
+                hashes.add(pl.Series(ids).hash().to_numpy())
                 n += len(chunk)
         except DataError:
             raise
         except Exception as exc:
             raise DataError(source.path, f"cannot be read: {exc}") from exc
         rows[source.relative] = n
-    if hashes:
-        _check_unique_ids(np.concatenate(hashes), files, config, readers)
+    with spill:
+        repeated = hashes.repeated()
+    if repeated.size:
+        _report_duplicate_ids(repeated, files, config, readers)
     return CorpusInfo(files=files, rows=rows)
 
 
-def _check_unique_ids(
-    hashes: np.ndarray, files: Sequence[SourceFile], config: TableConfig, readers: Sequence[Reader]
+class _HashParts:
+    """64-bit hashes kept on disk in 256 files by their first byte, each small enough to sort alone."""
+
+    def __init__(self, folder: Path) -> None:
+        self.paths = [folder / f"{part:02x}" for part in range(256)]
+        for path in self.paths:
+            path.touch()
+
+    def add(self, hashes: np.ndarray) -> None:
+        parts = (hashes >> np.uint64(56)).astype(np.uint8)
+        order = np.argsort(parts, kind="stable")
+        ordered, bounds = hashes[order], np.searchsorted(parts[order], np.arange(257))
+        for part in np.flatnonzero(np.diff(bounds)):
+            with self.paths[part].open("ab") as handle:
+                handle.write(ordered[bounds[part] : bounds[part + 1]].tobytes())
+
+    def repeated(self) -> np.ndarray:
+        """The hashes that occur more than once."""
+        found = []
+        for path in self.paths:
+            part = np.fromfile(path, dtype=np.uint64)
+            part.sort()
+            found.append(np.unique(part[1:][part[1:] == part[:-1]]))
+        return np.concatenate(found)
+
+
+def _report_duplicate_ids(
+    repeated: np.ndarray, files: Sequence[SourceFile], config: TableConfig, readers: Sequence[Reader]
 ) -> None:
-    ordered = np.sort(hashes)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    if not repeated.size:
-        return
     places: dict[str, list[str]] = {}  # id -> where it occurs; only ids whose hash repeats
     for source in files:
         for chunk in read_piece(Piece(source), config, readers, _ID_CHUNK, texts=False):

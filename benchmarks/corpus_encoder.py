@@ -1,0 +1,150 @@
+"""Coding 100,000 documents with an encoder through the corpus path, against the bare forward pass.
+
+all-MiniLM-L6-v2 (fp32, at most 128 tokens) on State of the Union paragraphs, replicated to the size
+asked (ids made unique), as Parquet files of 25,000 rows. Side by side in one run:
+
+- bare forward pass: 5,000 of the paragraphs tokenised beforehand, sorted by length, padded per
+  batch of 32; only ``model(...)`` timed; measured before and after the corpus run (the median of
+  the two is the reference, their spread says how steady the machine was);
+- the corpus path, as ``scalecode run`` codes a corpus: checking the corpus, Ray Data reading it in
+  pieces, an actor pool of the encoder backend (one single-threaded actor per core, the faster
+  layout in benchmarks/results/encoder_throughput.md), Parquet shards written by the driver; timed
+  from the check to the last shard, actor start and model load included.
+
+    python benchmarks/corpus_encoder.py [--docs 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks_common import write_results
+
+from scalecode import Task, TaskType
+from scalecode.datasets import fetch
+
+FILE_ROWS = 25_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--bare-docs", type=int, default=5_000)
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    args = parser.parse_args()
+
+    import torch
+
+    from scalecode.config import TableConfig
+    from scalecode.corpus import code_corpus
+    from scalecode.data import inspect_corpus
+    from scalecode.inference import BackendSpec, start_ray
+    from scalecode.plugins import load_plugins
+    from scalecode_hf.batching import forward_sorted
+    from scalecode_hf.devices import quiet_libraries
+    from scalecode_hf.encoder import EncoderBackend
+
+    quiet_libraries()
+    for name in ("sotu-paragraphs", "all-minilm-l6-v2"):
+        fetch(name, args.data)
+    model_dir = str((args.data / "models" / "all-MiniLM-L6-v2").resolve())
+    base = pl.read_parquet(args.data / "sotu-paragraphs.parquet").select(pl.col("id").cast(pl.String), "text")
+    copies = -(-args.docs // base.height)
+    corpus = pl.concat(
+        [base.with_columns(pl.format("{}#{}", "id", pl.lit(i)).alias("id")) for i in range(copies)]
+    ).head(args.docs)
+    task = Task(type=TaskType.CLASSIFICATION, labels=["a", "b"])
+    threads = torch.get_num_threads()
+    params = {
+        "model": model_dir,
+        "pooling": "model",
+        "max_length": 128,
+        "batch_size": 32,
+        "label_map": {"LABEL_0": "a", "LABEL_1": "b"},
+        "precision": "fp32",
+    }
+
+    torch.manual_seed(0)
+    bare_backend = EncoderBackend(task, {**params, "cpus": threads})
+    bare_backend.load()
+    sample = base["text"].sample(args.bare_docs, seed=0).to_list()
+    encoded = bare_backend.tokenizer(sample, truncation=True, max_length=128)["input_ids"]
+    pad_id = bare_backend.tokenizer.pad_token_id or 0
+    model = bare_backend.model
+    assert model is not None
+
+    def bare() -> float:
+        started = time.perf_counter()
+        forward_sorted(model, encoded, batch_size=32, pad_id=pad_id, device=torch.device("cpu"))
+        return len(encoded) / (time.perf_counter() - started)
+
+    before = bare()
+    start_ray()
+    spec = BackendSpec(
+        name="minilm", plugin="encoder", params={**params, "cpus": 1}, task=task.model_dump(mode="json")
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "corpus"
+        folder.mkdir()
+        for part, start in enumerate(range(0, args.docs, FILE_ROWS)):
+            corpus.slice(start, FILE_ROWS).write_parquet(folder / f"part-{part:03d}.parquet")
+        out = Path(tmp) / "out"
+        load_plugins()
+        started = time.perf_counter()
+        table = TableConfig(path=str(folder))
+        info = inspect_corpus(table, load_plugins().readers)
+        summary = code_corpus(spec, spec.build().resources(), table, info.files, info.n_documents, out)
+        seconds = time.perf_counter() - started
+        written = (
+            pl.scan_parquet(out / "*.parquet").select(pl.len(), pl.col("id").n_unique()).collect().row(0)
+        )
+    assert written == (args.docs, args.docs), written  # every document once
+    assert summary.errors == 0, summary
+    after = bare()
+    reference = statistics.median([before, after])
+    rate = args.docs / seconds
+    results = {
+        "documents": args.docs,
+        "bare_documents": len(encoded),
+        "tokens_mean": float(np.mean([len(e) for e in encoded])),
+        "docs_per_second": {
+            "bare forward fp32, before": round(before, 1),
+            "bare forward fp32, after": round(after, 1),
+            "corpus path": round(rate, 1),
+        },
+        "corpus_seconds": round(seconds, 1),
+        "ratio_corpus_to_bare": round(rate / reference, 3),
+    }
+    lines = [
+        f"# Encoder corpus path at {args.docs:,} documents",
+        "",
+        f"all-MiniLM-L6-v2 fp32, max 128 tokens; SOTU paragraphs replicated to {args.docs:,} (mean "
+        f"{results['tokens_mean']:.1f} tokens in the bare sample). `python benchmarks/corpus_encoder.py "
+        f"--docs {args.docs}`.",
+        "",
+        "| path | documents | docs/s |",
+        "|---|---:|---:|",
+        f"| bare forward fp32, before | {len(encoded):,} | {before:.1f} |",
+        f"| corpus path (check, read, code, write) | {args.docs:,} | {rate:.1f} |",
+        f"| bare forward fp32, after | {len(encoded):,} | {after:.1f} |",
+        "",
+        f"Corpus path / bare forward (median of before and after): **{rate / reference:.2f}** (target 0.80); "
+        f"{seconds / 60:.1f} minutes for the corpus, every document coded once, no errors.",
+    ]
+    write_results(f"corpus_encoder_{args.docs}", results, lines)
+
+
+if __name__ == "__main__":
+    main()
