@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -9,6 +11,20 @@ import pytest
 
 from scalecode.inference import BackendSpec
 from scalecode.task import Task, TaskType
+
+
+def scalecode(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command line in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "scalecode.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
+
 
 TASK = Task(type=TaskType.CLASSIFICATION, labels=["pos", "neg"])
 

@@ -5,23 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-
-def scalecode(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scalecode.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+from .conftest import scalecode
 
 
 @pytest.fixture(scope="module")
@@ -298,24 +288,8 @@ def test_secrets_from_the_environment_reach_the_worker_and_nothing_else(tmp_path
     """)
     )
     env = {**os.environ, "SCALECODE_TEST_KEY": secret}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scalecode.cli",
-            "run",
-            "job.yaml",
-            "--plugins-dir",
-            "plugins",
-            "--num-cpus",
-            "2",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=env,
+    result = scalecode(
+        "run", "job.yaml", "--plugins-dir", "plugins", "--num-cpus", "2", cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
     coded = pl.read_parquet(tmp_path / "run" / "predictions" / "corpus" / "api")

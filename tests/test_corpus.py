@@ -20,8 +20,9 @@ from scalecode.data import inspect_corpus
 from scalecode.inference import BackendSpec
 from scalecode.plugins import load_plugins
 from scalecode.readers import BUILTIN_READERS
+from scalecode.sources import Piece, read_piece
 
-from .conftest import TASK
+from .conftest import TASK, scalecode
 
 SHARD = r"^[\w.-]+\.[0-9a-f]{10}\.\d{12}-\d{12}\.parquet$"
 
@@ -132,8 +133,24 @@ def test_jsonl_with_numeric_ids_null_text_and_a_corrupt_line(spec, tmp_path):
 def test_a_csv_row_with_too_many_fields_becomes_an_error_row(tmp_path):
     corpus = tmp_path / "c.csv"
     corpus.write_text('id,text\n1,fine\n2,"a, b",surplus\n3,also fine\n')
-    info = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS)
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
     assert info.n_documents == 3  # the corrupt row is counted: it will have an error row
+    rows = pl.concat(pl.from_arrow(c) for c in read_piece(Piece(info.files[0]), table, BUILTIN_READERS, 10))
+    assert rows["id"].to_list() == ["1", "3", "c.csv:invalid row 1"]
+    assert rows["corrupt"].to_list()[:2] == [None, None]
+    assert rows["corrupt"][2].startswith("corrupt row: 3 fields, 2 expected")
+
+
+def test_a_corpus_file_without_the_text_column_or_with_an_empty_id_is_refused(tmp_path):
+    from scalecode.errors import DataError
+
+    (tmp_path / "a.csv").write_text("id,body\n1,x\n")
+    with pytest.raises(DataError, match=r"a\.csv: missing column: data\.corpus\.text_column 'text'"):
+        inspect_corpus(TableConfig(path=str(tmp_path / "a.csv")), BUILTIN_READERS)
+    (tmp_path / "b.tsv").write_text("id\ttext\n7\tx\n\ty\n")
+    with pytest.raises(DataError, match=r"b\.tsv: null or empty id in column 'id' at row 2"):
+        inspect_corpus(TableConfig(path=str(tmp_path / "b.tsv")), BUILTIN_READERS)
 
 
 LINES = textwrap.dedent("""
@@ -312,22 +329,7 @@ def test_the_scheduled_job_codes_what_arrived_since_its_last_run(data_dir, tmp_p
     )
 
     def run() -> dict:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "scalecode.cli",
-                "run",
-                str(repo / "jobs" / "incoming.yaml"),
-                "--num-cpus",
-                "2",
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        result = scalecode("run", str(repo / "jobs" / "incoming.yaml"), "--num-cpus", "2", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads((tmp_path / "runs" / "incoming" / "manifest.json").read_text())["corpus"][0]
 

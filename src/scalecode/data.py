@@ -290,10 +290,13 @@ def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo
             for chunk in read_piece(Piece(source), config, readers, _ID_CHUNK, texts=False):
                 parsed = chunk.filter(pc.is_null(chunk.column(src.CORRUPT)))  # corrupt rows become error rows
                 ids = parsed.column(src.ID)
-                if ids.null_count:
-                    at = parsed.filter(pc.is_null(ids)).column(src.ROW).to_pylist()
+                missing = pc.fill_null(pc.equal(ids, ""), True)
+                if pc.any(missing).as_py():
+                    at = parsed.filter(missing).column(src.ROW).to_pylist()
                     rows_at = describe_examples([f"row {r + 1}" for r in at])
-                    raise DataError(source.path, f"null id in column {config.id_column!r} at {rows_at}")
+                    raise DataError(
+                        source.path, f"null or empty id in column {config.id_column!r} at {rows_at}"
+                    )
                 hashes.add(pl.Series(ids).hash().to_numpy())
                 n += len(chunk)
         except DataError:

@@ -200,8 +200,10 @@ def start_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(logging_level=logging.WARNING)
     else:
-        # The dashboard (on loopback) serves Ray's state API, which Ray Train polls to watch its runs.
-        ray.init(num_cpus=num_cpus, include_dashboard=True, logging_level=logging.WARNING)
+        # "local": a cluster of our own, even where `ray start` left one running on this machine (which
+        # a bare ray.init() would join). The dashboard (on loopback) serves Ray's state API, which Ray
+        # Train polls to watch its runs.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, logging_level=logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # scalecode draws one progress line of its own
     context.print_on_execution_start = False

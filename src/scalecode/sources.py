@@ -252,6 +252,11 @@ def _read_csv(
     else:
         parse = pacsv.ParseOptions(invalid_row_handler=invalid)
     read = pacsv.ReadOptions(encoding="utf8" if _utf8(config.encoding) else config.encoding)
+    # The header is read apart, with a handler that skips bad rows: the real one must see each once.
+    header_parse = pacsv.ParseOptions(
+        delimiter=parse.delimiter, quote_char=parse.quote_char, invalid_row_handler=lambda row: "skip"
+    )
+    _require(_csv_header(fs, source, header_parse, read), config, source.path)
     with fs.open_input_stream(source.path) as stream:
         try:
             reader = pacsv.open_csv(
@@ -261,13 +266,9 @@ def _read_csv(
                 convert_options=pacsv.ConvertOptions(
                     column_types={config.id_column: pa.string(), config.text_column: pa.binary()},
                     include_columns=[config.id_column, config.text_column] if texts else [config.id_column],
-                    include_missing_columns=False,
                 ),
             )
         except pa.ArrowInvalid as exc:
-            if "include_columns" in str(exc) or "not exist" in str(exc):
-                header = _csv_header(fs, source, parse)
-                _require(header, config, source.path)
             raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
         row = 0
         pending: list[pa.Table] = []
@@ -294,9 +295,14 @@ def _read_csv(
             yield pa.concat_tables(pending, promote_options="permissive")
 
 
-def _csv_header(fs: pafs.FileSystem, source: SourceFile, parse: pacsv.ParseOptions) -> list[str]:
+def _csv_header(
+    fs: pafs.FileSystem, source: SourceFile, parse: pacsv.ParseOptions, read: pacsv.ReadOptions
+) -> list[str]:
     with fs.open_input_stream(source.path) as stream:
-        return list(pacsv.open_csv(stream, parse_options=parse).schema.names)
+        try:
+            return list(pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names)
+        except pa.ArrowInvalid as exc:
+            raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
 
 
 def _read_jsonl(
