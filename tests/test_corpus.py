@@ -343,3 +343,16 @@ def test_the_scheduled_job_codes_what_arrived_since_its_last_run(data_dir, tmp_p
     assert (second["coded"], second["errors"], second["already_coded"]) == (3, 1, 1)
     rows = coded(tmp_path / "runs" / "incoming" / "predictions" / "corpus" / "vader")
     assert rows.height == 2 + 4
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_corpus_named_by_uri_is_read_through_its_filesystem(spec, tmp_path):
+    """The path a cloud corpus takes (s3://, gs://): pyarrow's filesystem from the URI, here file://."""
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    write_corpus(corpus)
+    table = TableConfig(path=corpus.as_uri())
+    info = inspect_corpus(table, BUILTIN_READERS)
+    assert info.n_documents == 59 and info.files[0].relative == "a.csv"
+    summary = code_corpus(spec, Resources(batch_size=8), table, info.files, info.n_documents, out)
+    assert summary.coded + summary.errors == 59
+    assert coded(out)["id"].n_unique() == 59
