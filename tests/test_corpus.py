@@ -126,7 +126,7 @@ def test_jsonl_with_numeric_ids_null_text_and_a_corrupt_line(spec, tmp_path):
     rows = coded(tmp_path / "out").select("id", "label", "error").rows()
     assert rows[:2] == [("1", "pos", None), ("2", None, "null text")]
     assert rows[2] == ("4", "neg", None)
-    assert rows[3][0] == "docs.jsonl:row 2" and rows[3][2].startswith("corrupt row: not a JSON object")
+    assert rows[3][0] == "docs.jsonl:row 3" and rows[3][2].startswith("corrupt row: not a JSON object")
     assert summary.errors == 2 and summary.coded == 2
 
 

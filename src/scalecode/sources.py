@@ -360,7 +360,7 @@ def _parse_jsonl(
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
         except (ValueError, UnicodeDecodeError) as exc:
-            ids.append(f"{source.relative}:row {first_row + offset}")
+            ids.append(f"{source.relative}:row {first_row + offset + 1}")  # 1-based, as people count
             text.append(None)
             corrupt.append(f"corrupt row: not a JSON object ({str(exc)[:80]})")
             continue
