@@ -46,6 +46,21 @@ def test_modes_train_what_they_say(tiny_bert, pooling):
     assert lora[1] > full[1]  # adapters are extra weights
 
 
+@pytest.mark.parametrize("pooling", ["model", "mean"])
+def test_dropout_option_replaces_every_dropout_rate(tiny_bert, pooling):
+    source = resolve(str(tiny_bert))
+    default = load_encoder(source, pooling, 2, problem_type="regression")
+    assert any(m.p > 0 for m in default.modules() if isinstance(m, torch.nn.Dropout))
+    model = load_encoder(source, pooling, 2, problem_type="regression", dropout=0.0)
+    rates = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates and set(rates) == {0.0}
+    assert model.encoder.config.hidden_dropout_prob == 0.0
+    assert model.encoder.config.attention_probs_dropout_prob == 0.0
+    ids = torch.tensor([[2, 7, 9, 3]])
+    model.train()  # without dropout, training mode gives the same output twice
+    torch.testing.assert_close(model(ids, torch.ones_like(ids)), model(ids, torch.ones_like(ids)))
+
+
 def test_length_sorted_batches_give_each_document_its_own_output(tiny_bert):
     model = load_encoder(
         resolve(str(tiny_bert)), "mean", 2, problem_type="single_label_classification"

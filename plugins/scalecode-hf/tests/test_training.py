@@ -87,3 +87,46 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tiny_bert, tmp_path)
     assert "resumed after epoch(s) [" in notes[0]
     history = json.loads((tmp_path / "out" / "training.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]  # every epoch once: none lost, none repeated
+
+
+def test_each_epoch_sees_every_training_row_once_in_a_new_seeded_order():
+    import numpy as np
+
+    from scalecode_hf.training import _shuffled_batches
+
+    rows = {
+        "input_ids": np.array([np.arange(n) for n in range(1, 11)], dtype=object),
+        "row": np.arange(10),
+    }
+    epochs = [[b["row"].tolist() for b in _shuffled_batches(rows, 4, seed=s)] for s in (1, 2, 1)]
+    assert [len(b) for b in epochs[0]] == [4, 4, 2]
+    for batches in epochs:
+        flat = [r for b in batches for r in b]
+        assert sorted(flat) == list(range(10))
+    assert epochs[0] == epochs[2] and epochs[0] != epochs[1]
+    first = next(_shuffled_batches(rows, 4, seed=1))
+    assert [len(ids) for ids in first["input_ids"]] == [r + 1 for r in first["row"]]  # columns stay aligned
+
+
+def test_length_grouped_batches_pad_less_and_still_cover_every_row():
+    import numpy as np
+
+    from scalecode_hf.training import _shuffled_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 200, size=1000)
+    rows = {"input_ids": np.array([np.zeros(n) for n in lengths], dtype=object), "row": np.arange(1000)}
+
+    def padded(grouped: bool, seed: int) -> tuple[int, list[int]]:
+        batches = list(_shuffled_batches(rows, 8, seed=seed, group_by_length=grouped))
+        seen = sorted(r for b in batches for r in b["row"].tolist())
+        return sum(8 * max(len(ids) for ids in b["input_ids"]) for b in batches), seen
+
+    plain, seen_plain = padded(False, 1)
+    grouped, seen_grouped = padded(True, 1)
+    assert seen_plain == seen_grouped == list(range(1000))
+    assert grouped < 0.7 * plain  # far less padding
+    first = [b["row"].tolist() for b in _shuffled_batches(rows, 8, seed=1, group_by_length=True)]
+    again = [b["row"].tolist() for b in _shuffled_batches(rows, 8, seed=1, group_by_length=True)]
+    other = [b["row"].tolist() for b in _shuffled_batches(rows, 8, seed=2, group_by_length=True)]
+    assert first == again and first != other  # seeded, and a new order each epoch

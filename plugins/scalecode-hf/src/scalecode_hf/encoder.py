@@ -258,6 +258,7 @@ class EncoderBackend(Backend):
             "problem_type": problem_type(self.task),
             "labels": self.task.label_names or None,
             "mode": options.mode,
+            "dropout": options.dropout,
             "lora": options.lora.model_dump(),
             "task": self.task.model_dump(mode="json"),
             "pad_id": tokenizer.pad_token_id or 0,

@@ -107,12 +107,23 @@ class EncoderModel(nn.Module):
 
 
 def load_encoder(
-    source: ModelSource, pooling: str, num_outputs: int, *, problem_type: str, labels: list[str] | None = None
+    source: ModelSource,
+    pooling: str,
+    num_outputs: int,
+    *,
+    problem_type: str,
+    labels: list[str] | None = None,
+    dropout: float | None = None,
 ) -> EncoderModel:
-    """Build the model from a checkpoint; a new head is initialised at random."""
+    """Build the model from a checkpoint; a new head is initialised at random.
+
+    ``dropout`` replaces every dropout rate the model's config has (and the head's); None keeps them.
+    """
     from transformers import AutoModelForSequenceClassification
 
     location, kwargs = source.pretrained()
+    if dropout is not None:
+        kwargs = {**kwargs, **dropout_overrides(location, kwargs, dropout)}
     if pooling == "auto":
         pooling = detect_pooling(location) if source.kind == "folder" else "model"
     if pooling == "model":
@@ -130,7 +141,22 @@ def load_encoder(
         )
     else:
         encoder = _base_model(location, kwargs)
-    return EncoderModel(encoder, pooling, num_outputs)
+    return EncoderModel(encoder, pooling, num_outputs, dropout=0.1 if dropout is None else dropout)
+
+
+def dropout_overrides(location: str, kwargs: dict[str, Any], rate: float) -> dict[str, float]:
+    """``{name: rate}`` for each dropout setting of a model's config, whatever the architecture calls it
+    (BERT: hidden_dropout_prob, attention_probs_dropout_prob, classifier_dropout; DistilBERT: dropout,
+    attention_dropout, seq_classif_dropout)."""
+    from transformers import AutoConfig
+
+    settings = AutoConfig.from_pretrained(location, **kwargs).to_dict()
+    return {
+        name: rate
+        for name, value in settings.items()
+        if "dropout" in name
+        and (value is None or (isinstance(value, int | float) and not isinstance(value, bool)))
+    }
 
 
 def _base_model(location: str, kwargs: dict[str, Any]) -> nn.Module:

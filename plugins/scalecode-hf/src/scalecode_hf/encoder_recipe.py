@@ -30,6 +30,7 @@ class EncoderRecipe:
             c["num_outputs"],
             problem_type=c["problem_type"],
             labels=c["labels"],
+            dropout=c.get("dropout"),
         )
         return apply_mode(model, c["mode"], c["lora"]).to(device)
 

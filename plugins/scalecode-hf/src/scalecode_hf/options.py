@@ -63,6 +63,16 @@ class TrainOptions(BackendParams):
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_grad_norm: float = Field(1.0, gt=0)
     validation_size: float = Field(0.1, gt=0, lt=1, description="share of the training split held out")
+    dropout: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="encoders: every dropout rate of the model and its head (default: the model's own); "
+        "0 often helps regression",
+    )
+    group_by_length: bool = Field(
+        True, description="batch documents of similar length together (less padding, faster steps)"
+    )
     early_stopping_patience: int = Field(2, ge=0, description="epochs without improvement; 0: never")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     lora: LoraOptions = Field(default_factory=LoraOptions)
