@@ -70,14 +70,16 @@ def main() -> None:
             }
         )
         print(json.dumps(rows[-1]["validation"] | {"options": overrides}), flush=True)
+    job_options = backend.train.model_dump(exclude_defaults=True)
     winner = max(rows, key=lambda row: row["validation"]["score"])
     metrics = [k for k in rows[0]["validation"] if k not in ("score", "train_loss")]
     lines = [
         f"# Choosing {args.backend}'s training options on validation data ({args.job})",
         "",
         f"Training split of the job (seed {job.config.evaluation.seed}): {len(train):,} documents, of "
-        "which each candidate holds out its validation share; the test split is never read. Options "
-        f"over the job's: `{json.dumps(backend.train.model_dump(exclude_defaults=True))}`.",
+        "which each candidate holds out its validation share; the test split is never read. The job's "
+        f"training options (beyond the defaults): `{json.dumps(job_options)}`; each candidate changes "
+        "the ones it names.",
         "",
         "| options | best epoch | epochs run | " + " | ".join(metrics) + " | seconds |",
         "|---|---:|---:|" + "---:|" * len(metrics) + "---:|",
