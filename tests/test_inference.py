@@ -62,3 +62,22 @@ def test_gold_texts_go_through_the_same_actor_path(spec):
     assert len(rows) == 10
     assert rows["0"]["label"] == "pos" and rows["5"]["label"] == "neg"
     assert rows["9"]["error"] == "backend error: RuntimeError: boom"
+
+
+def test_ray_processes_find_the_state_api_of_the_embedded_cluster(ray_local):
+    """Ray Train's placement-group cleaner asks Ray's state API about its controller; in an embedded
+    cluster that must reach our dashboard, not the cluster a past `ray start` recorded."""
+    import os
+
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def ask() -> tuple[str | None, int]:
+        from ray.util.state import list_nodes
+
+        return os.environ.get("RAY_API_SERVER_ADDRESS"), len(list_nodes(timeout=30))
+
+    address, nodes = ray.get(ask.remote())
+    assert address is not None and address.startswith("http://127.0.0.1:")
+    assert nodes == 1  # the state API answered, through that address
+    assert "RAY_API_SERVER_ADDRESS" not in os.environ  # our subprocesses (ray job submit) must not inherit it

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,13 +203,50 @@ def start_ray(num_cpus: int | None = None) -> None:
     else:
         # "local": a cluster of our own, even where `ray start` left one running on this machine (which
         # a bare ray.init() would join). The dashboard (on loopback) serves Ray's state API, which Ray
-        # Train polls to watch its runs.
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, logging_level=logging.WARNING)
+        # Train polls to watch its runs. Ray's processes get the state API's address from their
+        # environment, which they inherit from this process at start: without it they look for the
+        # cluster the last `ray start` recorded, not ours, and Ray Train's placement-group cleaner dies
+        # with a traceback. It is set only while Ray starts, so that our own subprocesses (a `ray job
+        # submit` to another cluster) do not inherit it.
+        port = _free_port()
+        with _environment(RAY_API_SERVER_ADDRESS=f"http://127.0.0.1:{port}"):
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=True,
+                dashboard_host="127.0.0.1",
+                dashboard_port=port,
+                logging_level=logging.WARNING,
+            )
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # scalecode draws one progress line of its own
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" per dataset
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # we disabled them on purpose
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass(frozen=True)
