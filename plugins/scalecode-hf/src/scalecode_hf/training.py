@@ -105,8 +105,11 @@ def train_loop(config: dict[str, Any]) -> None:
 
     use_extensions_cache()
     quiet_libraries()
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("ray.train")] + ["ray.train"]:
-        logging.getLogger(name).setLevel(logging.WARNING)  # no "Reporting training result" per epoch
+    # No "Reporting training result ..." per epoch: Ray Train logs it through a logger named by its
+    # source file's path, which the "ray.train" hierarchy does not cover.
+    for name in [*logging.root.manager.loggerDict, "ray.train"]:
+        if name.startswith("ray.train") or "/ray/train/" in name.replace("\\", "/"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     _seed(config["seed"])
