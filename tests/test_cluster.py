@@ -93,14 +93,32 @@ backends:
 output: {{dir: {tmp_path / "run"}}}
 """
     )
-    submitted = subprocess.run(
-        ["ray", "job", "submit", "--address", address, "--", "scalecode", "run", str(job), "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    # The head answers `ray job list` before its job agent is up; on a loaded machine a submit in
+    # that gap is refused with "No available agent to submit job, please try again later".
+    deadline = time.monotonic() + 120
+    while True:
+        submitted = subprocess.run(
+            [
+                "ray",
+                "job",
+                "submit",
+                "--address",
+                address,
+                "--",
+                "scalecode",
+                "run",
+                str(job),
+                "--no-progress",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if "No available agent" not in submitted.stderr + submitted.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
     assert "succeeded" in submitted.stdout
     coded = pl.read_parquet(tmp_path / "run" / "predictions" / "corpus" / "tone")
