@@ -58,6 +58,16 @@ class TrainOptions(BackendParams):
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(16, ge=1, description="documents per step and worker")
     learning_rate: float | None = Field(None, gt=0, description="default: 5e-5 full, 1e-3 head, 5e-4 lora")
+    head_learning_rate: float | None = Field(
+        None, gt=0, description="the new head's learning rate (default: learning_rate)"
+    )
+    layer_decay: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="layer-wise learning-rate decay: each layer learns at this factor of the rate of the "
+        "one above it (default: one rate for all)",
+    )
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     gradient_accumulation_steps: int = Field(1, ge=1)

@@ -37,6 +37,7 @@ from scalecode.scoring.bootstrap import bootstrap
 from scalecode_hf.batching import autocast
 from scalecode_hf.devices import choose_precision, quiet_libraries, use_extensions_cache
 from scalecode_hf.encoder_model import load_trainable, parameter_counts, trainable_state
+from scalecode_hf.optim import build_optimizer
 from scalecode_hf.options import DeepSpeedOptions, TrainOptions
 
 
@@ -82,21 +83,6 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW without weight decay on biases and normalisation weights (the usual transformer recipe)."""
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate,
-        fused=True,
-    )
-
-
 def train_loop(config: dict[str, Any]) -> None:
     """The per-worker training function of ``TorchTrainer`` (everything comes through ``config``)."""
     import ray.train
@@ -125,7 +111,13 @@ def train_loop(config: dict[str, Any]) -> None:
     total_steps = steps_per_epoch * config["epochs"]
     if config["max_steps"]:
         total_steps = min(total_steps, config["max_steps"])
-    optimizer = _optimizer(model, config["learning_rate"], config["weight_decay"])
+    optimizer = build_optimizer(
+        model,
+        config["learning_rate"],
+        config["weight_decay"],
+        head_learning_rate=config.get("head_learning_rate"),
+        layer_decay=config.get("layer_decay"),
+    )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config["warmup_ratio"] * total_steps), total_steps
     )
@@ -400,6 +392,8 @@ def run_training(
         "epochs": options.epochs,
         "max_steps": options.max_steps,
         "learning_rate": options.learning_rate_for_mode(),
+        "head_learning_rate": options.head_learning_rate,
+        "layer_decay": options.layer_decay,
         "weight_decay": options.weight_decay,
         "warmup_ratio": options.warmup_ratio,
         "max_grad_norm": options.max_grad_norm,
