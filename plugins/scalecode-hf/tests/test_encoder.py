@@ -11,6 +11,7 @@ import torch
 from scalecode import FitConfig, Task, TaskType
 from scalecode.testing import BackendConformance, sample_gold, sample_task
 from scalecode_hf.batching import forward_sorted
+from scalecode_hf.devices import quantize_int8
 from scalecode_hf.encoder import EncoderBackend
 from scalecode_hf.encoder_model import apply_mode, detect_pooling, load_encoder, parameter_counts
 from scalecode_hf.models import resolve
@@ -139,6 +140,20 @@ def test_int8_on_cpu_agrees_with_fp32(trained_classifier, tiny_bert):
     fp32, int8 = backend.predict_batch(texts), quantised.predict_batch(texts)
     for label in backend.task.label_names:
         np.testing.assert_allclose(fp32.probabilities[label], int8.probabilities[label], atol=0.05)
+
+
+def test_int8_quantises_the_layers_that_widen_and_keeps_down_projections_and_the_head(tiny_bert):
+    model = load_encoder(resolve(str(tiny_bert)), "mean", 3, problem_type="single_label_classification")
+    quantised = quantize_int8(model)
+    modules = dict(quantised.named_modules())
+
+    def is_int8(name: str) -> bool:
+        return isinstance(modules[name], torch.ao.nn.quantized.dynamic.Linear)
+
+    assert is_int8("encoder.encoder.layer.0.attention.self.query")  # 32 -> 32
+    assert is_int8("encoder.encoder.layer.1.intermediate.dense")  # 32 -> 64
+    assert not is_int8("encoder.encoder.layer.1.output.dense")  # 64 -> 32: fp32
+    assert not is_int8("head")  # 32 -> 3: fp32
 
 
 def test_truncation_is_reported(trained_classifier):

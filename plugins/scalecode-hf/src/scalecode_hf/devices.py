@@ -2,8 +2,9 @@
 
 ``precision: auto`` means bf16 where the hardware computes it natively (recent NVIDIA GPUs; CPUs with
 AVX-512 BF16 or AMX), fp16 on older GPUs, and fp32 otherwise: on a CPU without native bf16, bf16 is
-emulated and several times slower than fp32. ``int8`` (CPU inference only) quantises the linear layers
-dynamically; it is faster where bf16 is not available and changes outputs slightly.
+emulated and several times slower than fp32. ``int8`` (CPU inference only) quantises linear layers
+dynamically (see ``quantize_int8``); it is faster where bf16 is not available and changes outputs
+slightly.
 """
 
 from __future__ import annotations
@@ -86,3 +87,34 @@ def quiet_libraries() -> None:
 def use_extensions_cache() -> None:
     """DeepSpeed compiles C++ ops on first use; keep them in our cache, built once, reused."""
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache_dir() / "torch_extensions"))
+
+
+def int8_layers(model: torch.nn.Module) -> set[str]:
+    """The linear layers ``int8`` quantises: those that do not narrow their input.
+
+    A layer that narrows (a feed-forward block's down projection, a task head) reads the wide
+    activations after GELU, whose few large outliers one int8 scale per tensor cannot hold alongside
+    the many small values. Measured on an all-MiniLM-L6-v2 regression model fine-tuned on the NYT
+    ratings: quantising every linear layer moved scores by 0.126 on average (R2 0.486 -> 0.481);
+    leaving the down projections in fp32 moved them by 0.058 (R2 0.489), keeping most of the speed.
+    """
+    import torch
+
+    return {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module.in_features <= module.out_features
+    }
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with ``int8_layers`` dynamically quantised to int8 (weights once, activations per batch)."""
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao is deprecated for torchao, and still in torch 2.13
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        quantized: torch.nn.Module = torch.ao.quantization.quantize_dynamic(
+            model, int8_layers(model), dtype=torch.qint8
+        )
+    return quantized

@@ -155,15 +155,12 @@ class EncoderBackend(Backend):
         self.model = self._prepare(model)
 
     def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        import torch
 
         model = model.eval().to(self.device)
         if self.precision == "int8":
-            import warnings
+            from scalecode_hf.devices import quantize_int8
 
-            with warnings.catch_warnings():  # torch.ao is deprecated for torchao, and still in torch 2.13
-                warnings.simplefilter("ignore", DeprecationWarning)
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            model = quantize_int8(model)
         return model
 
     def _outputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
