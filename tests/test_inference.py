@@ -72,12 +72,19 @@ def test_ray_processes_find_the_state_api_of_the_embedded_cluster(ray_local):
     import ray
 
     @ray.remote(num_cpus=0)
-    def ask() -> tuple[str | None, int]:
+    def ask() -> tuple[str | None, int, str | None]:
         from ray.util.state import list_nodes
 
-        return os.environ.get("RAY_API_SERVER_ADDRESS"), len(list_nodes(timeout=30))
+        environ = os.environ
+        return (
+            environ.get("RAY_API_SERVER_ADDRESS"),
+            len(list_nodes(timeout=30)),
+            environ.get("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"),
+        )
 
-    address, nodes = ray.get(ask.remote())
+    address, nodes, preemption_watcher = ray.get(ask.remote())
     assert address is not None and address.startswith("http://127.0.0.1:")
     assert nodes == 1  # the state API answered, through that address
     assert "RAY_API_SERVER_ADDRESS" not in os.environ  # our subprocesses (ray job submit) must not inherit it
+    # No node of a one-machine cluster is drained: Ray Train's watcher of drains stays off (and quiet).
+    assert preemption_watcher == "0"

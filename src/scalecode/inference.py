@@ -208,8 +208,14 @@ def start_ray(num_cpus: int | None = None) -> None:
         # cluster the last `ray start` recorded, not ours, and Ray Train's placement-group cleaner dies
         # with a traceback. It is set only while Ray starts, so that our own subprocesses (a `ray job
         # submit` to another cluster) do not inherit it.
+        # Ray Train's preemption watcher waits for cloud nodes being drained, which never happens to a
+        # cluster of one machine, and logs an error-level notice in every fit; it is off here unless
+        # the user turns it on.
         port = _free_port()
-        with _environment(RAY_API_SERVER_ADDRESS=f"http://127.0.0.1:{port}"):
+        with _environment(
+            RAY_API_SERVER_ADDRESS=f"http://127.0.0.1:{port}",
+            RAY_TRAIN_ENABLE_PREEMPTION_WATCHER=os.environ.get("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0"),
+        ):
             ray.init(
                 address="local",
                 num_cpus=num_cpus,
