@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pyarrow as pa
 import pytest
 
 from scalecode.backend import Resources
-from scalecode.inference import Pool, code_batch, plan_pool, predict_texts
+from scalecode.inference import Pool, code_batch, plan_chunk_rows, plan_pool, predict_texts
 from scalecode.task import Task, TaskType
 
 TASK = Task(type=TaskType.CLASSIFICATION, labels=["pos", "neg"])
@@ -54,6 +57,25 @@ def test_a_gpu_backend_on_a_cluster_without_gpus_is_refused():
 
 
 @pytest.mark.usefixtures("ray_local")
+@pytest.mark.parametrize(
+    ("todo", "batch_size", "replicas", "expected"),
+    [
+        (5000, 1024, 2, 834),  # 6 chunks: 3 per replica, none coding a last chunk alone
+        (5000, 128, 2, 125),  # 40 chunks of one batch or less
+        (10, 1024, 2, 3),  # a small corpus: still two chunks per replica
+        (1, 256, 4, 1),
+        (100_000, 256, 1, 256),
+    ],
+)
+def test_chunks_fill_every_replica_equally(todo: int, batch_size: int, replicas: int, expected: int) -> None:
+    rows = plan_chunk_rows(todo, batch_size, replicas)
+    assert rows == expected
+    assert rows <= batch_size
+    chunks = -(-todo // rows)
+    assert chunks >= min(todo, 2 * replicas)
+    assert chunks % replicas == 0 or todo < 2 * replicas
+
+
 def test_gold_texts_go_through_the_same_actor_path(spec):
     table = predict_texts(
         spec, Resources(batch_size=4), [str(i) for i in range(10)], ["good"] * 5 + ["bad"] * 4 + ["boom"]
@@ -88,3 +110,11 @@ def test_ray_processes_find_the_state_api_of_the_embedded_cluster(ray_local):
     assert "RAY_API_SERVER_ADDRESS" not in os.environ  # our subprocesses (ray job submit) must not inherit it
     # No node of a one-machine cluster is drained: Ray Train's watcher of drains stays off (and quiet).
     assert preemption_watcher == "0"
+
+
+def test_coding_workers_do_not_import_scoring_libraries() -> None:
+    # Every Ray worker that reads or codes documents imports scalecode.inference; scikit-learn costs a
+    # 2-core machine two seconds of CPU per worker, so it is loaded only where something is scored.
+    code = "import sys, scalecode.corpus, scalecode.plugins; print('sklearn' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -44,8 +44,9 @@ from scalecode.inference import (
     PATH,
     BackendSpec,
     check_stopped,
-    cluster_resources,
+    cluster_pool,
     map_with_backend,
+    plan_chunk_rows,
 )
 from scalecode.plugins import load_plugins
 from scalecode.sources import ID, ROW, TEXT, Piece, SourceFile, plan_pieces, read_piece
@@ -203,16 +204,12 @@ def code_corpus(
         progress(summary.already_coded)
     if summary.already_coded < documents or documents == 0:
         pieces = plan_pieces(files, table.path, PIECE_ROWS)
-        # Chunks of one backend batch, but small enough on a small corpus that every replica works.
-        cpus, gpus = cluster_resources()
-        replicas = max(1, int(cpus if not resources.gpus else gpus / resources.gpus))
         todo = max(documents - summary.already_coded, 1)
-        chunk_rows = max(1, min(resources.batch_size, -(-todo // (2 * replicas))))
+        chunk_rows = plan_chunk_rows(todo, resources.batch_size, cluster_pool(resources).size)
         dataset = read_dataset(pieces, table, spec, chunk_rows, index)
         writer = ShardWriter(out_dir, files, summary)
-        for batch in map_with_backend(dataset, spec, resources).iter_batches(
-            batch_format="pyarrow", batch_size=None
-        ):
+        coded = map_with_backend(dataset, spec, resources, batch_size=chunk_rows)
+        for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
             check_stopped(batch)
             writer.write(batch)
             if progress is not None:

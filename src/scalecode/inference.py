@@ -286,6 +286,17 @@ def plan_pool(resources: Resources, cluster_cpus: float, cluster_gpus: float) ->
     return Pool(size=size, cpus=round(cpus, 3), gpus=resources.gpus)
 
 
+def plan_chunk_rows(todo: int, batch_size: int, replicas: int) -> int:
+    """Documents per chunk (one ``predict_batch`` call): at most the backend's batch size, and as many
+    chunks as make every replica code the same number of them, at least two each. Equal chunks matter
+    when a backend's batches are large (an encoder codes ~1,000 documents per call, to sort them by
+    length with little padding): a last chunk coded by one replica while the others idle would cost
+    a large share of a small corpus's time.
+    """
+    per_replica = max(2, -(-todo // (replicas * batch_size)))
+    return max(1, -(-todo // (replicas * per_replica)))
+
+
 def cluster_resources() -> tuple[float, float]:
     import ray
 
@@ -293,18 +304,28 @@ def cluster_resources() -> tuple[float, float]:
     return float(available.get("CPU", 1)), float(available.get("GPU", 0))
 
 
-def map_with_backend(dataset: Any, spec: BackendSpec, resources: Resources) -> Any:
-    """The dataset coded by an actor pool of the backend."""
+def cluster_pool(resources: Resources) -> Pool:
+    """The actor pool a backend gets on the cluster Ray is connected to."""
+    return plan_pool(resources, *cluster_resources())
+
+
+def map_with_backend(
+    dataset: Any, spec: BackendSpec, resources: Resources, batch_size: int | None = None
+) -> Any:
+    """The dataset coded by an actor pool of the backend, ``batch_size`` documents per call at most
+    (the backend's own batch size unless given)."""
     from ray.data import ActorPoolStrategy
 
-    cpus, gpus = cluster_resources()
-    pool = plan_pool(resources, cpus, gpus)
+    pool = cluster_pool(resources)
     return dataset.map_batches(
         BackendActor,
         fn_constructor_args=(spec,),
-        batch_size=resources.batch_size,
+        batch_size=batch_size or resources.batch_size,
         batch_format="pyarrow",
-        compute=ActorPoolStrategy(min_size=1, max_size=pool.size),
+        # Every replica starts at once: started one by one as the pool grows, the last starts a model
+        # load (~10 s on 2 cores) after the first has begun coding, and a small corpus ends with one
+        # replica coding while the others are not ready. The pool still shrinks when replicas idle.
+        compute=ActorPoolStrategy(min_size=1, max_size=pool.size, initial_size=pool.size),
         num_cpus=pool.cpus,
         num_gpus=pool.gpus or None,
     )
@@ -320,12 +341,11 @@ def predict_texts(
     import ray
 
     table = pa.table({ID: pa.array(list(ids), pa.string()), TEXT: pa.array(list(texts), pa.string())})
-    blocks = max(1, min(len(table) // max(resources.batch_size, 1), 8))
-    dataset = ray.data.from_arrow(table).repartition(blocks)
+    rows = plan_chunk_rows(len(table), resources.batch_size, cluster_pool(resources).size)
+    dataset = ray.data.from_arrow(table).repartition(max(1, -(-len(table) // rows)))
     parts = []
-    for batch in map_with_backend(dataset, spec, resources).iter_batches(
-        batch_format="pyarrow", batch_size=None
-    ):
+    coded = map_with_backend(dataset, spec, resources, batch_size=rows)
+    for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
         check_stopped(batch)
         parts.append(batch)
     if not parts:

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 ALL_TASKS = frozenset({TaskType.CLASSIFICATION, TaskType.MULTILABEL, TaskType.REGRESSION})
 MODEL_DIR = "model"
 CONFIG_FILE = "scalecode-encoder.json"  # written by encoder_model.save_encoder
+# Documents per predict_batch call, at least. They are sorted by length within a call, so the more
+# there are, the less padding: on SOTU paragraphs, 128 documents per call pad the forward passes
+# with 14% more tokens than sorting the whole corpus, 1,024 with 1.5% (and coded 17% faster).
+CALL_DOCUMENTS = 1024
 
 
 def problem_type(task: Task) -> str:
@@ -124,7 +128,9 @@ class EncoderBackend(Backend):
         if gpus == "auto":
             gpus = 1.0 if self.params.device != "cpu" and _cluster_has_gpus() else 0.0
         return Resources(
-            cpus=self.params.cpus, gpus=float(gpus), batch_size=max(self.params.batch_size * 4, 128)
+            cpus=self.params.cpus,
+            gpus=float(gpus),
+            batch_size=max(self.params.batch_size * 4, CALL_DOCUMENTS),
         )
 
     def load(self) -> None:
