@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
 
-from scalecode import Example, GoldSet, Task, TaskType
+from scalecode import Example, FitConfig, GoldSet, Task, TaskType
 from scalecode.testing import BackendConformance, sample_gold, sample_task
 from scalecode_hf.causal import CausalLMBackend, CausalScorer
 from scalecode_hf.likelihood import score_answers
+from scalecode_hf.options import TrainOptions
 
 SENTIMENT = Task(
     type=TaskType.CLASSIFICATION,
@@ -154,3 +156,20 @@ def test_a_lora_step_lowers_the_loss(smollm2):
         loss.backward()
         optimizer.step()
     assert recipe.loss(model, batch).item() < before
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_refit_trains_the_causal_lm_on_every_training_document(tiny_llama, tmp_path):
+    backend = CausalLMBackend(SENTIMENT, {"model": str(tiny_llama), "max_length": 64})
+    options = TrainOptions(
+        mode="lora", epochs=1, batch_size=8, max_steps=2, learning_rate=1e-3, validation_size=0.25, refit=True
+    )
+    report = backend.fit(
+        sample_gold(SENTIMENT, n=40), None, FitConfig(output_dir=tmp_path / "state", options=options)
+    )
+    assert (report.n_train, report.n_eval) == (40, 10)
+    assert "refit on all 40 training documents for 1 epoch(s)" in report.notes[0]
+    history = json.loads((tmp_path / "state" / "training.json").read_text())
+    assert [h.get("phase") for h in history] == [None, "refit"]
+    coded = backend.predict_batch(REVIEWS)  # the refit model, merged and saved, loads and codes
+    assert coded.label is not None and set(coded.label) <= {"positive", "negative"}

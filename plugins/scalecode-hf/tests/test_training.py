@@ -43,6 +43,43 @@ def test_two_cpu_workers_with_deepspeed_zero2(tiny_bert, tmp_path):
     assert backend.predict_batch(["good great", "terrible crisis"]).score is not None
 
 
+@pytest.mark.usefixtures("ray_local")
+def test_a_refit_trains_on_every_training_document_for_the_chosen_epochs(tiny_bert, tmp_path):
+    import numpy as np
+
+    task = sample_task(TaskType.REGRESSION)
+    backend = EncoderBackend(task, {"model": str(tiny_bert), "pooling": "mean", "max_length": 32})
+    options = TrainOptions(
+        epochs=3,
+        batch_size=8,
+        learning_rate=5e-3,
+        early_stopping_patience=0,
+        validation_size=0.25,
+        refit=True,
+    )
+    gold = sample_gold(task, n=80)
+    report = backend.fit(
+        gold,
+        None,
+        FitConfig(output_dir=tmp_path / "state", checkpoint_dir=tmp_path / "checkpoints", options=options),
+    )
+    assert (report.n_train, report.n_eval) == (80, 20)
+    history = json.loads((tmp_path / "state" / "training.json").read_text())
+    chosen = [h for h in history if "phase" not in h]
+    refit = [h for h in history if h.get("phase") == "refit"]
+    assert [h["epoch"] for h in chosen] == [1, 2, 3]
+    best = max(chosen, key=lambda h: (h["score"], h["epoch"]))["epoch"]
+    assert [h["epoch"] for h in refit] == list(range(1, best + 1))
+    assert all("score" not in h for h in refit)  # its validation documents were trained on
+    assert f"refit on all 80 training documents for {best} epoch(s)" in report.notes[0]
+    assert report.metrics["validation_score"] == max(h["score"] for h in chosen)
+    assert (tmp_path / "checkpoints" / "refit" / "train").is_dir()  # resumable like the first run
+    # The kept model is the refit's: its scores are standardised over all 80 documents, not 60.
+    meta = json.loads((tmp_path / "state" / "model" / "scalecode-encoder.json").read_text())
+    assert meta["target_mean"] == pytest.approx(float(np.mean(gold.scores())))
+    assert backend.predict_batch(["good great", "terrible crisis"]).score is not None
+
+
 TRAIN = textwrap.dedent("""
     import json, sys
     from pathlib import Path

@@ -231,7 +231,7 @@ class CausalLMBackend(Backend):
         from scalecode_hf.causal_recipe import CausalRecipe, training_rows
         from scalecode_hf.devices import quiet_libraries
         from scalecode_hf.encoder_model import load_trainable
-        from scalecode_hf.training import run_training
+        from scalecode_hf.training import epochs_note, refit_on_all, run_training, validation_metrics
 
         quiet_libraries()
         options = config.options
@@ -274,6 +274,24 @@ class CausalLMBackend(Backend):
             checkpoint_dir=config.checkpoint_dir,
             seed=config.seed,
         )
+        trained_on = fit_set
+        if options.refit:
+            all_ids, all_lengths = training_rows(self.scorer, train)
+            trained = refit_on_all(
+                "scalecode_hf.causal_recipe:CausalRecipe",
+                recipe_config,
+                pa.table(
+                    {
+                        "input_ids": pa.array(all_ids, pa.list_(pa.int32())),
+                        "answer_length": pa.array(all_lengths),
+                    }
+                ),
+                options,
+                trained,
+                checkpoint_dir=config.checkpoint_dir,
+                seed=config.seed,
+            )
+            trained_on, ids = train, all_ids
         model: Any = CausalRecipe(recipe_config).build(torch.device("cpu"))
         load_trainable(model, trained.best_weights)
         if hasattr(model, "merge_and_unload"):
@@ -284,17 +302,16 @@ class CausalLMBackend(Backend):
         (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
         self.state_dir = config.output_dir
         self.load()
-        best = next((h for h in trained.history if h["epoch"] == trained.best_epoch), {})
         return FitReport(
             seconds=time.perf_counter() - started,
-            n_train=len(fit_set),
+            n_train=len(trained_on),
             n_eval=len(validation),
             trainable_parameters=trained.trainable_parameters,
             total_parameters=trained.total_parameters,
-            metrics={f"validation_{k}": float(v) for k, v in best.items() if isinstance(v, int | float)},
+            metrics=validation_metrics(trained),
             notes=[
-                f"mode {options.mode}; {len(trained.history)} epoch(s), best {trained.best_epoch}; "
-                f"{len(ids)} training sequences; model from {location}"
+                f"{epochs_note(options.mode, trained, len(trained_on))}; {len(ids)} training sequences; "
+                f"model from {location}"
             ],
         )
 

@@ -218,7 +218,7 @@ class EncoderBackend(Backend):
         from scalecode_hf.devices import quiet_libraries
         from scalecode_hf.encoder_model import EncoderModel, detect_pooling, load_trainable, save_encoder
         from scalecode_hf.encoder_recipe import EncoderRecipe
-        from scalecode_hf.training import run_training
+        from scalecode_hf.training import epochs_note, refit_on_all, run_training, validation_metrics
 
         quiet_libraries()
         options = config.options
@@ -233,10 +233,12 @@ class EncoderBackend(Backend):
                 train, test_size=options.validation_size, seed=config.seed, stratify=stratify
             )
         assert fit_set is not None
-        mean, std = 0.0, 1.0
-        if self.task.type is TaskType.REGRESSION:
-            scores = fit_set.scores()
-            mean, std = float(scores.mean()), float(scores.std() or 1.0)
+
+        def standardisation(gold: GoldSet) -> tuple[float, float]:
+            if self.task.type is not TaskType.REGRESSION:
+                return 0.0, 1.0
+            scores = gold.scores()
+            return float(scores.mean()), float(scores.std() or 1.0)
 
         def tokenize(texts: Sequence[str]) -> list[list[int]]:
             ids: list[list[int]] = tokenizer(list(texts), truncation=True, max_length=self.params.max_length)[
@@ -244,13 +246,17 @@ class EncoderBackend(Backend):
             ]
             return ids
 
-        table = pa.table(
-            {
-                "input_ids": pa.array(tokenize(fit_set.texts), pa.list_(pa.int32())),
-                "label": targets(fit_set, mean, std),
-                "row": pa.array(range(len(fit_set)), pa.int64()),  # lets head-only training cache features
-            }
-        )
+        def training_table(gold: GoldSet, mean: float, std: float) -> pa.Table:
+            return pa.table(
+                {
+                    "input_ids": pa.array(tokenize(gold.texts), pa.list_(pa.int32())),
+                    "label": targets(gold, mean, std),
+                    "row": pa.array(range(len(gold)), pa.int64()),  # lets head-only training cache features
+                }
+            )
+
+        mean, std = standardisation(fit_set)
+        table = training_table(fit_set, mean, std)
         pooling: str = self.params.pooling
         if pooling == "auto":
             pooling = detect_pooling(location) if self.source.kind == "folder" else "model"
@@ -278,6 +284,20 @@ class EncoderBackend(Backend):
             checkpoint_dir=config.checkpoint_dir,
             seed=config.seed,
         )
+        trained_on = fit_set
+        if options.refit:
+            mean, std = standardisation(train)
+            recipe_config |= {"target_mean": mean, "target_std": std}
+            trained = refit_on_all(
+                "scalecode_hf.encoder_recipe:EncoderRecipe",
+                recipe_config,
+                training_table(train, mean, std),
+                options,
+                trained,
+                checkpoint_dir=config.checkpoint_dir,
+                seed=config.seed,
+            )
+            trained_on = train
         recipe = EncoderRecipe(recipe_config)
         model = recipe.build(torch.device("cpu"))
         load_trainable(model, trained.best_weights)
@@ -300,25 +320,18 @@ class EncoderBackend(Backend):
         (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
         self.state_dir = config.output_dir
         self.load()
-        best = next((h for h in trained.history if h["epoch"] == trained.best_epoch), {})
         notes = [
-            f"mode {options.mode}; {len(trained.history)} epoch(s), best {trained.best_epoch}"
-            + ("; stopped early" if trained.stopped_early else "")
-            + (
-                f"; resumed after epoch(s) {trained.resumed_after_epochs}"
-                if trained.resumed_after_epochs
-                else ""
-            ),
+            epochs_note(options.mode, trained, len(trained_on)),
             f"{trained.workers} worker(s)"
             + (f", DeepSpeed ZeRO-{trained.deepspeed_stage}" if trained.deepspeed_stage is not None else ""),
         ]
         return FitReport(
             seconds=time.perf_counter() - started,
-            n_train=len(fit_set),
+            n_train=len(trained_on),
             n_eval=len(validation),
             trainable_parameters=trained.trainable_parameters,
             total_parameters=trained.total_parameters,
-            metrics={f"validation_{k}": float(v) for k, v in best.items() if isinstance(v, int | float)},
+            metrics=validation_metrics(trained),
             notes=notes,
         )
 

@@ -84,6 +84,12 @@ class TrainOptions(BackendParams):
         True, description="batch documents of similar length together (less padding, faster steps)"
     )
     early_stopping_patience: int = Field(2, ge=0, description="epochs without improvement; 0: never")
+    refit: bool = Field(
+        False,
+        description="after the validation run has chosen the number of epochs, train a fresh model on "
+        "every training document (validation share included) for that many epochs and keep it; "
+        "doubles the training time",
+    )
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     lora: LoraOptions = Field(default_factory=LoraOptions)
     merge_lora: bool = Field(True, description="save LoRA merged into the weights (else as an adapter)")

@@ -8,6 +8,10 @@ the score stops improving, and reports a checkpoint every epoch: the current and
 (safetensors), optimizer and scheduler state, and the loop's state. Running the same training again
 with the same checkpoint folder resumes from the latest checkpoint.
 
+With ``refit``, the validation run only chooses the number of epochs: a second run then trains a fresh
+model on every training document, validation share included, for that many epochs and keeps its last
+epoch (``refit_on_all``), as scikit-learn's searches refit their best candidate on all the data.
+
 DeepSpeed (ZeRO stages 0-2) is used where asked, by default on GPUs, with a torch optimizer so that no
 DeepSpeed optimizer op has to be compiled; its one-time C++ builds live in scalecode's cache.
 """
@@ -229,12 +233,16 @@ def train_loop(config: dict[str, Any]) -> None:
             state["step"] += 1
         elapsed = time.perf_counter() - started
         runner.eval()
-        scores = recipe.validate(raw, device, precision)
-        # A later epoch as good as the best replaces it: same validation score, more training.
-        improved = state["best_score"] is None or scores["score"] >= state["best_score"]
+        if config["keep_last"]:  # a refit: the validation documents are training documents now
+            scores: dict[str, float] = {}
+            improved = True
+        else:
+            scores = recipe.validate(raw, device, precision)
+            # A later epoch as good as the best replaces it: same validation score, more training.
+            improved = state["best_score"] is None or scores["score"] >= state["best_score"]
         if improved:
             best = trainable_state(raw)
-            state.update(best_score=scores["score"], best_epoch=epoch + 1, bad_epochs=0)
+            state.update(best_score=scores.get("score"), best_epoch=epoch + 1, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
         record = {
@@ -341,16 +349,24 @@ def run_training(
     *,
     checkpoint_dir: Path | None,
     seed: int,
+    keep_last: bool = False,
 ) -> Trained:
     """Train with Ray Train on the cluster this process is connected to (one is started if none is).
 
     ``checkpoint_dir`` None: nobody will resume, so checkpoints go to a temporary folder, removed
-    afterwards, and stay out of the trained state.
+    afterwards, and stay out of the trained state. ``keep_last``: no validation; every epoch runs and
+    the last one's weights are kept (a refit).
     """
     if checkpoint_dir is None:
         with tempfile.TemporaryDirectory(prefix="scalecode-checkpoints-") as scratch:
             return run_training(
-                recipe, recipe_config, train_table, options, checkpoint_dir=Path(scratch), seed=seed
+                recipe,
+                recipe_config,
+                train_table,
+                options,
+                checkpoint_dir=Path(scratch),
+                seed=seed,
+                keep_last=keep_last,
             )
     import ray
     from ray.train import CheckpointConfig, LoggingConfig, RunConfig, ScalingConfig
@@ -397,7 +413,8 @@ def run_training(
         "weight_decay": options.weight_decay,
         "warmup_ratio": options.warmup_ratio,
         "max_grad_norm": options.max_grad_norm,
-        "early_stopping_patience": options.early_stopping_patience,
+        "early_stopping_patience": 0 if keep_last else options.early_stopping_patience,
+        "keep_last": keep_last,
         "deepspeed_stage": stage,
         "train_rows": train_table.num_rows,
         "group_by_length": options.group_by_length,
@@ -438,3 +455,63 @@ def run_training(
         workers=options.workers,
         deepspeed_stage=stage,
     )
+
+
+def refit_on_all(
+    recipe: str,
+    recipe_config: dict[str, Any],
+    all_table: pa.Table,
+    options: TrainOptions,
+    selected: Trained,
+    *,
+    checkpoint_dir: Path | None,
+    seed: int,
+) -> Trained:
+    """Train a fresh model on every training document for the epochs the validation run chose.
+
+    The returned record's history is the validation run's epochs followed by the refit's (marked
+    ``"phase": "refit"``, without validation scores: those documents are trained on now); its best
+    epoch stays the validation run's choice, its weights are the refit's last epoch.
+    """
+    epochs = selected.best_epoch or len(selected.history) or options.epochs
+    refit = run_training(
+        recipe,
+        recipe_config,
+        all_table,
+        options.model_copy(update={"epochs": epochs}),
+        checkpoint_dir=checkpoint_dir / "refit" if checkpoint_dir is not None else None,
+        seed=seed,
+        keep_last=True,
+    )
+    return Trained(
+        best_weights=refit.best_weights,
+        history=selected.history + [{**record, "phase": "refit"} for record in refit.history],
+        best_epoch=selected.best_epoch,
+        stopped_early=selected.stopped_early,
+        resumed_after_epochs=selected.resumed_after_epochs + refit.resumed_after_epochs,
+        trainable_parameters=refit.trainable_parameters,
+        total_parameters=refit.total_parameters,
+        seconds=selected.seconds + refit.seconds,
+        workers=refit.workers,
+        deepspeed_stage=refit.deepspeed_stage,
+    )
+
+
+def epochs_note(mode: str, trained: Trained, n_refit: int | None = None) -> str:
+    """One line for the report: epochs run, the best, early stopping, resumption, a refit."""
+    chosen = [h for h in trained.history if h.get("phase") != "refit"]
+    refit = len(trained.history) - len(chosen)
+    return (
+        f"mode {mode}; {len(chosen)} epoch(s), best {trained.best_epoch}"
+        + ("; stopped early" if trained.stopped_early else "")
+        + (f"; resumed after epoch(s) {trained.resumed_after_epochs}" if trained.resumed_after_epochs else "")
+        + (f"; refit on all {n_refit} training documents for {refit} epoch(s)" if refit else "")
+    )
+
+
+def validation_metrics(trained: Trained) -> dict[str, float]:
+    """The validation figures of the chosen epoch (of the validation run, where there was a refit)."""
+    best = next(
+        (h for h in trained.history if h["epoch"] == trained.best_epoch and h.get("phase") != "refit"), {}
+    )
+    return {f"validation_{k}": float(v) for k, v in best.items() if isinstance(v, int | float)}
