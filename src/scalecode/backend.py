@@ -157,8 +157,8 @@ class FitReport:
     """What training reports back; it lands in metrics.json and the manifest."""
 
     seconds: float = 0.0
-    n_train: int = 0
-    n_eval: int = 0
+    n_train: int = 0  # documents the kept model learned from
+    n_eval: int = 0  # documents held out to choose epochs or options (a refit learns from them too)
     trainable_parameters: int | None = None
     total_parameters: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)

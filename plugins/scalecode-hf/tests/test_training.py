@@ -9,8 +9,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
 from scalecode import FitConfig, TaskType
 from scalecode.testing import sample_gold, sample_task
@@ -73,11 +75,27 @@ def test_a_refit_trains_on_every_training_document_for_the_chosen_epochs(tiny_be
     assert all("score" not in h for h in refit)  # its validation documents were trained on
     assert f"refit on all 80 training documents for {best} epoch(s)" in report.notes[0]
     assert report.metrics["validation_score"] == max(h["score"] for h in chosen)
-    assert (tmp_path / "checkpoints" / "refit" / "train").is_dir()  # resumable like the first run
-    # The kept model is the refit's: its scores are standardised over all 80 documents, not 60.
+    # The kept model is the refit's: its scores are standardised over all 80 documents, not 60,
+    # and its weights are the refit's last epoch, not the validation run's best.
     meta = json.loads((tmp_path / "state" / "model" / "scalecode-encoder.json").read_text())
     assert meta["target_mean"] == pytest.approx(float(np.mean(gold.scores())))
+    kept = {name: p.detach() for name, p in backend.model.named_parameters()}
+    refit_last = _last_checkpoint(tmp_path / "checkpoints" / "refit" / "train", "current.safetensors")
+    validation_best = _last_checkpoint(tmp_path / "checkpoints" / "train", "best.safetensors")
+    shared = sorted(set(kept) & set(refit_last))
+    assert shared
+    assert all(torch.equal(kept[name], refit_last[name]) for name in shared)
+    assert not all(torch.equal(kept[name], validation_best[name]) for name in shared)
     assert backend.predict_batch(["good great", "terrible crisis"]).score is not None
+
+
+def _last_checkpoint(run: Path, weights: str) -> dict[str, torch.Tensor]:
+    """The weights file of a Ray Train run folder's checkpoint of the latest epoch."""
+    from safetensors.torch import load_file
+
+    folders = [f for f in run.glob("checkpoint_*") if f.is_dir()]
+    latest = max(folders, key=lambda f: json.loads((f / "state.json").read_text())["epoch"])
+    return load_file(latest / weights)
 
 
 TRAIN = textwrap.dedent("""

@@ -9,8 +9,9 @@ the score stops improving, and reports a checkpoint every epoch: the current and
 with the same checkpoint folder resumes from the latest checkpoint.
 
 With ``refit``, the validation run only chooses the number of epochs: a second run then trains a fresh
-model on every training document, validation share included, for that many epochs and keeps its last
-epoch (``refit_on_all``), as scikit-learn's searches refit their best candidate on all the data.
+model on every training document, validation share included, with the same seed and learning-rate
+schedule, stops after that many epochs and keeps the last (``refit_on_all``), as scikit-learn's
+searches refit their best candidate on all the data.
 
 DeepSpeed (ZeRO stages 0-2) is used where asked, by default on GPUs, with a torch optimizer so that no
 DeepSpeed optimizer op has to be compiled; its one-time C++ builds live in scalecode's cache.
@@ -68,6 +69,7 @@ class Trained:
     best_epoch: int | None = None
     stopped_early: bool = False
     resumed_after_epochs: list[int] = field(default_factory=list)  # epochs done when a rerun resumed
+    refit_resumed_after_epochs: list[int] = field(default_factory=list)  # the same, of a refit
     trainable_parameters: int = 0
     total_parameters: int = 0
     seconds: float = 0.0
@@ -112,7 +114,8 @@ def train_loop(config: dict[str, Any]) -> None:
 
     batch_size, accumulate = config["batch_size"], config["gradient_accumulation_steps"]
     steps_per_epoch = max(1, math.ceil(math.ceil(config["train_rows"] / world) / (batch_size * accumulate)))
-    total_steps = steps_per_epoch * config["epochs"]
+    # A refit stops after the chosen epoch of a schedule as long as the validation run's.
+    total_steps = steps_per_epoch * config.get("schedule_epochs", config["epochs"])
     if config["max_steps"]:
         total_steps = min(total_steps, config["max_steps"])
     optimizer = build_optimizer(
@@ -350,12 +353,14 @@ def run_training(
     checkpoint_dir: Path | None,
     seed: int,
     keep_last: bool = False,
+    schedule_epochs: int | None = None,
 ) -> Trained:
     """Train with Ray Train on the cluster this process is connected to (one is started if none is).
 
     ``checkpoint_dir`` None: nobody will resume, so checkpoints go to a temporary folder, removed
     afterwards, and stay out of the trained state. ``keep_last``: no validation; every epoch runs and
-    the last one's weights are kept (a refit).
+    the last one's weights are kept (a refit). ``schedule_epochs``: the learning-rate schedule spans
+    this many epochs (default: ``options.epochs``), so that a refit can stop part-way through it.
     """
     if checkpoint_dir is None:
         with tempfile.TemporaryDirectory(prefix="scalecode-checkpoints-") as scratch:
@@ -367,6 +372,7 @@ def run_training(
                 checkpoint_dir=Path(scratch),
                 seed=seed,
                 keep_last=keep_last,
+                schedule_epochs=schedule_epochs,
             )
     import ray
     from ray.train import CheckpointConfig, LoggingConfig, RunConfig, ScalingConfig
@@ -406,6 +412,7 @@ def run_training(
         "batch_size": options.batch_size,
         "gradient_accumulation_steps": options.gradient_accumulation_steps,
         "epochs": options.epochs,
+        "schedule_epochs": schedule_epochs or options.epochs,
         "max_steps": options.max_steps,
         "learning_rate": options.learning_rate_for_mode(),
         "head_learning_rate": options.head_learning_rate,
@@ -469,11 +476,14 @@ def refit_on_all(
 ) -> Trained:
     """Train a fresh model on every training document for the epochs the validation run chose.
 
-    The returned record's history is the validation run's epochs followed by the refit's (marked
-    ``"phase": "refit"``, without validation scores: those documents are trained on now); its best
-    epoch stays the validation run's choice, its weights are the refit's last epoch.
+    The same seed and learning-rate schedule as the validation run (over ``options.epochs``), stopped
+    after its best epoch: what was validated, on more documents. The returned record's history is
+    the validation run's epochs followed by the refit's (marked ``"phase": "refit"``, without
+    validation scores: those documents are trained on now); its best epoch stays the validation
+    run's choice, its weights are the refit's last epoch.
     """
     epochs = selected.best_epoch or len(selected.history) or options.epochs
+    selected.best_weights = {}  # not needed any more; a full model's copy would sit in memory
     refit = run_training(
         recipe,
         recipe_config,
@@ -482,13 +492,15 @@ def refit_on_all(
         checkpoint_dir=checkpoint_dir / "refit" if checkpoint_dir is not None else None,
         seed=seed,
         keep_last=True,
+        schedule_epochs=options.epochs,
     )
     return Trained(
         best_weights=refit.best_weights,
         history=selected.history + [{**record, "phase": "refit"} for record in refit.history],
         best_epoch=selected.best_epoch,
         stopped_early=selected.stopped_early,
-        resumed_after_epochs=selected.resumed_after_epochs + refit.resumed_after_epochs,
+        resumed_after_epochs=selected.resumed_after_epochs,
+        refit_resumed_after_epochs=refit.resumed_after_epochs,
         trainable_parameters=refit.trainable_parameters,
         total_parameters=refit.total_parameters,
         seconds=selected.seconds + refit.seconds,
@@ -506,6 +518,11 @@ def epochs_note(mode: str, trained: Trained, n_refit: int | None = None) -> str:
         + ("; stopped early" if trained.stopped_early else "")
         + (f"; resumed after epoch(s) {trained.resumed_after_epochs}" if trained.resumed_after_epochs else "")
         + (f"; refit on all {n_refit} training documents for {refit} epoch(s)" if refit else "")
+        + (
+            f" (resumed after epoch(s) {trained.refit_resumed_after_epochs})"
+            if trained.refit_resumed_after_epochs
+            else ""
+        )
     )
 
 
