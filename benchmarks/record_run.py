@@ -72,7 +72,9 @@ def main() -> None:
     lines += [
         "",
         f"Reproduce: `scalecode run {job_file}`, then "
-        f"`python benchmarks/record_run.py {args.run} {args.name}`.",
+        f"`python benchmarks/record_run.py {args.run} {args.name}"
+        + (f" --relative-to {args.relative_to}" if args.relative_to else "")
+        + "`.",
     ]
     write_results(args.name, results, lines)
 
