@@ -10,33 +10,30 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from scalecode import FitConfig, TaskType
+from scalecode import FitConfig, FitReport, GoldSet, TaskType
 from scalecode.testing import sample_gold, sample_task
 from scalecode_hf.encoder import EncoderBackend
 from scalecode_hf.options import TrainOptions
 
 
+def _fit_scores(model: Path, out: Path, **options: Any) -> tuple[EncoderBackend, FitReport, GoldSet]:
+    """A tiny encoder fitted to 80 sample scores (state in out/state, checkpoints in out/checkpoints)."""
+    task = sample_task(TaskType.REGRESSION)
+    backend = EncoderBackend(task, {"model": str(model), "pooling": "mean", "max_length": 32})
+    gold = sample_gold(task, n=80)
+    train = TrainOptions(batch_size=8, learning_rate=5e-3, early_stopping_patience=0, **options)
+    config = FitConfig(output_dir=out / "state", checkpoint_dir=out / "checkpoints", options=train)
+    return backend, backend.fit(gold, None, config), gold
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_two_cpu_workers_with_deepspeed_zero2(tiny_bert, tmp_path):
-    task = sample_task(TaskType.REGRESSION)
-    backend = EncoderBackend(task, {"model": str(tiny_bert), "pooling": "mean", "max_length": 32})
-    options = TrainOptions(
-        workers=2,
-        deepspeed={"stage": 2},
-        epochs=2,
-        batch_size=8,
-        learning_rate=5e-3,
-        early_stopping_patience=0,
-    )
-    report = backend.fit(
-        sample_gold(task, n=80),
-        None,
-        FitConfig(output_dir=tmp_path / "state", checkpoint_dir=tmp_path / "checkpoints", options=options),
-    )
+    backend, report, _ = _fit_scores(tiny_bert, tmp_path, workers=2, deepspeed={"stage": 2}, epochs=2)
     assert "2 worker(s), DeepSpeed ZeRO-2" in report.notes[1]
     history = json.loads((tmp_path / "state" / "training.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
@@ -49,22 +46,7 @@ def test_two_cpu_workers_with_deepspeed_zero2(tiny_bert, tmp_path):
 def test_a_refit_trains_on_every_training_document_for_the_chosen_epochs(tiny_bert, tmp_path):
     import numpy as np
 
-    task = sample_task(TaskType.REGRESSION)
-    backend = EncoderBackend(task, {"model": str(tiny_bert), "pooling": "mean", "max_length": 32})
-    options = TrainOptions(
-        epochs=3,
-        batch_size=8,
-        learning_rate=5e-3,
-        early_stopping_patience=0,
-        validation_size=0.25,
-        refit=True,
-    )
-    gold = sample_gold(task, n=80)
-    report = backend.fit(
-        gold,
-        None,
-        FitConfig(output_dir=tmp_path / "state", checkpoint_dir=tmp_path / "checkpoints", options=options),
-    )
+    backend, report, gold = _fit_scores(tiny_bert, tmp_path, epochs=3, validation_size=0.25, refit=True)
     assert (report.n_train, report.n_eval) == (80, 20)
     history = json.loads((tmp_path / "state" / "training.json").read_text())
     chosen = [h for h in history if "phase" not in h]
