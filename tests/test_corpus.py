@@ -117,6 +117,33 @@ def test_an_incremental_run_codes_only_new_and_edited_documents(spec, tmp_path):
 
 
 @pytest.mark.usefixtures("ray_local")
+def test_an_edit_is_coded_though_the_output_holds_as_many_hashes_as_documents(spec, tmp_path):
+    """An edited text leaves its old hash behind, matching no document: counting hashes cannot
+    tell what is left to code, so neither an edit alone nor a later new document may be skipped."""
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    write_corpus(corpus)
+    run_corpus(spec, corpus, out)  # 59 documents, 59 hashes
+
+    (corpus / "b.csv").write_bytes(b"id,text\nb1,good after all\nb2,caf\xe9 latin-1 row\nb3,\nb4,boom\n")
+    edited = run_corpus(spec, corpus, out)  # 59 documents, 59 hashes before it
+    assert (edited.coded, edited.errors, edited.already_coded) == (1, 0, 58)
+
+    (corpus / "more" / "d.csv").write_bytes(b"id,text\nd1,bad\n")
+    grown = run_corpus(spec, corpus, out)  # 60 documents, 60 hashes before it (b1's old one stale)
+    assert (grown.coded, grown.errors, grown.already_coded) == (1, 0, 59)
+
+    idle = run_corpus(spec, corpus, out)
+    assert (idle.coded, idle.errors, idle.shards_written, idle.already_coded) == (0, 0, 0, 60)
+    current = (
+        pl.concat([pl.read_parquet(p) for p in out.glob("*.parquet")])
+        .sort("coded_at")
+        .unique("id", keep="last")
+    )
+    labels = dict(current.select("id", "label").iter_rows())
+    assert (labels["b1"], labels["d1"], current.height) == ("pos", "neg", 60)
+
+
+@pytest.mark.usefixtures("ray_local")
 def test_jsonl_with_numeric_ids_null_text_and_a_corrupt_line(spec, tmp_path):
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text(

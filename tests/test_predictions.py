@@ -7,7 +7,7 @@ import math
 import pytest
 
 from scalecode.backend import Predictions
-from scalecode.predictions import BatchShapeError, error_rows, predictions_table
+from scalecode.predictions import BatchShapeError, error_rows, predictions_table, to_retry
 from scalecode.task import Task, TaskType
 
 CLASSIFY = Task(type=TaskType.CLASSIFICATION, labels=["pos", "neg"])
@@ -70,6 +70,21 @@ def test_backend_errors_are_kept():
     ).to_pylist()
     assert rows[0]["error"] == "too long"
     assert rows[1]["label"] == "pos"
+
+
+def test_errors_marked_as_passing_are_to_be_coded_again_and_nothing_else_is():
+    table = predictions_table(
+        Predictions(
+            label=[None, "pos", None], error=["timed out", None, "refused"], retry=[True, True, False]
+        ),
+        ids=["1", "2", "3"],
+        backend="b",
+        task=CLASSIFY,
+    )
+    assert table.column("retry").to_pylist() == [True, False, False]  # a coded row is never retried
+    assert to_retry(table).to_pylist() == [True, False, False]
+    plain = predictions_table(Predictions(label=["pos"]), ids=["1"], backend="b", task=CLASSIFY)
+    assert "retry" not in plain.column_names and to_retry(plain).to_pylist() == [False]
 
 
 def test_answers_that_cannot_be_lined_up_raise():

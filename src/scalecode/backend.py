@@ -71,9 +71,12 @@ class Predictions:
     """What ``predict_batch`` returns: one entry per input text, in input order.
 
     Fill the field for the task type (``label``, ``labels`` or ``score``); the rest is optional.
-    ``error`` marks documents the backend could not code (the reason, or None); ``raw`` keeps a
-    backend's raw answer, which is stored when the answer is not a valid code. ``extra`` carries
-    backend-specific columns (dictionary counts, tokens, cost) into the predictions file.
+    ``error`` marks documents the backend could not code (the reason, or None); ``retry`` marks those
+    errors that may pass (a timeout, a rate limit, a server that is down): their error rows are
+    written like any other, and the next run over the same directory codes those documents again.
+    ``raw`` keeps a backend's raw answer, which is stored when the answer is not a valid code.
+    ``extra`` carries backend-specific columns (dictionary counts, tokens, cost) into the predictions
+    file.
     """
 
     label: Sequence[str | None] | None = None
@@ -82,6 +85,7 @@ class Predictions:
     confidence: Sequence[float | None] | np.ndarray | None = None
     probabilities: Mapping[str, Sequence[float] | np.ndarray] | None = None
     error: Sequence[str | None] | None = None
+    retry: Sequence[bool] | None = None
     raw: Sequence[str | None] | None = None
     extra: Mapping[str, Sequence[Any] | np.ndarray] = field(default_factory=dict)
 

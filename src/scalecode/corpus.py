@@ -12,7 +12,9 @@ documents that have one. That single rule gives:
   shard yet, and the output equals an unbroken run's (no document lost, none twice);
 - incremental runs: when files are added or documents edited, only new ids and changed texts are
   coded, in new shards beside the old ones. An edited document then has a row per version; each
-  row carries ``coded_at``, so the newest row per id is the current code.
+  row carries ``coded_at``, so the newest row per id is the current code;
+- retries: an error row the backend marked as passing (``retry``: an API that timed out or was
+  down) is not counted as coded, so the next run codes its document again, in a newer row.
 
 A shard is named after its input file, the file's version (size and modification time) and the
 first and last row of it that the shard holds, e.g. ``speeches__2024.jsonl.3f9a0c21be.000000000000-
@@ -49,10 +51,12 @@ from scalecode.inference import (
     plan_chunk_rows,
 )
 from scalecode.plugins import load_plugins
+from scalecode.predictions import RETRY, to_retry
 from scalecode.sources import ID, ROW, TEXT, Piece, SourceFile, plan_pieces, read_piece
 
 CODED_AT = "coded_at"
 PIECE_ROWS = 1_000_000  # rows of Parquet row groups read by one task
+COUNT_CHUNK_ROWS = 65_536  # rows read at a time when only counting what is left to code
 _NULL_TEXT = b"\xff"  # never valid UTF-8, so a null text hashes unlike any real one
 
 
@@ -69,12 +73,18 @@ def doc_hashes(ids: pa.Array, texts: pa.Array) -> pa.Array:
 
 
 def coded_index(out_dir: Path) -> np.ndarray:
-    """The sorted doc hashes of every row already in a backend's output folder."""
-    parts = [
-        pl.read_parquet(shard, columns=[DOC_HASH])[DOC_HASH].to_numpy()
-        for shard in sorted(out_dir.glob("*.parquet"))
-        if DOC_HASH in pq.read_schema(shard).names
-    ]
+    """The sorted doc hashes of every row already in a backend's output folder, but for error rows
+    the backend marked as passing (``retry``): those documents are to be coded again."""
+    parts = []
+    for shard in sorted(out_dir.glob("*.parquet")):
+        names = pq.read_schema(shard).names
+        if DOC_HASH not in names:
+            continue
+        if RETRY in names:
+            rows = pl.read_parquet(shard, columns=[DOC_HASH, RETRY])
+            parts.append(rows.filter(~pl.col(RETRY).fill_null(False))[DOC_HASH].to_numpy())
+        else:
+            parts.append(pl.read_parquet(shard, columns=[DOC_HASH])[DOC_HASH].to_numpy())
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
 
 
@@ -98,6 +108,7 @@ class CorpusSummary:
     documents: int = 0  # in the corpus
     coded: int = 0  # coded in this run
     errors: int = 0  # error rows written in this run
+    to_retry: int = 0  # of those, errors the backend expects to pass: the next run codes them again
     already_coded: int = 0  # in the output before this run, so not coded again
     shards_written: int = 0
     seconds: float = 0.0
@@ -137,6 +148,7 @@ class ShardWriter:
         errors = rows.column("error")
         summary.errors += len(rows) - errors.null_count
         summary.coded += errors.null_count
+        summary.to_retry += pc.sum(to_retry(rows)).as_py() or 0
         if errors.null_count < len(rows):
             for reason, count in pl.Series(errors).drop_nulls().value_counts().iter_rows():
                 summary.error_reasons[reason] = summary.error_reasons.get(reason, 0) + count
@@ -151,8 +163,11 @@ def read_dataset(
     spec: BackendSpec,
     chunk_rows: int,
     index: np.ndarray,
+    *,
+    cut: bool = True,
 ) -> Any:
-    """A Ray dataset of the documents still to code: one read task per piece, streaming chunks."""
+    """A Ray dataset of the documents still to code: one read task per piece, streaming chunks
+    (``cut``: in blocks of ``chunk_rows``, one per ``predict_batch`` call)."""
     import ray
 
     index_ref = ray.put(index)  # shared read-only through the object store, not copied per task
@@ -178,9 +193,16 @@ def read_dataset(
 
     dataset = ray.data.from_items(list(range(len(pieces))), override_num_blocks=len(pieces))
     dataset = dataset.map_batches(read, batch_size=1, batch_format="numpy")
+    if not cut:
+        return dataset
     # Ray Data joins what a task yields into blocks of up to 128 MB; cut them back to chunks, so that
     # every replica gets work and the driver receives (and holds) one batch's rows at a time.
     return dataset.repartition(target_num_rows_per_block=chunk_rows)
+
+
+def count_uncoded(pieces: Sequence[Piece], table: TableConfig, spec: BackendSpec, index: np.ndarray) -> int:
+    """How many documents of the corpus have no row in the index: read and hashed, none coded."""
+    return int(read_dataset(pieces, table, spec, COUNT_CHUNK_ROWS, index, cut=False).count())
 
 
 def code_corpus(
@@ -199,13 +221,21 @@ def code_corpus(
     for stale in out_dir.glob(".*.partial"):
         stale.unlink()  # left by a run that was killed while writing
     index = coded_index(out_dir)
-    summary.already_coded = min(int(index.size), documents)
+    pieces = plan_pieces(files, table.path, PIECE_ROWS)
+    if index.size < documents:
+        # At least this many are still to code; exactly this many unless texts were edited or
+        # documents removed since they were coded (their old hashes match nothing now).
+        todo = documents - int(index.size)
+    else:
+        # As many hashes as documents does not mean every document is coded: an edited text or a
+        # removed document leaves a hash that matches no document. Only reading the corpus can tell,
+        # which costs far less than starting the backend's replicas for nothing.
+        todo = count_uncoded(pieces, table, spec, index)
+    summary.already_coded = documents - todo
     if progress is not None and summary.already_coded:
         progress(summary.already_coded)
-    if summary.already_coded < documents or documents == 0:
-        pieces = plan_pieces(files, table.path, PIECE_ROWS)
-        todo = max(documents - summary.already_coded, 1)
-        chunk_rows = plan_chunk_rows(todo, resources.batch_size, cluster_pool(resources).size)
+    if todo or documents == 0:
+        chunk_rows = plan_chunk_rows(max(todo, 1), resources.batch_size, cluster_pool(resources).size)
         dataset = read_dataset(pieces, table, spec, chunk_rows, index)
         writer = ShardWriter(out_dir, files, summary)
         coded = map_with_backend(dataset, spec, resources, batch_size=chunk_rows)

@@ -6,9 +6,8 @@ one ``predict_batch`` call; if that call fails, or answers in a shape that canno
 documents, the batch is coded again one document at a time, so one bad document costs one error row
 and not the batch. Null, empty and undecodable texts never reach the backend: they get error rows.
 
-The corpus is written as one Parquet shard per input file, named after it, written to a temporary
-name and renamed when complete. A shard that exists is finished, so running the same job again skips
-it: the output of an interrupted run, completed, equals that of an unbroken one.
+What comes back is written by ``scalecode.corpus``: shards named after the input file and the rows
+they hold, each whole or absent, and a rerun skips the documents already in them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 One row per (document, backend): ``id``, ``backend``, the code (``label``, ``labels`` or ``score``),
 ``confidence``, ``probabilities`` (one field per label), ``error`` (null when coded), ``raw`` (the
-backend's answer when it was not a valid code), ``latency_s`` and any backend-specific columns.
+backend's answer when it was not a valid code), ``latency_s``, ``retry`` where a backend marks errors
+that may pass (true: the next run codes the document again) and any backend-specific columns.
 An answer outside the codebook becomes an error row that keeps the raw answer: never a crash,
 never a guess.
 """
@@ -31,7 +32,9 @@ STANDARD_COLUMNS = (
     "error",
     "raw",
     "latency_s",
+    "retry",
 )
+RETRY = "retry"
 
 
 class BatchShapeError(ValueError):
@@ -199,6 +202,9 @@ def predictions_table(
     columns["error"] = _strings(errors)
     columns["raw"] = _strings(raws)
     columns["latency_s"] = pa.array(np.full(n, latency_s / max(n, 1)), pa.float64())
+    retry = _column(predictions.retry, n, RETRY)
+    if retry is not None:
+        columns[RETRY] = pa.array([bool(r) and e is not None for r, e in zip(retry, errors, strict=True)])
     for name, values in predictions.extra.items():
         if name in STANDARD_COLUMNS:
             raise BatchShapeError(f"extra column {name!r} collides with a standard column")
@@ -252,3 +258,10 @@ def conform(table: pa.Table, task: Task) -> pa.Table:
     }
     extras = {name: table.column(name) for name in table.column_names if name not in columns}
     return pa.table({**columns, **extras})
+
+
+def to_retry(table: pa.Table) -> pa.Array:
+    """Which rows hold an error the backend marked as passing: their documents are coded again."""
+    if RETRY not in table.column_names:
+        return pa.array([False] * len(table), pa.bool_())
+    return pc.fill_null(table.column(RETRY), False).combine_chunks()

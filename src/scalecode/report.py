@@ -115,6 +115,9 @@ def write_report(
                 f"{c.shards_written:,} | {c.seconds:.1f} | {c.docs_per_s:,.0f} |"
                 + (f" {cost} |" if costs else "")
             )
+        retries = [f"{c.backend}: {c.to_retry:,}" for c in corpus if c.to_retry]
+        if retries:  # the errors a backend expects to pass (an API down): the next run codes them again
+            corpus_lines += ["", f"Errors the next run codes again: {', '.join(retries)}."]
         lines += ["## Corpus", "", *corpus_lines, ""]
         summary += ["Corpus:", "", *corpus_lines, ""]
         for c in corpus:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scalecode import __version__
@@ -39,6 +41,7 @@ from scalecode.errors import ScalecodeError
 from scalecode.inference import BackendSpec, predict_texts, start_ray
 from scalecode.manifest import host, library_versions, now, plugin_records, table_hashes, write_json
 from scalecode.plugins import Plugins
+from scalecode.predictions import to_retry
 from scalecode.readers import Reader
 from scalecode.report import write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
@@ -95,6 +98,14 @@ def _lock(out: Path) -> IO[bytes]:
             f"{out} is in use by another scalecode run; try again when it has finished"
         ) from None
     return handle
+
+
+def _write_whole(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file under a temporary name and rename it: it is whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    pq.write_table(table, partial)
+    partial.replace(path)
 
 
 def spending(frame: pl.DataFrame) -> dict[str, float]:
@@ -357,12 +368,9 @@ class Runner:
         config = self.job.config
         if not path.exists():
             self.echo(f"{backend.name}: coding {len(test)} gold test documents")
-            resources = spec.build().resources()
-            table = predict_texts(spec, resources, test.ids, test.texts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.partial")
-            pq.write_table(table, partial)
-            partial.rename(path)
+            _write_whole(predict_texts(spec, spec.build().resources(), test.ids, test.texts), path)
+        else:
+            self._retry_gold(backend, spec, test, path)
         frame = pl.read_parquet(path)
         latency = float(frame["latency_s"].sum())
         metrics = metrics_for(self.job.task, self.plugins.metrics, config.evaluation.metrics)
@@ -376,6 +384,23 @@ class Runner:
             seed=config.evaluation.seed,
         )
         return scores, (len(frame) / latency if latency > 0 else None)
+
+    def _retry_gold(self, backend: ResolvedBackend, spec: BackendSpec, test: GoldSet, path: Path) -> None:
+        """Code again the gold documents whose errors the backend expected to pass (an API down)."""
+        table = pq.read_table(path)
+        again = to_retry(table)
+        if not pc.any(again).as_py():
+            return
+        retry = set(table.filter(again).column("id").to_pylist())
+        rows = [i for i, doc in enumerate(test.ids) if doc in retry]
+        self.echo(
+            f"{backend.name}: coding {len(rows)} gold test documents again (their errors may have passed)"
+        )
+        redone = predict_texts(
+            spec, spec.build().resources(), [test.ids[i] for i in rows], [test.texts[i] for i in rows]
+        )
+        kept = table.filter(pc.invert(again))
+        _write_whole(pa.concat_tables([kept, redone], promote_options="default"), path)
 
     def _learning_curves(self, train: GoldSet, test: GoldSet) -> dict[str, list[dict[str, Any]]]:
         """Train each chosen backend at each size, ``repeats`` times, and score it on the test split."""

@@ -100,6 +100,7 @@ def test_a_document_that_keeps_failing_gets_an_error_row_not_a_crash(api, tmp_pa
     assert answers.label[1] == "positive"
     assert answers.label[0] is None
     assert "API error after 1 retries" in answers.error[0] and "500" in answers.error[0]
+    assert list(answers.retry) == [True, False]  # a server error may pass: the next run asks again
     assert len([c for c in api.chat_calls() if c.status == 500]) == 2
     # Failures are logged, and not cached: the next run asks again.
     db = ResponseCache(tmp_path / "cache.sqlite")._db
@@ -123,6 +124,7 @@ def test_an_answer_outside_the_codebook_is_an_error_that_keeps_the_raw_answer(ap
     assert answers.label == [None]
     assert answers.error[0] == "answer is not a label of the codebook: 'sarcastic'"
     assert json.loads(answers.raw[0]) == {"label": "sarcastic"}
+    assert list(answers.retry) == [False]  # asking again would get the same answer
 
 
 def test_servers_without_schema_support_fall_back_and_prose_is_read_strictly(tmp_path):

@@ -146,6 +146,39 @@ def test_a_budget_stops_the_run_cleanly_and_the_same_command_resumes_it(project,
         assert coded.height == 50 and coded["error"].null_count() == 50
 
 
+@pytest.mark.slow
+def test_documents_that_failed_while_the_server_was_down_are_coded_by_the_next_run(project, env):
+    """Error rows for passing failures are written, and the same command codes those documents later."""
+    with FakeOpenAI(Faults(rate_500=0.3, seed=5)) as api:
+        job(project, api.base_url, max_retries=0)
+        first = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project, env=env)
+        assert first.returncode == 0, first.stderr[-3000:]
+        run = project / "run"
+        corpus_dir, gold_file = (
+            run / "predictions" / "corpus" / "gpt",
+            run / "predictions" / "gold" / "gpt.parquet",
+        )
+        failed = pl.read_parquet(corpus_dir).filter(pl.col("error").is_not_null())
+        gold_failed = pl.read_parquet(gold_file).filter(pl.col("error").is_not_null())
+        assert failed.height > 0 and gold_failed.height > 0
+        assert failed["retry"].all() and failed["error"].str.contains("500").all()
+        assert "Errors the next run codes again: gpt:" in first.stdout
+
+        api.faults = Faults()  # the server is back
+        api.reset()
+        second = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project, env=env)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert len(api.chat_calls()) == failed.height + gold_failed.height  # only the failed, once each
+        rows = pl.read_parquet(corpus_dir)
+        assert rows.height == 50 + failed.height  # the error rows stay, older than their documents' codes
+        current = rows.sort("coded_at").unique("id", keep="last")
+        assert current.height == 50 and current["error"].null_count() == 50
+        gold = pl.read_parquet(gold_file)
+        assert gold.height == 20 and gold["error"].null_count() == 20 and gold["id"].n_unique() == 20
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["backends"]["gpt"]["n_errors"] == 0
+
+
 def test_batch_mode_restarted_between_upload_and_download_pays_once(tmp_path):
     task = Task(name="tone", type=TaskType.CLASSIFICATION, labels=LABELS)
     texts = [f"item {i} is {LABELS[i % 3]}" for i in range(12)]

@@ -141,6 +141,7 @@ class OpenAIBackend(Backend):
         code: list[Any] = [None] * n
         confidence: list[float | None] = [None] * n
         error: list[str | None] = [None] * n
+        retry = [False] * n
         raw: list[str | None] = [None] * n
         extra: dict[str, list[Any]] = {
             name: [None] * n
@@ -157,7 +158,7 @@ class OpenAIBackend(Backend):
                 extra["output_tokens"][i] = _share(reply.output_tokens, share)
                 extra["cost_usd"][i] = None if reply.cost_usd is None else reply.cost_usd / share
                 if reply.error is not None:
-                    error[i] = reply.error
+                    error[i], retry[i] = reply.error, reply.passing
                     continue
                 answer = codes[j]
                 if answer.error is not None:
@@ -166,7 +167,7 @@ class OpenAIBackend(Backend):
                 code[i] = answer.value
                 if answer.position < len(probabilities):
                     confidence[i] = probabilities[answer.position]
-        answers = Predictions(confidence=confidence, error=error, raw=raw, extra=extra)
+        answers = Predictions(confidence=confidence, error=error, retry=retry, raw=raw, extra=extra)
         if self.task.type is TaskType.CLASSIFICATION:
             answers.label = code
         elif self.task.type is TaskType.MULTILABEL:

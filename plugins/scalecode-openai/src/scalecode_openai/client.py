@@ -47,6 +47,7 @@ class Reply:
     cached: bool = False
     key: str = ""
     error: str | None = None
+    passing: bool = False  # the error may pass (server down, rate limit, timeout): ask again next run
 
 
 def per_second(per_minute: float | None) -> AsyncLimiter | None:
@@ -166,7 +167,9 @@ class Requester:
                 return reply_from(hit, key, cached=True, latency_s=None, cost=0.0)
             if cache_only:
                 return Reply(
-                    key=key, error="the batch gave no answer to this request (see the cache's failures)"
+                    key=key,
+                    error="the batch gave no answer to this request (see the cache's failures)",
+                    passing=True,
                 )
             async with self.slots:
                 self.budget.reserve()  # with a slot held: at most `concurrency` requests overshoot
@@ -181,11 +184,15 @@ class Requester:
                     return self._failed(key, f"API refused the request: {_describe(exc)}")
                 except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
                     retries = self.params.max_retries
-                    return self._failed(key, f"API error after {retries} retries: {_describe(exc)}")
+                    return self._failed(
+                        key, f"API error after {retries} retries: {_describe(exc)}", passing=True
+                    )
                 except Exception as exc:  # a 200 whose body is not JSON: the server garbled it
                     malformed += 1
                     if malformed > self.params.max_retries:
-                        return self._failed(key, f"API answered malformed responses: {_describe(exc)}")
+                        return self._failed(
+                            key, f"API answered malformed responses: {_describe(exc)}", passing=True
+                        )
                     await asyncio.sleep(min(0.5 * 2 ** (malformed - 1), 8.0) * (1 - 0.25 * random.random()))
                     continue
             latency = time.perf_counter() - started
@@ -242,9 +249,9 @@ class Requester:
             return True
         return False
 
-    def _failed(self, key: str, error: str) -> Reply:
+    def _failed(self, key: str, error: str, *, passing: bool = False) -> Reply:
         self.cache.failed(key, error)
-        return Reply(key=key, error=error)
+        return Reply(key=key, error=error, passing=passing)
 
     async def close(self) -> None:
         await self.client.close()
