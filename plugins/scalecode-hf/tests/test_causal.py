@@ -121,6 +121,14 @@ def test_a_regression_without_a_scale_is_refused(smollm2):
         )
 
 
+def test_a_causal_lm_trains_with_lora_unless_told_otherwise():
+    from scalecode_hf.encoder import EncoderBackend
+
+    assert CausalLMBackend.TrainParams.model_validate({}).mode == "lora"
+    assert CausalLMBackend.TrainParams.model_validate({"mode": "full"}).mode == "full"
+    assert EncoderBackend.TrainParams.model_validate({}).mode == "full"
+
+
 def test_a_lora_step_lowers_the_loss(smollm2):
     from dataclasses import asdict
 

@@ -38,7 +38,7 @@ from scalecode import (
     TaskType,
 )
 from scalecode_hf.models import ModelSource, fingerprint, resolve
-from scalecode_hf.options import DeviceChoice, Precision, TrainOptions
+from scalecode_hf.options import CausalTrainOptions, DeviceChoice, Precision, TrainOptions
 
 if TYPE_CHECKING:
     import torch
@@ -159,7 +159,7 @@ class CausalLMBackend(Backend):
     task_types = frozenset({TaskType.CLASSIFICATION, TaskType.MULTILABEL, TaskType.REGRESSION})
     trainable = True
     Params = CausalParams
-    TrainParams = TrainOptions
+    TrainParams = CausalTrainOptions
     params: CausalParams
 
     def __init__(self, task: Task, params: Any = None, *, state_dir: str | Path | None = None) -> None:

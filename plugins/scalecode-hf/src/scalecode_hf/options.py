@@ -101,3 +101,12 @@ class TrainOptions(BackendParams):
 
     def learning_rate_for_mode(self) -> float:
         return self.learning_rate or DEFAULT_LEARNING_RATE[self.mode]
+
+
+class CausalTrainOptions(TrainOptions):
+    """Options of ``train:`` for causal LMs: LoRA unless the job says otherwise, since fully fine-tuning
+    even a small chat model moves every one of its hundreds of millions of weights."""
+
+    mode: Mode = Field(
+        "lora", description="lora (the default here) or full; a causal LM has no separate head"
+    )
