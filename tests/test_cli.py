@@ -174,6 +174,36 @@ def test_score_command_reproduces_the_stored_figures(project, first_run):
     assert by_type.returncode == 0 and "| vader |" in by_type.stdout
 
 
+def test_score_takes_the_newest_row_of_each_document_in_a_corpus_folder(tmp_path):
+    """A corpus folder holds a row per version and per retry of a document; the newest counts."""
+    from datetime import datetime, timezone
+
+    folder = tmp_path / "coded"
+    folder.mkdir()
+    then, now = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+    schema = {"id": pl.String, "score": pl.Float64, "error": pl.String, "coded_at": pl.Datetime("us", "UTC")}
+    rows = {"id": ["a", "b"], "score": [1.0, None], "error": [None, "API error"], "coded_at": [then, then]}
+    pl.DataFrame(rows, schema=schema).write_parquet(folder / "first.parquet")
+    retried = {"id": ["b"], "score": [2.0], "error": [None], "coded_at": [now]}
+    pl.DataFrame(retried, schema=schema).write_parquet(folder / "retry.parquet")
+    pl.DataFrame({"id": ["a", "b"], "score": [1.0, 2.0]}).write_csv(tmp_path / "gold.csv")
+    result = scalecode(
+        "score",
+        "coded",
+        "gold.csv",
+        "--task",
+        "regression",
+        "--gold-column",
+        "score",
+        "--json",
+        "s.json",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "s.json").read_text())["backends"]["coded"]
+    assert (scores["n_scored"], scores["n_errors"]) == (2, 0)
+
+
 def test_a_bad_job_exits_1_naming_the_file_and_key(tmp_path):
     (tmp_path / "job.yaml").write_text(
         "task: {type: regression}\ndata: {corpus: {path: x.csv}}\nbackends: []\noutput: {dir: out}\n"

@@ -143,6 +143,46 @@ def test_an_edit_is_coded_though_the_output_holds_as_many_hashes_as_documents(sp
     assert (labels["b1"], labels["d1"], current.height) == ("pos", "neg", 60)
 
 
+def test_errors_to_retry_stay_out_of_the_index_and_their_retry_never_replaces_a_shard(tmp_path):
+    """A retry's rows may span the same rows as the shard holding their error rows: both are kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from scalecode.corpus import ShardWriter, coded_index
+    from scalecode.inference import DOC_HASH, PATH
+    from scalecode.sources import ROW
+
+    corpus, out = tmp_path / "docs.csv", tmp_path / "out"
+    corpus.write_text("id,text\na,one\nb,two\nc,three\n")
+    files = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS).files
+    summary = CorpusSummary(backend="api")
+    writer = ShardWriter(out, files, summary)
+
+    def batch(rows: list[int], errors: list[str | None], retry: list[bool]) -> pa.Table:
+        return pa.table(
+            {
+                "id": ["abc"[r] for r in rows],
+                "error": pa.array(errors, pa.string()),
+                "retry": retry,
+                DOC_HASH: pa.array([100 + r for r in rows], pa.uint64()),
+                PATH: [files[0].relative] * len(rows),
+                ROW: rows,
+            }
+        )
+
+    writer.write(batch([0, 1, 2], ["timed out", None, "timed out"], [True, False, True]))
+    assert coded_index(out).tolist() == [101]  # the timed-out documents are still to code
+    assert (summary.errors, summary.to_retry) == (2, 2)
+
+    writer.write(batch([0, 2], [None, None], [False, False]))  # the next run: rows 0 to 2 again
+    assert len(list(out.glob("*.parquet"))) == 2
+    assert coded_index(out).tolist() == [100, 101, 102]
+
+    # Shards written before the retry column existed count every row as coded.
+    pq.write_table(pa.table({DOC_HASH: pa.array([103], pa.uint64())}), out / "older.parquet")
+    assert coded_index(out).tolist() == [100, 101, 102, 103]
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_jsonl_with_numeric_ids_null_text_and_a_corrupt_line(spec, tmp_path):
     corpus = tmp_path / "docs.jsonl"

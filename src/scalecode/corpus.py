@@ -18,7 +18,8 @@ documents that have one. That single rule gives:
 
 A shard is named after its input file, the file's version (size and modification time) and the
 first and last row of it that the shard holds, e.g. ``speeches__2024.jsonl.3f9a0c21be.000000000000-
-000000009999.parquet``, written under a temporary name and renamed when complete: a shard is whole
+000000009999.parquet`` (``...-000000009999.2.parquet`` for a second shard over the same rows, of
+retried documents), written under a temporary name and renamed when complete: a shard is whole
 or absent. Rows a backend could not code are written too, as error rows with the reason.
 """
 
@@ -51,10 +52,9 @@ from scalecode.inference import (
     plan_chunk_rows,
 )
 from scalecode.plugins import load_plugins
-from scalecode.predictions import RETRY, to_retry
+from scalecode.predictions import CODED_AT, RETRY, to_retry
 from scalecode.sources import ID, ROW, TEXT, Piece, SourceFile, plan_pieces, read_piece
 
-CODED_AT = "coded_at"
 PIECE_ROWS = 1_000_000  # rows of Parquet row groups read by one task
 COUNT_CHUNK_ROWS = 65_536  # rows read at a time when only counting what is left to code
 _NULL_TEXT = b"\xff"  # never valid UTF-8, so a null text hashes unlike any real one
@@ -95,9 +95,11 @@ def _in_sorted(values: np.ndarray, sorted_index: np.ndarray) -> np.ndarray:
     return np.asarray(sorted_index[at] == values)
 
 
-def shard_name(source: SourceFile, first_row: int, last_row: int) -> str:
+def shard_name(source: SourceFile, first_row: int, last_row: int, copy: int = 1) -> str:
+    """``copy`` > 1: another shard over the same rows of the same file version (documents retried)."""
     flat = source.relative.replace("/", "__")
-    return f"{flat}.{source.version}.{first_row:012d}-{last_row:012d}.parquet"
+    again = f".{copy}" if copy > 1 else ""
+    return f"{flat}.{source.version}.{first_row:012d}-{last_row:012d}{again}.parquet"
 
 
 @dataclass
@@ -136,7 +138,11 @@ class ShardWriter:
             first, last = rows.column(ROW)[0].as_py(), rows.column(ROW)[-1].as_py()
             rows = rows.drop_columns([PATH, ROW])
             rows = rows.append_column(CODED_AT, pa.repeat(coded_at, len(rows)))
-            final = self.out_dir / shard_name(self.sources[path], first, last)
+            source, copy = self.sources[path], 1
+            final = self.out_dir / shard_name(source, first, last)
+            while final.exists():  # retried documents may span the rows of a shard: never replace it
+                copy += 1
+                final = self.out_dir / shard_name(source, first, last, copy)
             partial = final.with_name(f".{final.name}.partial")
             pq.write_table(rows, partial)
             os.replace(partial, final)
@@ -222,7 +228,9 @@ def code_corpus(
         stale.unlink()  # left by a run that was killed while writing
     index = coded_index(out_dir)
     pieces = plan_pieces(files, table.path, PIECE_ROWS)
-    if index.size < documents:
+    if documents == 0:
+        todo = 0
+    elif index.size < documents:
         # At least this many are still to code; exactly this many unless texts were edited or
         # documents removed since they were coded (their old hashes match nothing now).
         todo = documents - int(index.size)

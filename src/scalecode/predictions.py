@@ -35,6 +35,7 @@ STANDARD_COLUMNS = (
     "retry",
 )
 RETRY = "retry"
+CODED_AT = "coded_at"  # when a corpus row was written: the newest row of a document is its current code
 
 
 class BatchShapeError(ValueError):

@@ -41,7 +41,7 @@ from scalecode.errors import ScalecodeError
 from scalecode.inference import BackendSpec, predict_texts, start_ray
 from scalecode.manifest import host, library_versions, now, plugin_records, table_hashes, write_json
 from scalecode.plugins import Plugins
-from scalecode.predictions import to_retry
+from scalecode.predictions import RETRY, to_retry
 from scalecode.readers import Reader
 from scalecode.report import write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
@@ -372,6 +372,12 @@ class Runner:
         else:
             self._retry_gold(backend, spec, test, path)
         frame = pl.read_parquet(path)
+        pending = int(frame[RETRY].fill_null(False).sum()) if RETRY in frame.columns else 0
+        if pending:
+            self.echo(
+                f"{backend.name}: {pending} gold test document(s) failed for reasons that may pass; "
+                "the next run codes them again"
+            )
         latency = float(frame["latency_s"].sum())
         metrics = metrics_for(self.job.task, self.plugins.metrics, config.evaluation.metrics)
         scores = score_predictions(
@@ -400,7 +406,7 @@ class Runner:
             spec, spec.build().resources(), [test.ids[i] for i in rows], [test.texts[i] for i in rows]
         )
         kept = table.filter(pc.invert(again))
-        _write_whole(pa.concat_tables([kept, redone], promote_options="default"), path)
+        _write_whole(pa.concat_tables([kept, redone], promote_options="permissive"), path)
 
     def _learning_curves(self, train: GoldSet, test: GoldSet) -> dict[str, list[dict[str, Any]]]:
         """Train each chosen backend at each size, ``repeats`` times, and score it on the test split."""

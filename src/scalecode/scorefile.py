@@ -12,7 +12,7 @@ from scalecode.config import GoldConfig, TableConfig, read_yaml
 from scalecode.data import load_gold, read_table, require_columns
 from scalecode.errors import ConfigError, DataError
 from scalecode.plugins import Plugins
-from scalecode.predictions import code_column
+from scalecode.predictions import CODED_AT, code_column
 from scalecode.scoring import metrics_for, score_predictions
 from scalecode.scoring.table import comparison_markdown
 from scalecode.task import Task, TaskType
@@ -113,6 +113,10 @@ def score_files(
     if "backend" not in pred_frame.columns:
         pred_frame = pred_frame.with_columns(pl.lit(predictions.stem).alias("backend"))
     pred_frame = pred_frame.with_columns(pl.col(id_column).cast(pl.String).alias("id"))
+    if CODED_AT in pred_frame.columns:
+        # A corpus folder holds a row per version of an edited document and per retry of a failed
+        # one; the newest is the current code.
+        pred_frame = pred_frame.sort(CODED_AT).unique(["backend", "id"], keep="last", maintain_order=True)
     gold_set = load_gold(
         GoldConfig(
             path=str(gold), id_column=id_column, label_column=gold_column, label_separator=label_separator

@@ -210,3 +210,32 @@ def test_batch_mode_restarted_between_upload_and_download_pays_once(tmp_path):
         third.load()
         assert list(third.predict_batch(texts).label) == list(answers.label)
         assert api.calls == []  # answered from the cache
+
+
+def test_a_batch_that_ends_without_answers_is_submitted_anew_by_the_next_run(tmp_path):
+    task = Task(name="tone", type=TaskType.CLASSIFICATION, labels=LABELS)
+    texts = [f"item {i} is {LABELS[i % 3]}" for i in range(6)]
+    with FakeOpenAI(Faults(batch_delay_s=5.0)) as api:
+        params = {"model": "m", "base_url": api.base_url, "mode": "batch", "batch_poll_s": 0.05}
+        first = OpenAIBackend(task, params, work_dir=tmp_path)
+        first.load()
+        client = first.requester.client
+        retrieve = client.batches.retrieve
+
+        async def cancelled(batch_id, **kwargs):  # someone cancels the batch on the provider's site
+            await client.batches.cancel(batch_id)
+            return await retrieve(batch_id, **kwargs)
+
+        client.batches.retrieve = cancelled
+        failed = first.predict_batch(texts)
+        assert failed.label == [None] * 6 and all("the batch gave no answer" in e for e in failed.error)
+        assert list(failed.retry) == [True] * 6
+        (record,) = (tmp_path / "batches").glob("*.json")
+        assert ".batch_" in record.name  # kept under the batch's id, no longer picked up
+
+        second = OpenAIBackend(task, params | {"batch_poll_s": 0.05}, work_dir=tmp_path)
+        second.load()
+        api.faults = Faults()  # no delay: the new batch completes on its first look
+        assert list(second.predict_batch(texts).label) == [LABELS[i % 3] for i in range(6)]
+        created = [c for c in api.calls if c.method == "POST" and c.path == "/v1/batches"]
+        assert len(created) == 2

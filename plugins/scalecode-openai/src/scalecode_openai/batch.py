@@ -98,6 +98,10 @@ async def submit_and_collect(
                 cache.failed(
                     record.get("custom_id", ""), f"batch {batch.id}: {json.dumps(record.get('error'))}"
                 )
+    if set(missing) - cache.known(missing):
+        # The batch is over and left requests unanswered (failed, expired, cancelled): the next run
+        # must submit them anew, not poll this batch again. Its record stays, under the batch's id.
+        state_path.replace(state_path.with_name(f"{name}.{batch.id}.json"))
 
 
 def _check_budget(requester: Requester, bodies: list[dict[str, Any]]) -> None:

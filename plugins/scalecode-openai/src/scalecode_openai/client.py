@@ -185,7 +185,7 @@ class Requester:
                 except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
                     retries = self.params.max_retries
                     return self._failed(
-                        key, f"API error after {retries} retries: {_describe(exc)}", passing=True
+                        key, f"API error after {retries} retries: {_describe(exc)}", passing=_passing(exc)
                     )
                 except Exception as exc:  # a 200 whose body is not JSON: the server garbled it
                     malformed += 1
@@ -255,6 +255,15 @@ class Requester:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _passing(exc: Exception) -> bool:
+    """Whether asking again later may succeed: yes for a server down, a rate limit, a timeout or a
+    setting the user can fix (a key, a model name); no for a request the server cannot take (413, 422),
+    which would be refused again."""
+    from openai import APIStatusError
+
+    return not (isinstance(exc, APIStatusError) and exc.status_code in (413, 422))
 
 
 def _describe(exc: Exception) -> str:
