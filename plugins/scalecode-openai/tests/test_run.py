@@ -179,13 +179,25 @@ def test_documents_that_failed_while_the_server_was_down_are_coded_by_the_next_r
         assert metrics["backends"]["gpt"]["n_errors"] == 0
 
 
+TONE = Task(name="tone", type=TaskType.CLASSIFICATION, labels=LABELS)
+
+
+def tone_texts(n: int) -> list[str]:
+    return [f"item {i} is {LABELS[i % 3]}" for i in range(n)]
+
+
+def batch_backend(api: FakeOpenAI, work_dir: Path) -> OpenAIBackend:
+    """A loaded openai backend in batch mode, keeping its batch records in ``work_dir``."""
+    params = {"model": "m", "base_url": api.base_url, "mode": "batch", "batch_poll_s": 0.05}
+    backend = OpenAIBackend(TONE, params, work_dir=work_dir)
+    backend.load()
+    return backend
+
+
 def test_batch_mode_restarted_between_upload_and_download_pays_once(tmp_path):
-    task = Task(name="tone", type=TaskType.CLASSIFICATION, labels=LABELS)
-    texts = [f"item {i} is {LABELS[i % 3]}" for i in range(12)]
+    texts = tone_texts(12)
     with FakeOpenAI(Faults(batch_delay_s=0.5)) as api:
-        params = {"model": "m", "base_url": api.base_url, "mode": "batch", "batch_poll_s": 0.05}
-        first = OpenAIBackend(task, params, work_dir=tmp_path)
-        first.load()
+        first = batch_backend(api, tmp_path)
 
         async def killed(*args, **kwargs):  # the run dies while it waits for the batch
             raise KeyboardInterrupt
@@ -196,8 +208,7 @@ def test_batch_mode_restarted_between_upload_and_download_pays_once(tmp_path):
         state = json.loads(next((tmp_path / "batches").glob("*.json")).read_text())
         assert {"file_id", "batch_id"} <= set(state)
 
-        second = OpenAIBackend(task, params, work_dir=tmp_path)
-        second.load()
+        second = batch_backend(api, tmp_path)
         answers = second.predict_batch(texts)
         assert list(answers.label) == [LABELS[i % 3] for i in range(12)]
         uploads = [c for c in api.calls if c.method == "POST" and c.path.startswith("/v1/files")]
@@ -206,19 +217,15 @@ def test_batch_mode_restarted_between_upload_and_download_pays_once(tmp_path):
         assert api.chat_calls() == []  # every answer came through the batch
 
         api.reset()
-        third = OpenAIBackend(task, params, work_dir=tmp_path)
-        third.load()
+        third = batch_backend(api, tmp_path)
         assert list(third.predict_batch(texts).label) == list(answers.label)
         assert api.calls == []  # answered from the cache
 
 
 def test_a_batch_that_ends_without_answers_is_submitted_anew_by_the_next_run(tmp_path):
-    task = Task(name="tone", type=TaskType.CLASSIFICATION, labels=LABELS)
-    texts = [f"item {i} is {LABELS[i % 3]}" for i in range(6)]
+    texts = tone_texts(6)
     with FakeOpenAI(Faults(batch_delay_s=5.0)) as api:
-        params = {"model": "m", "base_url": api.base_url, "mode": "batch", "batch_poll_s": 0.05}
-        first = OpenAIBackend(task, params, work_dir=tmp_path)
-        first.load()
+        first = batch_backend(api, tmp_path)
         client = first.requester.client
         retrieve = client.batches.retrieve
 
@@ -233,8 +240,7 @@ def test_a_batch_that_ends_without_answers_is_submitted_anew_by_the_next_run(tmp
         (record,) = (tmp_path / "batches").glob("*.json")
         assert ".batch_" in record.name  # kept under the batch's id, no longer picked up
 
-        second = OpenAIBackend(task, params | {"batch_poll_s": 0.05}, work_dir=tmp_path)
-        second.load()
+        second = batch_backend(api, tmp_path)
         api.faults = Faults()  # no delay: the new batch completes on its first look
         assert list(second.predict_batch(texts).label) == [LABELS[i % 3] for i in range(6)]
         created = [c for c in api.calls if c.method == "POST" and c.path == "/v1/batches"]
