@@ -24,7 +24,7 @@ from scalecode.sources import Piece, read_piece
 
 from .conftest import TASK, scalecode
 
-SHARD = r"^[\w.-]+\.[0-9a-f]{10}\.\d{12}-\d{12}\.parquet$"
+SHARD = r"^[\w.-]+\.[0-9a-f]{10}\.\d{12}-\d{12}(\.\d+)?\.parquet$"
 
 
 def write_corpus(folder: Path) -> None:

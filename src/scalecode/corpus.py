@@ -242,7 +242,7 @@ def code_corpus(
     summary.already_coded = documents - todo
     if progress is not None and summary.already_coded:
         progress(summary.already_coded)
-    if todo or documents == 0:
+    if todo:
         chunk_rows = plan_chunk_rows(max(todo, 1), resources.batch_size, cluster_pool(resources).size)
         dataset = read_dataset(pieces, table, spec, chunk_rows, index)
         writer = ShardWriter(out_dir, files, summary)

@@ -116,7 +116,9 @@ def score_files(
     if CODED_AT in pred_frame.columns:
         # A corpus folder holds a row per version of an edited document and per retry of a failed
         # one; the newest is the current code.
-        pred_frame = pred_frame.sort(CODED_AT).unique(["backend", "id"], keep="last", maintain_order=True)
+        pred_frame = pred_frame.sort(CODED_AT, maintain_order=True).unique(
+            ["backend", "id"], keep="last", maintain_order=True
+        )
     gold_set = load_gold(
         GoldConfig(
             path=str(gold), id_column=id_column, label_column=gold_column, label_separator=label_separator

@@ -110,6 +110,24 @@ def test_a_document_that_keeps_failing_gets_an_error_row_not_a_crash(api, tmp_pa
     assert len(api.chat_calls()) == 1
 
 
+def test_only_failures_that_may_pass_are_marked_to_retry():
+    import openai
+
+    from scalecode_openai.client import _passing
+
+    def failure(kind: type[Exception], status: int | None = None) -> Exception:
+        # Built bare: only the type and the status code matter here, not the HTTP exchange.
+        exc = kind.__new__(kind)
+        if status is not None:
+            exc.status_code = status  # type: ignore[attr-defined]
+        return exc
+
+    codes = (401, 404, 408, 413, 422, 429, 500, 503)
+    passing = [_passing(failure(openai.APIStatusError, c)) for c in codes]
+    assert passing == [True, True, True, False, False, True, True, True]
+    assert _passing(failure(openai.APITimeoutError)) and _passing(failure(openai.APIConnectionError))
+
+
 def test_client_side_limits_spread_requests_over_time(api, tmp_path):
     coder = backend(api, tmp_path, requests_per_minute=1200, concurrency=64)  # 20 a second
     started = time.perf_counter()

@@ -245,3 +245,11 @@ def test_a_batch_that_ends_without_answers_is_submitted_anew_by_the_next_run(tmp
         assert list(second.predict_batch(texts).label) == [LABELS[i % 3] for i in range(6)]
         created = [c for c in api.calls if c.method == "POST" and c.path == "/v1/batches"]
         assert len(created) == 2
+
+
+def test_requests_a_batch_refuses_are_not_marked_to_retry(tmp_path):
+    with FakeOpenAI(Faults(schema_support=False)) as api:  # every request refused with a 400
+        answers = batch_backend(api, tmp_path).predict_batch(tone_texts(3))
+    assert answers.label == [None] * 3 and list(answers.retry) == [False] * 3
+    (record,) = (tmp_path / "batches").glob("*.json")
+    assert ".batch_" not in record.name  # kept: asked again, it polls this batch and submits none

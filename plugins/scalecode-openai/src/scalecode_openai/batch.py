@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from scalecode.errors import StopRun
-from scalecode_openai.client import Requester, cache_key
+from scalecode_openai.client import REFUSED, Requester, cache_key
 from scalecode_openai.cost import cost_usd, estimate_tokens
 
 log = logging.getLogger("scalecode.openai")
@@ -95,10 +95,12 @@ async def submit_and_collect(
         for line in content.text.splitlines():
             if line.strip():
                 record = json.loads(line)
+                key = record.get("custom_id", "")
+                _refused(requester, key, record)
                 cache.failed(
-                    record.get("custom_id", ""), f"batch {batch.id}: {json.dumps(record.get('error'))}"
+                    key, f"batch {batch.id}: {json.dumps(record.get('error') or record.get('response'))}"
                 )
-    if set(missing) - cache.known(missing):
+    if set(missing) - cache.known(missing) - requester.refused:
         # The batch is over and left requests unanswered (failed, expired, cancelled): the next run
         # must submit them anew, not poll this batch again. Its record stays, under the batch's id.
         state_path.replace(state_path.with_name(f"{name}.{batch.id}.json"))
@@ -123,6 +125,13 @@ def _check_budget(requester: Requester, bodies: list[dict[str, Any]]) -> None:
         )
 
 
+def _refused(requester: Requester, key: str, record: dict[str, Any]) -> None:
+    """Remember a batch line whose request was refused as such (400, 413, 422): a later batch would get
+    the same answer. Lines without a response (the batch expired or was cancelled first) may pass."""
+    if (record.get("response") or {}).get("status_code") in REFUSED:
+        requester.refused.add(key)
+
+
 def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, batch_id: str) -> None:
     """Put each answered line of a batch's output file in the cache."""
     params = requester.params
@@ -135,6 +144,7 @@ def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, b
         if key not in bodies:
             continue  # not ours (or tampered with): never mapped to a document
         if response.get("status_code") != 200:
+            _refused(requester, key, record)
             requester.cache.failed(key, f"batch {batch_id}: {json.dumps(record.get('error') or response)}")
             continue
         answer = response.get("body") or {}

@@ -142,6 +142,7 @@ class Requester:
         self.requests_limit = per_second(params.requests_per_minute)
         self.tokens_limit = per_second(params.tokens_per_minute)
         self.sent = 0  # HTTP requests made, retries by this module included
+        self.refused: set[str] = set()  # keys of requests a batch refused as such: not to be sent again
 
     def body(self, messages: list[dict[str, str]], task: Any, documents: int) -> dict[str, Any]:
         return build_request(
@@ -169,7 +170,7 @@ class Requester:
                 return Reply(
                     key=key,
                     error="the batch gave no answer to this request (see the cache's failures)",
-                    passing=True,
+                    passing=key not in self.refused,
                 )
             async with self.slots:
                 self.budget.reserve()  # with a slot held: at most `concurrency` requests overshoot
@@ -257,13 +258,16 @@ class Requester:
         await self.client.close()
 
 
+REFUSED = frozenset({400, 413, 422})  # the request itself is refused: sending it again gets the same
+
+
 def _passing(exc: Exception) -> bool:
     """Whether asking again later may succeed: yes for a server down, a rate limit, a timeout or a
     setting the user can fix (a key, a model name); no for a request the server cannot take (413, 422),
     which would be refused again."""
     from openai import APIStatusError
 
-    return not (isinstance(exc, APIStatusError) and exc.status_code in (413, 422))
+    return not (isinstance(exc, APIStatusError) and exc.status_code in REFUSED)
 
 
 def _describe(exc: Exception) -> str:
