@@ -209,6 +209,27 @@ def test_a_csv_row_with_too_many_fields_becomes_an_error_row(tmp_path):
     assert rows["corrupt"][2].startswith("corrupt row: 3 fields, 2 expected")
 
 
+def test_bad_csv_rows_are_never_lost_and_each_error_row_has_its_own_id(tmp_path):
+    only_bad = tmp_path / "bad.csv"
+    only_bad.write_text("id,text\n1,hello,\n2,world,\n")  # a trailing comma on every row
+    table = TableConfig(path=str(only_bad))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    assert info.n_documents == 2
+    rows = pl.concat(pl.from_arrow(c) for c in read_piece(Piece(info.files[0]), table, BUILTIN_READERS, 10))
+    assert rows["id"].to_list() == ["bad.csv:invalid row 1", "bad.csv:invalid row 2"]
+
+    # Large enough for the parser's several blocks: the bad rows' ids stay unique across them.
+    big = tmp_path / "big.csv"
+    lines = [f"{i},{'word ' * 40}" + (",surplus" if i % 20_000 == 0 else "") for i in range(60_000)]
+    big.write_text("id,text\n" + "\n".join(lines) + "\n")
+    table = TableConfig(path=str(big))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    assert info.n_documents == 60_000
+    rows = pl.concat(pl.from_arrow(c) for c in read_piece(Piece(info.files[0]), table, BUILTIN_READERS, 8192))
+    bad = rows.filter(pl.col("corrupt").is_not_null())["id"].to_list()
+    assert bad == ["big.csv:invalid row 1", "big.csv:invalid row 2", "big.csv:invalid row 3"]
+
+
 def test_a_corpus_file_without_the_text_column_or_with_an_empty_id_is_refused(tmp_path):
     from scalecode.errors import DataError
 

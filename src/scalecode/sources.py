@@ -232,10 +232,13 @@ class _InvalidRows:
     """Collects CSV rows with the wrong number of fields, which the parser then skips."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str]] = []  # (where, reason)
+        self.rows: list[tuple[str, str]] = []  # (where, reason), not yet given error rows
+        self.seen = 0  # in the whole file: names stay unique though ``rows`` is emptied batch by batch
 
     def __call__(self, row: Any) -> str:
-        where = f"line {row.number}" if row.number is not None else f"invalid row {len(self.rows) + 1}"
+        self.seen += 1
+        # pyarrow's streaming reader gives no line numbers; the count of bad rows still names each once
+        where = f"line {row.number}" if row.number is not None else f"invalid row {self.seen}"
         reason = (
             f"corrupt row: {row.actual_columns} fields, {row.expected_columns} expected: {row.text[:80]!r}"
         )
@@ -273,24 +276,31 @@ def _read_csv(
         row = 0
         pending: list[pa.Table] = []
         pending_rows = 0
+
+        def add_invalid() -> None:
+            """Error rows for the lines the parser skipped; they take their place in the order."""
+            nonlocal row, pending_rows
+            ids = pa.array([f"{source.relative}:{where}" for where, _ in invalid.rows])
+            reasons = pa.array([reason for _, reason in invalid.rows])
+            pending.append(_chunk(ids, pa.nulls(len(ids), pa.binary()), row, reasons))
+            row += len(ids)
+            pending_rows += len(ids)
+            invalid.rows.clear()
+
         for batch in reader:
             text = batch.column(config.text_column) if texts else pa.nulls(len(batch), pa.string())
             pending.append(_chunk(batch.column(config.id_column), text, row))
             pending_rows += len(batch)
             row += len(batch)
             if invalid.rows:
-                # Error rows for the lines the parser skipped; they take their place in the order.
-                ids = pa.array([f"{source.relative}:{where}" for where, _ in invalid.rows])
-                reasons = pa.array([reason for _, reason in invalid.rows])
-                pending.append(_chunk(ids, pa.nulls(len(ids), pa.binary()), row, reasons))
-                row += len(ids)
-                pending_rows += len(ids)
-                invalid.rows.clear()
+                add_invalid()
             while pending_rows >= chunk_rows:
                 table = pa.concat_tables(pending, promote_options="permissive")
                 yield table.slice(0, chunk_rows)
                 rest = table.slice(chunk_rows)
                 pending, pending_rows = ([rest] if len(rest) else []), len(rest)
+        if invalid.rows:  # a file (or its end) of bad rows only: the parser yielded no batch for them
+            add_invalid()
         if pending_rows:
             yield pa.concat_tables(pending, promote_options="permissive")
 
