@@ -239,6 +239,9 @@ def test_a_corpus_file_without_the_text_column_or_with_an_empty_id_is_refused(tm
     (tmp_path / "b.tsv").write_text("id\ttext\n7\tx\n\ty\n")
     with pytest.raises(DataError, match=r"b\.tsv: null or empty id in column 'id' at row 2"):
         inspect_corpus(TableConfig(path=str(tmp_path / "b.tsv")), BUILTIN_READERS)
+    (tmp_path / "c.csv").write_text("id,text\n7,x\n  ,y\n")  # blank is empty too
+    with pytest.raises(DataError, match=r"c\.csv: null or empty id in column 'id' at row 2"):
+        inspect_corpus(TableConfig(path=str(tmp_path / "c.csv")), BUILTIN_READERS)
 
 
 LINES = textwrap.dedent("""

@@ -77,11 +77,15 @@ def test_duplicate_ids_are_named(tmp_path):
     assert "'x'" in message
 
 
-def test_null_id(tmp_path):
+def test_null_or_blank_id(tmp_path):
     pl.DataFrame({"id": ["a", None], "text": ["t", "u"], "label": ["pos", "neg"]}).write_parquet(
         tmp_path / "g.parquet"
     )
-    assert "null id in column 'id' at row 2" in failure(tmp_path / "g.parquet")
+    assert "null or empty id in column 'id' at row 2" in failure(tmp_path / "g.parquet")
+    (tmp_path / "g.jsonl").write_text(
+        '{"id": "a", "text": "t", "label": "pos"}\n{"id": " ", "text": "u", "label": "neg"}\n'
+    )
+    assert "null or empty id in column 'id' at row 2" in failure(tmp_path / "g.jsonl")
 
 
 def test_undecodable_bytes_name_the_line(tmp_path):

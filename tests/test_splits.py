@@ -69,3 +69,19 @@ def test_rare_label_gives_a_clear_error():
     with pytest.raises(ScalecodeError, match="'c' have fewer than 2 gold documents"):
         split_gold(gold, test_size=0.3, seed=0)
     assert len(split_gold(gold, test_size=0.3, seed=0, stratify=False)[1]) == 9
+
+
+def test_too_few_documents_for_the_split_give_a_clear_error_not_a_traceback():
+    seven = make(7)  # three labels, two or three documents each: a 20% test share holds 2 of them
+    with pytest.raises(ScalecodeError, match=r"the 7 gold documents cannot be split 0\.2 for testing"):
+        split_gold(seven, test_size=0.2, seed=0)
+    grouped = make(20, groups=True)  # two speeches: three stratified folds cannot be drawn
+    with pytest.raises(ScalecodeError, match=r"evaluation\.test_size"):
+        split_gold(grouped, test_size=0.3, seed=0)
+
+
+def test_a_small_subsample_is_drawn_though_it_cannot_hold_every_label_in_proportion():
+    from scalecode.splits import subsample_gold
+
+    drawn = subsample_gold(make(7), 5, seed=0)
+    assert len(drawn) == 5 and len(set(drawn.ids)) == 5

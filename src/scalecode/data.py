@@ -100,11 +100,14 @@ def require_columns(frame: pl.DataFrame, path: str, columns: dict[str, str]) -> 
 
 
 def check_ids(frame: pl.DataFrame, path: str, id_column: str) -> pl.DataFrame:
-    """Ids as strings, none null, none repeated."""
+    """Ids as strings, none null or blank, none repeated."""
     frame = frame.with_columns(pl.col(id_column).cast(pl.String))
-    nulls = frame[id_column].is_null()
+    values = frame[id_column]
+    nulls = values.is_null() | (values.str.strip_chars() == "")
     if nulls.any():
-        raise DataError(path, f"null id in column {id_column!r} at {describe_examples(_where(frame, nulls))}")
+        raise DataError(
+            path, f"null or empty id in column {id_column!r} at {describe_examples(_where(frame, nulls))}"
+        )
     dupes = frame[id_column].is_duplicated()
     if dupes.any():
         ids = frame.filter(dupes)[id_column].unique(maintain_order=True).to_list()
@@ -290,7 +293,7 @@ def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo
             for chunk in read_piece(Piece(source), config, readers, _ID_CHUNK, texts=False):
                 parsed = chunk.filter(pc.is_null(chunk.column(src.CORRUPT)))  # corrupt rows become error rows
                 ids = parsed.column(src.ID)
-                missing = pc.fill_null(pc.equal(ids, ""), True)
+                missing = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(ids), ""), True)
                 if pc.any(missing).as_py():
                     at = parsed.filter(missing).column(src.ROW).to_pylist()
                     rows_at = describe_examples([f"row {r + 1}" for r in at])

@@ -35,10 +35,27 @@ def split_gold(
                 f"label(s) {', '.join(map(repr, rare))} have fewer than 2 gold documents, too few to appear "
                 "on both sides of a stratified split; add gold documents or set evaluation.stratify: false"
             )
+    if ordered.groups is not None and len(set(ordered.groups)) < 2:
+        raise ScalecodeError("a grouped split needs at least 2 groups")
+    try:
+        train_idx, test_idx = _split(ordered, indices, test_size, seed, stratified)
+    except ValueError as exc:  # scikit-learn's word on too few documents, labels or groups per side
+        raise ScalecodeError(
+            f"the {len(gold)} gold documents cannot be split {test_size:g} for testing: {exc}; add gold "
+            "documents or change the share (evaluation.test_size, or train.validation_size)"
+        ) from None
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise ScalecodeError(
+            "the split left one side empty; add gold documents or change evaluation.test_size"
+        )
+    return ordered.subset(np.sort(train_idx)), ordered.subset(np.sort(test_idx))
+
+
+def _split(
+    ordered: GoldSet, indices: np.ndarray, test_size: float, seed: int, stratified: bool
+) -> tuple[np.ndarray, np.ndarray]:
     if ordered.groups is not None:
         groups = np.asarray(ordered.groups)
-        if len(set(ordered.groups)) < 2:
-            raise ScalecodeError("a grouped split needs at least 2 groups")
         if stratified:
             folds = max(2, round(1 / test_size))
             splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -46,18 +63,14 @@ def split_gold(
         else:
             shuffle = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
             train_idx, test_idx = next(shuffle.split(indices, groups=groups))
-    else:
-        train_idx, test_idx = train_test_split(
-            indices,
-            test_size=test_size,
-            random_state=seed,
-            stratify=ordered.targets if stratified else None,
-        )
-    if len(train_idx) == 0 or len(test_idx) == 0:
-        raise ScalecodeError(
-            "the split left one side empty; add gold documents or change evaluation.test_size"
-        )
-    return ordered.subset(np.sort(train_idx)), ordered.subset(np.sort(test_idx))
+        return train_idx, test_idx
+    train_idx, test_idx = train_test_split(
+        indices,
+        test_size=test_size,
+        random_state=seed,
+        stratify=ordered.targets if stratified else None,
+    )
+    return train_idx, test_idx
 
 
 def subsample_gold(gold: GoldSet, n: int, *, seed: int, stratify: bool = True) -> GoldSet:
@@ -72,7 +85,10 @@ def subsample_gold(gold: GoldSet, n: int, *, seed: int, stratify: bool = True) -
         # Every label needs two documents, and the sample one per label, for a stratified draw.
         if min(counts.values()) < 2 or n < len(counts):
             labels = None
-    chosen, _ = train_test_split(indices, train_size=n, random_state=seed, stratify=labels)
+    try:
+        chosen, _ = train_test_split(indices, train_size=n, random_state=seed, stratify=labels)
+    except ValueError:  # too few left over for every label: a plain draw, still seeded
+        chosen, _ = train_test_split(indices, train_size=n, random_state=seed)
     return ordered.subset(np.sort(chosen))
 
 
