@@ -70,6 +70,14 @@ def test_null_and_empty_text_name_rows_and_ids(tmp_path):
     assert "row 3 (id 'c')" in message
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    rows = b'{"id": "a", "text": "good", "label": "pos"}\n{"id": "b", "text": "bad", "label": "neg"}\n'
+    (tmp_path / "g.jsonl").write_bytes(b"\xef\xbb\xbf" + rows)
+    (tmp_path / "g.csv").write_bytes(b"\xef\xbb\xbfid,text,label\na,good,pos\nb,bad,neg\n")
+    for name in ("g.jsonl", "g.csv"):
+        assert gold(tmp_path / name).ids == ["a", "b"]
+
+
 def test_duplicate_ids_are_named(tmp_path):
     (tmp_path / "g.csv").write_text("id,text,label\nx,good,pos\ny,bad,neg\nx,also,neg\n")
     message = failure(tmp_path / "g.csv")

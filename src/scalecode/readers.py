@@ -104,7 +104,10 @@ def read_tsv(path: Path, encoding: str) -> pl.DataFrame:
 
 
 def read_jsonl(path: Path, encoding: str) -> pl.DataFrame:
-    return pl.read_ndjson(_text_source(path, encoding), infer_schema_length=None)
+    source = _text_source(path, encoding)
+    data = source.read_bytes() if isinstance(source, Path) else source.getvalue()
+    # A byte-order mark (Windows editors write one) is not JSON; the CSV readers skip it themselves.
+    return pl.read_ndjson(io.BytesIO(data.removeprefix(b"\xef\xbb\xbf")), infer_schema_length=None)
 
 
 BUILTIN_READERS = (
