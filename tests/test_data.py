@@ -78,6 +78,14 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
         assert gold(tmp_path / name).ids == ["a", "b"]
 
 
+def test_a_jsonl_line_that_is_not_an_object_is_named(tmp_path):
+    good = '{"id": "a", "text": "good", "label": "pos"}\n'
+    (tmp_path / "g.jsonl").write_text(good + '{"id": "b", "text": oops}\n')
+    assert "line 2: not JSON" in failure(tmp_path / "g.jsonl")
+    (tmp_path / "g.jsonl").write_text(good + "\n[1, 2, 3]\n")
+    assert "line 3: not a JSON object: '[1, 2, 3]'" in failure(tmp_path / "g.jsonl")
+
+
 def test_duplicate_ids_are_named(tmp_path):
     (tmp_path / "g.csv").write_text("id,text,label\nx,good,pos\ny,bad,neg\nx,also,neg\n")
     message = failure(tmp_path / "g.csv")

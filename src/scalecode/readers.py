@@ -8,6 +8,7 @@ line instead of failing somewhere inside a parser.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,25 @@ def read_jsonl(path: Path, encoding: str) -> pl.DataFrame:
     source = _text_source(path, encoding)
     data = source.read_bytes() if isinstance(source, Path) else source.getvalue()
     # A byte-order mark (Windows editors write one) is not JSON; the CSV readers skip it themselves.
-    return pl.read_ndjson(io.BytesIO(data.removeprefix(b"\xef\xbb\xbf")), infer_schema_length=None)
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+    except Exception:
+        _first_bad_json_line(path, data)  # the parser's message names a character, not the line
+        raise
+
+
+def _first_bad_json_line(path: Path, data: bytes) -> None:
+    """Raise a DataError naming the first line that is not a JSON object, if there is one."""
+    for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(str(path), f"line {number}: not JSON ({exc.msg}): {line[:80]!r}") from None
+        if not isinstance(value, dict):
+            raise DataError(str(path), f"line {number}: not a JSON object: {line[:80]!r}")
 
 
 BUILTIN_READERS = (
