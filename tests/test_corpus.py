@@ -230,6 +230,19 @@ def test_bad_csv_rows_are_never_lost_and_each_error_row_has_its_own_id(tmp_path)
     assert bad == ["big.csv:invalid row 1", "big.csv:invalid row 2", "big.csv:invalid row 3"]
 
 
+def test_a_quote_that_never_closes_is_refused_naming_its_line(tmp_path):
+    from scalecode.errors import DataError
+
+    (tmp_path / "open.csv").write_text(
+        'id,text\n1,x\n2,"y\n3,z\n' + "".join(f"{i},w\n" for i in range(4, 9999))
+    )
+    with pytest.raises(DataError, match=r"open\.csv: line 3: a quoted field opens and never closes"):
+        inspect_corpus(TableConfig(path=str(tmp_path / "open.csv")), BUILTIN_READERS)
+    # A field quoted over two lines, and a quote inside an unquoted field, are text.
+    (tmp_path / "fine.csv").write_text('id,text\n1,"line one\nline two"\n2,a 5" screen\n')
+    assert inspect_corpus(TableConfig(path=str(tmp_path / "fine.csv")), BUILTIN_READERS).n_documents == 2
+
+
 def test_a_corpus_file_without_the_text_column_or_with_an_empty_id_is_refused(tmp_path):
     from scalecode.errors import DataError
 

@@ -289,6 +289,12 @@ def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo
     hashes = _HashParts(Path(spill.name))
     for source in files:
         n = 0
+        if (line := src.unclosed_quote(config, source)) is not None:
+            raise DataError(
+                source.path,
+                f"line {line}: a quoted field opens and never closes, so it would take in every row after "
+                "it; close the quote, or double it where it is part of the text",
+            )
         try:
             for chunk in read_piece(Piece(source), config, readers, _ID_CHUNK, texts=False):
                 parsed = chunk.filter(pc.is_null(chunk.column(src.CORRUPT)))  # corrupt rows become error rows

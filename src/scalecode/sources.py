@@ -15,6 +15,7 @@ only) and then cut into chunks.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -176,6 +177,48 @@ def _require(names: Sequence[str], config: TableConfig, where: str) -> None:
 
 def _utf8(encoding: str) -> bool:
     return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
+
+
+def unclosed_quote(config: TableConfig, source: SourceFile) -> int | None:
+    """The line where a quoted CSV field opens and never closes, or None.
+
+    A parser reads such a field to the end of the file, silently making one document of every row
+    after it. Escaped quotes come in pairs, so only a file with an odd count of quote characters can
+    hold one; only then is it parsed again, strictly, to find where (a quote inside an unquoted field
+    also makes the count odd, and is text, not an error).
+    """
+    if source.reader != "csv" or not _utf8(config.encoding):
+        return None
+    fs, _ = filesystem(config.path)
+    quotes = 0
+    with fs.open_input_stream(source.path) as stream:
+        while block := stream.read(1 << 24):
+            quotes += block.count(b'"')
+    if quotes % 2 == 0:
+        return None
+    with fs.open_input_stream(source.path) as stream:
+        lines = (line.decode("utf-8", "replace") + "\n" for line in _lines(stream))
+        reader = csv.reader(lines, strict=True)
+        # The runaway field holds the rest of the file: past csv's default limit (128 KiB), it would
+        # raise another error before the end of the data that names it.
+        csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+        start = 1
+        try:
+            for _ in reader:
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                return start
+    return None
+
+
+def _lines(stream: Any) -> Iterator[bytes]:
+    rest = b""
+    while block := stream.read(1 << 20):
+        *lines, rest = (rest + block).split(b"\n")
+        yield from lines
+    if rest:
+        yield rest
 
 
 def read_piece(
