@@ -82,7 +82,12 @@ def write_report(
                 )
                 lines.append("")
             if result.n_errors:
-                lines.append(f"{result.n_errors} of {result.n_gold} documents not coded; first reasons:")
+                retry = details.get(result.backend, {}).get("errors_to_retry")
+                lines.append(
+                    f"{result.n_errors} of {result.n_gold} documents not coded"
+                    + (f" ({retry} of them coded again by the next run)" if retry else "")
+                    + "; first reasons:"
+                )
                 lines += [f"- `{e['id']}`: {e['error']}" for e in result.error_examples[:5]]
                 lines.append("")
             if result.per_label:

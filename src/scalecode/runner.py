@@ -108,6 +108,11 @@ def _write_whole(table: pa.Table, path: Path) -> None:
     partial.replace(path)
 
 
+def errors_to_retry(frame: pl.DataFrame) -> int:
+    """Error rows the backend expects to pass: the next run codes their documents again."""
+    return int(frame[RETRY].fill_null(False).sum()) if RETRY in frame.columns else 0
+
+
 def spending(frame: pl.DataFrame) -> dict[str, float]:
     """Tokens, dollars and cache hits of a predictions table from a backend that reports them."""
     out: dict[str, float] = {}
@@ -295,9 +300,12 @@ class Runner:
                 scores, rate = self._evaluate(backend, specs[backend.name], test, path)
                 result.scores.append(scores)
                 details.setdefault(backend.name, {})["docs_per_second"] = rate
-                spent = spending(pl.read_parquet(path))
+                frame = pl.read_parquet(path)
+                spent = spending(frame)
                 if spent:
                     details[backend.name]["spending"] = spent
+                if retry := errors_to_retry(frame):
+                    details[backend.name]["errors_to_retry"] = retry
             self._timed("evaluate", step)
             for name, fit in fits.items():
                 details.setdefault(name, {})["fit_seconds"] = fit.seconds
@@ -372,8 +380,7 @@ class Runner:
         else:
             self._retry_gold(backend, spec, test, path)
         frame = pl.read_parquet(path)
-        pending = int(frame[RETRY].fill_null(False).sum()) if RETRY in frame.columns else 0
-        if pending:
+        if pending := errors_to_retry(frame):
             self.echo(
                 f"{backend.name}: {pending} gold test document(s) failed for reasons that may pass; "
                 "the next run codes them again"

@@ -163,6 +163,9 @@ def test_documents_that_failed_while_the_server_was_down_are_coded_by_the_next_r
         assert failed.height > 0 and gold_failed.height > 0
         assert failed["retry"].all() and failed["error"].str.contains("500").all()
         assert "Errors the next run codes again: gpt:" in first.stdout
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["backends"]["gpt"]["errors_to_retry"] == gold_failed.height
+        assert "of them coded again by the next run" in (run / "comparison.md").read_text()
 
         api.faults = Faults()  # the server is back
         api.reset()
@@ -176,7 +179,10 @@ def test_documents_that_failed_while_the_server_was_down_are_coded_by_the_next_r
         gold = pl.read_parquet(gold_file)
         assert gold.height == 20 and gold["error"].null_count() == 20 and gold["id"].n_unique() == 20
         metrics = json.loads((run / "metrics.json").read_text())
-        assert metrics["backends"]["gpt"]["n_errors"] == 0
+        assert (
+            metrics["backends"]["gpt"]["n_errors"] == 0
+            and "errors_to_retry" not in metrics["backends"]["gpt"]
+        )
 
 
 TONE = Task(name="tone", type=TaskType.CLASSIFICATION, labels=LABELS)
