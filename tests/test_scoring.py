@@ -180,3 +180,28 @@ def test_custom_metric_without_batched_version_is_bootstrapped_by_calls():
     assert estimate.value == pytest.approx(0.5)
     assert estimate.ci_low == pytest.approx(0.5)
     assert estimate.ci_high == pytest.approx(0.5)
+
+
+def one_code_resample(n: int) -> Resamples:
+    """Two 'resamples': the first draws document 0 n times (one code only), the second is the sample."""
+    indices = np.vstack([np.zeros(n, dtype=np.int64), np.arange(n)])
+    counts = np.zeros((2, n))
+    counts[0, 0], counts[1] = n, 1
+    return Resamples(indices=indices, counts=counts)
+
+
+def test_figures_a_resample_leaves_undefined_are_left_out_not_scored_0_or_1():
+    y_true = np.array([0] * 18 + [1] * 2)
+    sample = one_code_resample(len(y_true))
+    for name in ("cohen_kappa", "krippendorff_alpha"):
+        draws = metric(name, TaskType.CLASSIFICATION).batched(y_true, y_true.copy(), sample)
+        assert np.isnan(draws[0]) and draws[1] == pytest.approx(1.0), name
+    assert np.isnan(krippendorff_alpha_score(np.zeros(5), np.zeros(5)))  # and no exception
+
+
+def test_macro_f1_averages_over_the_same_labels_in_every_resample():
+    y_true, y_pred = np.array([0] * 18 + [1] * 2), np.zeros(20, dtype=np.int64)
+    draws = metric("macro_f1", TaskType.CLASSIFICATION).batched(y_true, y_pred, one_code_resample(20))
+    # The one-code draw scores label 1 as missed (0), as the whole sample does; it is not 1.0.
+    assert draws[0] == pytest.approx(0.5)
+    assert draws[1] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))

@@ -62,4 +62,6 @@ def krippendorff_alpha_score(
         if len(a) < 2 or expected == 0:
             return float("nan")
         return float(1 - np.mean((a - b) ** 2) / expected)
+    if len(np.unique(np.concatenate([a, b]))) < 2:
+        return float("nan")  # one code in all: no disagreement is expected, alpha is undefined
     return krippendorff_alpha(np.vstack([a, b]), level=level, value_domain=value_domain)

@@ -29,6 +29,15 @@ def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
+def _ratio_or_nan(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is 0: a figure the data leaves undefined
+    (kappa or alpha when gold and prediction use one code only) is left out of the bootstrap, not
+    counted as 0 or 1."""
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out
+
+
 # --- classification -----------------------------------------------------------------------------
 
 
@@ -57,8 +66,10 @@ def _accuracy_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples)
 def _macro_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
     tp, true_sum, pred_sum = _f1_parts(confusion_matrices(y_true, y_pred, sample))
     f1 = _divide(2 * tp, true_sum + pred_sum)
-    present = (true_sum + pred_sum) > 0  # scikit-learn averages over labels seen in gold or predictions
-    return _divide((f1 * present).sum(axis=1), present.sum(axis=1))
+    # The labels seen in gold or predictions of the whole sample, as scikit-learn averages over; the
+    # same set in every resample, so that a draw missing a label scores it 0 and does not drop it.
+    present = np.isin(np.arange(f1.shape[1]), np.union1d(y_true, y_pred))
+    return _divide((f1 * present).sum(axis=1), np.full(len(f1), present.sum()))
 
 
 def _weighted_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
@@ -72,7 +83,7 @@ def _kappa_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) ->
     total = conf.sum(axis=(1, 2))
     observed = _divide(np.trace(conf, axis1=1, axis2=2), total)
     expected = _divide((conf.sum(axis=2) * conf.sum(axis=1)).sum(axis=1), total**2)
-    return _divide(observed - expected, 1 - expected)
+    return _ratio_or_nan(observed - expected, 1 - expected)
 
 
 def _alpha_from_confusion(conf: np.ndarray, ordinal: bool) -> np.ndarray:
@@ -92,7 +103,7 @@ def _alpha_from_confusion(conf: np.ndarray, ordinal: bool) -> np.ndarray:
         delta = np.broadcast_to(1.0 - np.eye(k), (conf.shape[0], k, k))
     observed = (coincidence * delta).sum(axis=(1, 2))
     expected = (marginals[:, :, None] * marginals[:, None, :] * delta).sum(axis=(1, 2))
-    return 1.0 - _divide((total - 1) * observed, expected)
+    return 1.0 - _ratio_or_nan((total - 1) * observed, expected)
 
 
 def _alpha_nominal_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
