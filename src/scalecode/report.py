@@ -99,7 +99,8 @@ def write_report(
             "## Learning curves",
             "",
             "Each row trains on a seeded sample of the training split and scores on the same test split; "
-            "the interval pools the bootstrap draws of every repeat.",
+            "the interval pools the bootstrap draws of every repeat, so it is the spread of one run "
+            "(over test documents and training samples), not an interval for the mean beside it.",
             "",
         ]
         for backend, points in curves.items():
