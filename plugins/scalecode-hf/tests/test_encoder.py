@@ -35,6 +35,21 @@ def test_pooling_follows_the_sentence_transformers_config(tiny_bert, tiny_senten
 
 
 @pytest.mark.parametrize("pooling", ["model", "mean"])
+def test_a_bf16_checkpoint_is_trained_in_fp32(tiny_bert, tmp_path, pooling):
+    """transformers loads a checkpoint's own dtype by default; AdamW's updates would vanish in bf16."""
+    import shutil
+
+    import torch
+    from transformers import AutoModel
+
+    folder = tmp_path / "bf16"
+    shutil.copytree(tiny_bert, folder)
+    AutoModel.from_pretrained(tiny_bert).to(torch.bfloat16).save_pretrained(folder)
+    model = load_encoder(resolve(str(folder)), pooling, 2, problem_type="regression")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("pooling", ["model", "mean"])
 def test_modes_train_what_they_say(tiny_bert, pooling):
     counts = {}
     for mode in ("full", "head", "lora"):

@@ -43,6 +43,17 @@ def test_two_cpu_workers_with_deepspeed_zero2(tiny_bert, tmp_path):
 
 
 @pytest.mark.usefixtures("ray_local")
+def test_a_run_restored_after_it_had_stopped_trains_no_further(tiny_bert, tmp_path):
+    """As after a kill between the last checkpoint and the saved model: the rerun restores a run
+    that had already stopped (here at max_steps, in its first epoch) and must not train on."""
+    _fit_scores(tiny_bert, tmp_path, epochs=3, max_steps=2)
+    _, again, _ = _fit_scores(tiny_bert, tmp_path, epochs=3, max_steps=2)
+    history = json.loads((tmp_path / "state" / "training.json").read_text())
+    assert [h["epoch"] for h in history] == [1]
+    assert "best 1" in again.notes[0]
+
+
+@pytest.mark.usefixtures("ray_local")
 def test_a_refit_trains_on_every_training_document_for_the_chosen_epochs(tiny_bert, tmp_path):
     import numpy as np
 

@@ -62,7 +62,11 @@ class CausalRecipe:
         from transformers import AutoModelForCausalLM
 
         location, kwargs = self.source.pretrained()
-        model: Any = AutoModelForCausalLM.from_pretrained(location, use_safetensors=True, **kwargs)
+        # fp32 master weights whatever the checkpoint holds (transformers loads its dtype by default):
+        # AdamW's small updates vanish in bf16 weights; autocast gives the bf16 speed where wanted.
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            location, use_safetensors=True, dtype=torch.float32, **kwargs
+        )
         if self.config["mode"] == "lora":
             from peft import LoraConfig, get_peft_model
 

@@ -56,7 +56,8 @@ def choose_precision(precision: str, device: torch.device, *, training: bool = F
             raise ValueError("precision fp16 needs a GPU; use fp32 or bf16 on CPU")
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # Native bf16 only (Ampere and later): older GPUs emulate it slowly, and get fp16.
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 

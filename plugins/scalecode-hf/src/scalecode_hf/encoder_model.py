@@ -136,6 +136,7 @@ def load_encoder(
             problem_type=problem_type,
             ignore_mismatched_sizes=True,
             use_safetensors=True,
+            dtype=torch.float32,  # fp32 weights whatever the checkpoint holds; autocast narrows them
             **kwargs,
             **extra,
         )
@@ -164,10 +165,10 @@ def _base_model(location: str, kwargs: dict[str, Any]) -> nn.Module:
 
     try:  # the pooler is unused with our head; without it, DDP has no parameters without gradients
         model: nn.Module = AutoModel.from_pretrained(
-            location, add_pooling_layer=False, use_safetensors=True, **kwargs
+            location, add_pooling_layer=False, use_safetensors=True, dtype=torch.float32, **kwargs
         )
     except TypeError:  # architectures without a pooler take no such argument
-        model = AutoModel.from_pretrained(location, use_safetensors=True, **kwargs)
+        model = AutoModel.from_pretrained(location, use_safetensors=True, dtype=torch.float32, **kwargs)
     return model
 
 

@@ -201,7 +201,9 @@ def train_loop(config: dict[str, Any]) -> None:
     rows = _read_shard(ray.train.get_dataset_shard("train"))
     patience = config["early_stopping_patience"]
     ran = False
-    for epoch in range(state["epoch"], config["epochs"]):
+    # Restored from a run that had already stopped (early, or at max_steps): it must not train on.
+    finished = state["stopped_early"] or (bool(config["max_steps"]) and state["step"] >= config["max_steps"])
+    for epoch in range(config["epochs"] if finished else state["epoch"], config["epochs"]):
         ran = True
         runner.train()
         started, seen, losses = time.perf_counter(), 0, []
@@ -213,9 +215,11 @@ def train_loop(config: dict[str, Any]) -> None:
             tensors = recipe.collate(batch, device)
             if engine is not None:
                 loss = recipe.loss(runner, tensors)
+                # Asked before step(), which moves DeepSpeed on to the next micro-batch.
+                boundary = engine.is_gradient_accumulation_boundary()
                 engine.backward(loss)
                 engine.step()
-                if engine.is_gradient_accumulation_boundary():
+                if boundary:
                     state["step"] += 1
             else:
                 with autocast(device, precision):
