@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -221,6 +222,30 @@ def test_a_run_directory_of_another_job_is_refused(project, first_run, tmp_path)
     result = scalecode("run", "other.yaml", "--num-cpus", "2", cwd=project)
     assert result.returncode == 1
     assert "holds a run of a different job" in result.stderr
+
+
+def test_a_run_directory_made_from_other_gold_is_refused(project, first_run, tmp_path):
+    """Same job file, one gold rating corrected: the trained models there learned from the old one."""
+    assert first_run.returncode == 0
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    gold = pl.read_parquet(copy / "gold.parquet")
+    changed = gold.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.col("score") + 1)
+        .otherwise(pl.col("score"))
+        .alias("score")
+    )
+    changed.write_parquet(copy / "gold.parquet")
+    result = scalecode("run", "job.yaml", "--num-cpus", "2", cwd=copy)
+    assert result.returncode == 1
+    assert "the gold documents changed since run was run" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    gold.write_parquet(copy / "gold.parquet")  # the same documents again, in a new file: accepted
+    again = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=copy)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "not training again" in again.stderr
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ The run directory holds everything needed to rebuild any report without predicti
     predictions/corpus/<backend>/<shard>.parquet
 
 Running the same job over the same directory resumes: trained backends, gold predictions and
-finished corpus shards are reused; a directory holding a different job is refused.
+finished corpus shards are reused; a directory holding a different job, or made from other gold
+documents, is refused.
 """
 
 from __future__ import annotations
@@ -64,7 +65,23 @@ def job_fingerprint(job: Job) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _claim(out: Path, fingerprint: str, job: Job) -> None:
+def gold_fingerprint(gold: GoldSet) -> str:
+    """A hash of the gold documents as read (ids, texts, codes, groups), whatever files hold them."""
+    content = [
+        gold.ids,
+        gold.texts,
+        [list(t) if isinstance(t, tuple) else t for t in gold.targets],
+        gold.groups,
+    ]
+    return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
+
+
+def _claim(out: Path, fingerprint: str, job: Job, gold: str | None) -> None:
+    """Make ``out`` this job's run directory, or refuse one that holds another job or other gold.
+
+    The corpus may grow between runs (that is what a schedule is for); the gold may not: trained
+    models, the split and the test predictions kept here were made from the gold that was.
+    """
     marker = out / "job.json"
     if marker.exists():
         previous = json.loads(marker.read_text(encoding="utf-8"))
@@ -73,11 +90,24 @@ def _claim(out: Path, fingerprint: str, job: Job) -> None:
                 f"{out} holds a run of a different job ({previous.get('job_file')}); "
                 "choose another output.dir (or --output) or delete that directory"
             )
+        if previous.get("gold") is not None and previous["gold"] != gold:
+            raise ScalecodeError(
+                f"the gold documents changed since {out} was run (a text, a code, an id or a group); "
+                "its trained models, split and test predictions came from the old ones. "
+                "Choose another output.dir (or --output) or delete that directory"
+            )
+        if previous.get("gold") is None and gold is not None:  # written by a version that kept none
+            write_json(marker, {**previous, "gold": gold})
         return
     out.mkdir(parents=True, exist_ok=True)
     write_json(
         marker,
-        {"fingerprint": fingerprint, "job_file": str(job.path), "job": job.config.model_dump(mode="json")},
+        {
+            "fingerprint": fingerprint,
+            "job_file": str(job.path),
+            "job": job.config.model_dump(mode="json"),
+            "gold": gold,
+        },
     )
 
 
@@ -220,7 +250,7 @@ class Runner:
             self.echo(f"corpus: {corpus.n_documents} documents in {len(corpus.files)} file(s)")
         self._timed("read_data", step)
 
-        _claim(self.out, fingerprint, job)
+        _claim(self.out, fingerprint, job, gold_fingerprint(gold) if gold is not None else None)
         self._lock = _lock(self.out)
         self.manifest = {
             "scalecode": __version__,
