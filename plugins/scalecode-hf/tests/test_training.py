@@ -136,6 +136,25 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tiny_bert, tmp_path)
     history = json.loads((tmp_path / "out" / "training.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]  # every epoch once: none lost, none repeated
 
+    # The resumed run goes on as an uninterrupted one would have: the same data order, optimizer,
+    # schedule and dropout draws, so the same trained weights.
+    whole = [sys.executable, str(script), str(tiny_bert), str(tmp_path / "whole"), str(tmp_path / "whole-ck")]
+    third = subprocess.run(whole, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert third.returncode == 0, third.stderr[-3000:]
+    resumed, uninterrupted = _saved_weights(tmp_path / "out"), _saved_weights(tmp_path / "whole")
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.allclose(resumed[k], uninterrupted[k], atol=1e-6) for k in resumed)
+
+
+def _saved_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    weights: dict[str, torch.Tensor] = {}
+    for file in sorted(folder.rglob("*.safetensors")):
+        weights.update({f"{file.name}:{k}": v for k, v in load_file(file).items()})
+    assert weights, f"no weights saved in {folder}"
+    return weights
+
 
 def test_each_epoch_sees_every_training_row_once_in_a_new_seeded_order():
     import numpy as np
@@ -178,3 +197,54 @@ def test_length_grouped_batches_pad_less_and_still_cover_every_row():
     again = [b["row"].tolist() for b in _shuffled_batches(rows, 8, seed=1, group_by_length=True)]
     other = [b["row"].tolist() for b in _shuffled_batches(rows, 8, seed=2, group_by_length=True)]
     assert first == again and first != other  # seeded, and a new order each epoch
+
+
+def _judged(scores: list[float], patience: int) -> tuple[int | None, list[bool], int]:
+    """Epochs judged one by one as the loop does: (best epoch, kept?, the epoch it stopped after)."""
+    from scalecode_hf.training import judge_epoch
+
+    state: dict[str, Any] = {"best_score": None, "best_epoch": None, "bad_epochs": 0}
+    kept = []
+    for epoch, score in enumerate(scores, start=1):
+        kept.append(judge_epoch(state, score, epoch))
+        if state["bad_epochs"] >= patience:
+            return state["best_epoch"], kept, epoch
+    return state["best_epoch"], kept, len(scores)
+
+
+def test_a_flat_validation_score_stops_early_and_keeps_the_later_equal_epoch():
+    best, kept, stopped = _judged([0.5, 0.5, 0.5, 0.5, 0.5], patience=2)
+    assert stopped == 3  # ties do not reset the patience
+    assert best == 3 and kept == [True, True, True]  # the later of equal epochs is kept
+    assert _judged([0.1, 0.3, 0.2, 0.4, 0.4, 0.3], patience=2) == (
+        5,
+        [True, True, False, True, True, False],
+        6,
+    )
+
+
+def test_an_undefined_validation_score_is_never_the_best():
+    nan = float("nan")
+    assert _judged([nan, 0.2, nan, 0.1], patience=5) == (2, [True, True, False, False], 4)
+
+
+def test_a_checkpoint_folder_of_other_training_is_refused(tmp_path):
+    import pyarrow as pa
+
+    from scalecode.errors import ScalecodeError
+    from scalecode_hf.training import claim_checkpoints
+
+    table = pa.table({"input_ids": [[1, 2], [3]], "target": [0.5, -1.0]})
+    config = {"seed": 1, "epochs": 3, "learning_rate": 1e-4, "threads": 2}
+    folder = tmp_path / "checkpoints"
+    claim_checkpoints(folder, config, table)
+    (folder / "train").mkdir()  # what Ray Train then writes there
+    claim_checkpoints(folder, {**config, "threads": 8}, table)  # the same training on another machine
+    with pytest.raises(ScalecodeError, match="other documents or with other options"):
+        claim_checkpoints(folder, config, pa.table({"input_ids": [[1, 2], [3]], "target": [0.5, -2.0]}))
+    with pytest.raises(ScalecodeError, match="other documents or with other options"):
+        claim_checkpoints(folder, {**config, "learning_rate": 1e-3}, table)
+    stray = tmp_path / "stray"
+    (stray / "train").mkdir(parents=True)
+    with pytest.raises(ScalecodeError, match="no scalecode training marked"):
+        claim_checkpoints(stray, config, table)

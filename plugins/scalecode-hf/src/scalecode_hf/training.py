@@ -5,8 +5,10 @@ score the validation split), the tokenised training documents as a Ray Dataset, 
 worker reads its shard of the dataset, trains, scores the validation split after every epoch with
 scalecode's common scoring, keeps the best weights (by the task's primary metric), stops early when
 the score stops improving, and reports a checkpoint every epoch: the current and best trained weights
-(safetensors), optimizer and scheduler state, and the loop's state. Running the same training again
-with the same checkpoint folder resumes from the latest checkpoint.
+(safetensors), optimizer and scheduler state, each worker's random state, and the loop's state.
+Running the same training again with the same checkpoint folder resumes from the latest checkpoint
+and goes on as the run would have; a folder left by training on other documents or with other
+options is refused (``claim_checkpoints``).
 
 With ``refit``, the validation run only chooses the number of epochs: a second run then trains a fresh
 model on every training document, validation share included, with the same seed and learning-rate
@@ -87,6 +89,20 @@ def _seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """The random state training draws from after seeding (dropout): torch's, and the GPU's."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def train_loop(config: dict[str, Any]) -> None:
@@ -174,6 +190,8 @@ def train_loop(config: dict[str, Any]) -> None:
             state.setdefault("resumed_after_epochs", []).append(state["epoch"])
             load_trainable(raw, load_file(saved / "current.safetensors"))
             best = load_file(saved / "best.safetensors")
+            if (saved / f"rng-{rank}.pt").exists():  # dropout goes on as it would have without the kill
+                restore_rng(torch.load(saved / f"rng-{rank}.pt", weights_only=True), device)
             if engine is not None:
                 engine.load_checkpoint(str(saved / "deepspeed"), tag="state", load_module_strict=False)
             else:
@@ -192,6 +210,7 @@ def train_loop(config: dict[str, Any]) -> None:
                 if engine is None:
                     torch.save(optimizer.state_dict(), target / "optimizer.pt")
                     torch.save(scheduler.state_dict(), target / "scheduler.pt")
+            torch.save(rng_state(device), target / f"rng-{rank}.pt")  # moved on by this rank's own batches
             if engine is not None:  # every rank holds part of the ZeRO optimizer state
                 engine.save_checkpoint(str(target / "deepspeed"), tag="state")
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
@@ -242,16 +261,12 @@ def train_loop(config: dict[str, Any]) -> None:
         runner.eval()
         if config["keep_last"]:  # a refit: the validation documents are training documents now
             scores: dict[str, float] = {}
-            improved = True
+            keep = True
         else:
             scores = recipe.validate(raw, device, precision)
-            # A later epoch as good as the best replaces it: same validation score, more training.
-            improved = state["best_score"] is None or scores["score"] >= state["best_score"]
-        if improved:
+            keep = judge_epoch(state, scores["score"], epoch + 1)
+        if keep:
             best = trainable_state(raw)
-            state.update(best_score=scores.get("score"), best_epoch=epoch + 1, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
         record = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)) if losses else None,
@@ -269,6 +284,65 @@ def train_loop(config: dict[str, Any]) -> None:
             break
     if not ran:  # restored after the last epoch: report once more so that the result carries it
         checkpoint({"epoch": state["epoch"], "trainable_parameters": trainable, "total_parameters": total})
+
+
+def judge_epoch(state: dict[str, Any], score: float, epoch: int) -> bool:
+    """Record an epoch's validation score in ``state``; True where its weights become the best.
+
+    A later epoch as good as the best replaces it (same score, more training), but only a better
+    score resets the patience: a score that stays flat must still stop early. A NaN score (a
+    validation split the figure is undefined on) is never better, so it counts against patience.
+    """
+    best = state["best_score"]
+    if best is None or _better(score, best):
+        state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+        return True
+    state["bad_epochs"] += 1
+    if score == best:
+        state["best_epoch"] = epoch
+        return True
+    return False
+
+
+def _better(score: float | None, best: float) -> bool:
+    if score is None or math.isnan(score):
+        return False
+    return math.isnan(best) or score > best
+
+
+def claim_checkpoints(checkpoint_dir: Path, config: dict[str, Any], table: pa.Table) -> None:
+    """Mark ``checkpoint_dir`` as this training's, or refuse it if it holds another training's.
+
+    Ray Train resumes from whatever checkpoint the folder holds; one left by training on other
+    documents or with other options would be resumed as if it were this one's.
+    """
+    import hashlib
+
+    from scalecode.errors import ScalecodeError
+
+    # The thread count follows the machine, not the training: a resume on another one is the same run.
+    digest = hashlib.sha256(
+        json.dumps({k: v for k, v in config.items() if k != "threads"}, sort_keys=True, default=str).encode()
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    digest.update(sink.getvalue().to_pybytes())
+    marker = checkpoint_dir / "training.sha256"
+    if marker.exists():
+        if marker.read_text().strip() != digest.hexdigest():
+            raise ScalecodeError(
+                f"{checkpoint_dir} holds checkpoints of training on other documents or with other options; "
+                "delete that folder to train afresh, or give this training another checkpoint folder"
+            )
+        return
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if any(checkpoint_dir.iterdir()):
+        raise ScalecodeError(
+            f"{checkpoint_dir} holds files that no scalecode training marked as its own; "
+            "delete that folder or give this training another checkpoint folder"
+        )
+    marker.write_text(digest.hexdigest() + "\n")
 
 
 def _read_shard(shard: Any) -> dict[str, np.ndarray]:
@@ -431,7 +505,7 @@ def run_training(
         "group_by_length": options.group_by_length,
     }
     started = time.perf_counter()
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    claim_checkpoints(checkpoint_dir, config, train_table)
     trainer = TorchTrainer(
         train_loop,
         train_loop_config=config,
