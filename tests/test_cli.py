@@ -25,28 +25,29 @@ def project(data_dir, tmp_path_factory) -> Path:
     (root / "corpus").mkdir()
     corpus.head(1800).write_parquet(root / "corpus" / "part-1.parquet")
     corpus.tail(1200).write_parquet(root / "corpus" / "part-2.parquet")
+    shutil.copy(data_dir / "lexicons" / "vader_lexicon.txt", root)
     (root / "job.yaml").write_text(
-        textwrap.dedent(f"""
+        textwrap.dedent("""
         task:
           name: nyt-sample
           type: regression
-          scale: {{min: -4, max: 4}}
+          scale: {min: -4, max: 4}
         data:
-          gold: {{path: gold.parquet, label_column: score, group_column: group}}
-          corpus: {{path: corpus}}
+          gold: {path: gold.parquet, label_column: score, group_column: group}
+          corpus: {path: corpus}
         backends:
           - name: vader
             plugin: lexicon
-            params: {{lexicon: {data_dir / "lexicons" / "vader_lexicon.txt"}, negation: {{window: 3}}}}
+            params: {lexicon: vader_lexicon.txt, negation: {window: 3}}
           - name: vader-calibrated
             plugin: lexicon
-            params: {{lexicon: {data_dir / "lexicons" / "vader_lexicon.txt"}, negation: {{window: 3}}}}
+            params: {lexicon: vader_lexicon.txt, negation: {window: 3}}
             train: true
           - name: learned
             plugin: learned-dictionary
-            params: {{min_df: 2}}
-        evaluation: {{test_size: 0.3, seed: 7, bootstrap: {{n: 300}}}}
-        output: {{dir: run}}
+            params: {min_df: 2}
+        evaluation: {test_size: 0.3, seed: 7, bootstrap: {n: 300}}
+        output: {dir: run}
     """)
     )
     return root
@@ -221,31 +222,37 @@ def test_a_run_directory_of_another_job_is_refused(project, first_run, tmp_path)
     (project / "other.yaml").write_text(other)
     result = scalecode("run", "other.yaml", "--num-cpus", "2", cwd=project)
     assert result.returncode == 1
-    assert "holds a run of a different job" in result.stderr
+    assert "holds a run made from a different job" in result.stderr
 
 
-def test_a_run_directory_made_from_other_gold_is_refused(project, first_run, tmp_path):
-    """Same job file, one gold rating corrected: the trained models there learned from the old one."""
+def test_a_run_directory_is_refused_once_its_inputs_change_but_not_its_scoring(project, first_run, tmp_path):
+    """Same job file; a scoring setting, a gold rating, a lexicon line changed in turn."""
     assert first_run.returncode == 0
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
+    job = (copy / "job.yaml").read_text()
+    (copy / "job.yaml").write_text(job.replace("bootstrap: {n: 300}", "bootstrap: {n: 400}"))
+    rescored = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=copy)
+    assert rescored.returncode == 0, rescored.stderr[-2000:]
+    assert "vader-calibrated: trained state found" in rescored.stderr  # nothing trained or coded again
+    assert json.loads((copy / "run" / "metrics.json").read_text())["bootstrap_resamples"] == 400
+
     gold = pl.read_parquet(copy / "gold.parquet")
-    changed = gold.with_columns(
-        pl.when(pl.int_range(pl.len()) == 0)
-        .then(pl.col("score") + 1)
-        .otherwise(pl.col("score"))
-        .alias("score")
-    )
-    changed.write_parquet(copy / "gold.parquet")
+    first = pl.int_range(pl.len()) == 0
+    gold.with_columns(
+        pl.when(first).then(pl.col("score") + 1).otherwise(pl.col("score")).alias("score")
+    ).write_parquet(copy / "gold.parquet")
     result = scalecode("run", "job.yaml", "--num-cpus", "2", cwd=copy)
     assert result.returncode == 1
-    assert "the gold documents changed since run was run" in result.stderr
+    assert "holds a run made from other gold documents" in result.stderr
     assert "Traceback" not in result.stderr
+    gold.write_parquet(copy / "gold.parquet")  # the same documents again, in a new file
 
-    gold.write_parquet(copy / "gold.parquet")  # the same documents again, in a new file: accepted
-    again = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=copy)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "not training again" in again.stderr
+    with (copy / "vader_lexicon.txt").open("a") as lexicon:
+        lexicon.write("scalecode\t3.0\t0.5\t[3, 3, 3]\n")
+    result = scalecode("run", "job.yaml", "--num-cpus", "2", cwd=copy)
+    assert result.returncode == 1
+    assert "holds a run made from other files read by vader, vader-calibrated" in result.stderr
 
 
 @pytest.mark.slow
@@ -396,5 +403,9 @@ def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
     # Each repeat trained on its own sample: two different training runs at the same size.
     first = curves["learned"][0]["runs"]
     assert first[0]["metrics"]["r2"]["value"] != first[1]["metrics"]["r2"]["value"]
+    # At the full size both repeats hold every training document; each still trains with its own
+    # seed (here the learned dictionary's cross-validation folds), so they are not copies.
+    whole = curves["learned"][-1]["runs"]
+    assert whole[0]["metrics"]["r2"]["value"] != whole[1]["metrics"]["r2"]["value"]
     assert "## Learning curves" in (tmp_path / "run" / "comparison.md").read_text()
     assert "learned: training documents" in result.stdout

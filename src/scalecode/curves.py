@@ -49,7 +49,8 @@ def summarise(runs: Sequence[CurveRun], metrics: Sequence[Metric], confidence: f
                 "value": float(np.nanmean(values)) if values else float("nan"),
                 "ci_low": low,
                 "ci_high": high,
-                "n": at_size[0].scores.n_scored,
+                # Repeats may score different counts (a backend's errors): the fewest is quoted.
+                "n": min(r.scores.n_scored for r in at_size),
             }
         points.append(
             {

@@ -11,8 +11,9 @@ The run directory holds everything needed to rebuild any report without predicti
     predictions/corpus/<backend>/<shard>.parquet
 
 Running the same job over the same directory resumes: trained backends, gold predictions and
-finished corpus shards are reused; a directory holding a different job, or made from other gold
-documents, is refused.
+finished corpus shards are reused. A directory whose results were made from other inputs is refused:
+another codebook, data settings, backend or split, other gold documents, or a changed lexicon or
+model file. Scoring settings (bootstrap, metrics, learning-curve sizes) may change between runs.
 """
 
 from __future__ import annotations
@@ -76,38 +77,71 @@ def gold_fingerprint(gold: GoldSet) -> str:
     return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
 
 
-def _claim(out: Path, fingerprint: str, job: Job, gold: str | None) -> None:
-    """Make ``out`` this job's run directory, or refuse one that holds another job or other gold.
+def run_identity(job: Job, gold: str | None, inputs: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What a run directory's models and predictions were made from, and must be made from again.
 
-    The corpus may grow between runs (that is what a schedule is for); the gold may not: trained
-    models, the split and the test predictions kept here were made from the gold that was.
+    The codebook, the data settings, the backends (options and the files they read: lexicons, model
+    weights), how the gold is split, and the gold documents themselves. Not what only scores or
+    reports them (bootstrap, metrics, learning-curve sizes, which backends code the corpus): those
+    may change between runs over one directory.
+    """
+    config = job.config.model_dump(mode="json")
+    evaluation = config["evaluation"]
+    made_from = {
+        "task": config["task"],
+        "data": config["data"],
+        "backends": config["backends"],
+        "split": {key: evaluation[key] for key in ("test_size", "seed", "stratify")},
+    }
+    return {
+        "config": hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest(),
+        "gold": gold,
+        "backend_inputs": inputs,
+    }
+
+
+def _claim(out: Path, job: Job, identity: dict[str, Any]) -> None:
+    """Make ``out`` this job's run directory, or refuse one whose results came from other inputs.
+
+    The corpus may grow between runs (that is what a schedule is for); the gold, the job's coding
+    settings and the files backends read may not: trained models, the split and the test
+    predictions kept here were made from them.
     """
     marker = out / "job.json"
-    if marker.exists():
-        previous = json.loads(marker.read_text(encoding="utf-8"))
-        if previous.get("fingerprint") != fingerprint:
-            raise ScalecodeError(
-                f"{out} holds a run of a different job ({previous.get('job_file')}); "
-                "choose another output.dir (or --output) or delete that directory"
-            )
-        if previous.get("gold") is not None and previous["gold"] != gold:
-            raise ScalecodeError(
-                f"the gold documents changed since {out} was run (a text, a code, an id or a group); "
-                "its trained models, split and test predictions came from the old ones. "
-                "Choose another output.dir (or --output) or delete that directory"
-            )
-        if previous.get("gold") is None and gold is not None:  # written by a version that kept none
-            write_json(marker, {**previous, "gold": gold})
+    record = {"job_file": str(job.path), "job": job.config.model_dump(mode="json"), "identity": identity}
+    if not marker.exists():
+        write_json(marker, record)
         return
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        marker,
-        {
-            "fingerprint": fingerprint,
-            "job_file": str(job.path),
-            "job": job.config.model_dump(mode="json"),
-            "gold": gold,
-        },
+    previous = json.loads(marker.read_text(encoding="utf-8"))
+    before = previous.get("identity")
+    if before is None:  # written by a version that hashed the whole job file
+        if previous.get("fingerprint") != job_fingerprint(job):
+            raise ScalecodeError(_refusal(out, f"a different job ({previous.get('job_file')})"))
+    elif before["config"] != identity["config"]:
+        raise ScalecodeError(_refusal(out, f"a different job ({previous.get('job_file')})"))
+    elif before.get("gold") is not None and before["gold"] != identity["gold"]:
+        raise ScalecodeError(
+            _refusal(out, "other gold documents (a text, a code, an id or a group has changed since)")
+        )
+    else:
+        changed = sorted(
+            name
+            for name, prints in identity["backend_inputs"].items()
+            if name in before.get("backend_inputs", {}) and before["backend_inputs"][name] != prints
+        )
+        if changed:
+            raise ScalecodeError(
+                _refusal(
+                    out, f"other files read by {', '.join(changed)} (a lexicon or model has changed since)"
+                )
+            )
+    write_json(marker, record)  # settings that only score or report may have changed
+
+
+def _refusal(out: Path, what: str) -> str:
+    return (
+        f"{out} holds a run made from {what}; its trained models, split and predictions came from "
+        "those. Choose another output.dir (or --output) or delete that directory"
     )
 
 
@@ -250,8 +284,11 @@ class Runner:
             self.echo(f"corpus: {corpus.n_documents} documents in {len(corpus.files)} file(s)")
         self._timed("read_data", step)
 
-        _claim(self.out, fingerprint, job, gold_fingerprint(gold) if gold is not None else None)
-        self._lock = _lock(self.out)
+        prints = {b.name: self._fingerprint(b, self._spec(b, None)) for b in job.backends}
+        inputs = {name: p for name, p in prints.items() if "error" not in p}  # unknown, not compared
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(self.out)  # before the claim: two jobs starting at once on one new directory
+        _claim(self.out, job, run_identity(job, gold_fingerprint(gold) if gold is not None else None, inputs))
         self.manifest = {
             "scalecode": __version__,
             "started": now(),
@@ -370,8 +407,18 @@ class Runner:
         work_dir = self.out / "work" / backend.name
         return spec_for(backend, self.task, state_dir, self.plugins_dir, self.allow, work_dir)
 
-    def _fit(self, backend: ResolvedBackend, state_dir: Path, train: GoldSet, checkpoints: Path) -> FitReport:
-        """Train into ``state_dir`` (whole or not at all); an existing trained state is reused."""
+    def _fit(
+        self,
+        backend: ResolvedBackend,
+        state_dir: Path,
+        train: GoldSet,
+        checkpoints: Path,
+        seed: int | None = None,
+    ) -> FitReport:
+        """Train into ``state_dir`` (whole or not at all); an existing trained state is reused.
+
+        ``seed`` (default: the job's) seeds the training itself: weights, order, dropout.
+        """
         record = state_dir / "fit.json"
         if record.exists():
             self.echo(f"{backend.name}: trained state found in {state_dir}, not training again")
@@ -385,7 +432,7 @@ class Runner:
             shutil.rmtree(scratch)
         config = FitConfig(
             output_dir=scratch,
-            seed=self.job.config.evaluation.seed,
+            seed=self.job.config.evaluation.seed if seed is None else seed,
             options=backend.train,
             checkpoint_dir=checkpoints,
         )
@@ -467,8 +514,10 @@ class Runner:
                     sample = subsample_gold(train, size, seed=seed, stratify=evaluation.stratify)
                     tag = f"n{size}-r{repeat}"
                     state_dir = self.out / "curves" / backend.name / tag
+                    # Each repeat its own seed for training too: at the full size, where every
+                    # repeat holds the same documents, repeats would otherwise be copies.
                     report = self._fit(
-                        backend, state_dir, sample, self.out / "checkpoints" / f"{backend.name}-{tag}"
+                        backend, state_dir, sample, self.out / "checkpoints" / f"{backend.name}-{tag}", seed
                     )
                     path = self.out / "predictions" / "curves" / backend.name / f"{tag}.parquet"
                     scores, _ = self._evaluate(backend, self._spec(backend, state_dir), test, path)
