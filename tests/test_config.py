@@ -207,6 +207,16 @@ def test_duplicate_backend_names(workdir, plugins):
     )
     error = error_for(workdir, plugins, text)
     assert "repeated: lex" in str(error)
+    # Names become folder names, which macOS and Windows compare without case.
+    error = error_for(
+        workdir,
+        plugins,
+        text.replace(
+            "  - name: lex\n    plugin: lexicon\n    params: {",
+            "  - name: Lex\n    plugin: lexicon\n    params: {",
+        ),
+    )
+    assert "repeated: Lex, lex" in str(error)
 
 
 def test_literal_secret_is_refused(workdir, plugins):
@@ -215,6 +225,23 @@ def test_literal_secret_is_refused(workdir, plugins):
     assert error.key == "backends[0].params.api_key"
     assert "secrets come from the environment" in str(error)
     assert "sk-not-here" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("option", "where"),
+    [
+        ("base_url: https://me:hunter2@gateway.example/v1", "base_url"),
+        ("extra_body: {auth: sk-abcdefghijklmnop1234}", "extra_body.auth"),
+        ("headers: [Bearer abc.def]", "headers[0]"),
+    ],
+)
+def test_a_secret_under_any_key_is_refused(workdir, plugins, option, where):
+    """These would have reached job.json, the manifest and ``scalecode plan``'s output."""
+    text = VALID.replace("      lexicon: lex.txt", f"      lexicon: lex.txt\n      {option}")
+    error = error_for(workdir, plugins, text)
+    assert error.key == f"backends[0].params.{where}"
+    assert "secrets come from the environment" in str(error)
+    assert all(secret not in str(error) for secret in ("hunter2", "sk-abcdef", "abc.def"))
 
 
 def test_secret_from_a_missing_environment_variable(workdir, plugins, monkeypatch):
@@ -231,6 +258,42 @@ def test_unknown_metric(workdir, plugins):
     error = error_for(workdir, plugins, VALID + "evaluation:\n  metrics: [r2, accuracy]\n")
     assert error.key == "evaluation.metrics"
     assert "unknown metric 'accuracy' for a regression task" in str(error)
+
+
+def test_metrics_the_scoring_would_not_compute_are_refused_before_any_work(workdir, plugins):
+    """Each of these used to validate and then fail (or rank wrongly) after every backend had trained."""
+    classification = VALID.replace(
+        "  type: regression\n  scale: {min: -4, max: 4}\n", "  type: classification\n  labels: [neg, pos]\n"
+    )
+    ordinal = error_for(
+        workdir, plugins, classification + "evaluation:\n  metrics: [krippendorff_alpha_ordinal]\n"
+    )
+    assert (
+        "evaluation.metrics",
+        "unknown metric 'krippendorff_alpha_ordinal' for a classification task",
+    ) in [(key, message.split(";")[0]) for key, message, _ in ordinal.problems]
+
+    outside = error_for(workdir, plugins, VALID + "evaluation:\n  metrics: [r2]\n  primary_metric: mse\n")
+    assert outside.key == "evaluation.primary_metric"
+    assert "must be in evaluation.metrics too" in str(outside)
+
+    empty = error_for(workdir, plugins, VALID + "evaluation:\n  metrics: []\n")
+    assert empty.key == "evaluation.metrics"
+    assert "at least one metric" in str(empty)
+
+    job = load_job(
+        write(workdir, VALID + "evaluation:\n  metrics: [r2, mse]\n  primary_metric: mse\n"), plugins
+    )
+    assert job.config.evaluation.primary_metric == "mse"
+
+
+def test_empty_training_options_ask_for_training(workdir, plugins):
+    """``train: {}`` is ``train: true`` with every option at its default, not ``train: false``."""
+    text = VALID + "  - name: learned\n    plugin: learned-dictionary\n    train: {}\n"
+    text = text.replace("output:\n  dir: out\n", "") + "output:\n  dir: out\n"
+    text = text.replace("      lexicon: lex.txt\n", "      lexicon: lex.txt\n    train: {}\n", 1)
+    job = load_job(write(workdir, text), plugins)
+    assert [b.train is not None for b in job.backends] == [True, True]
 
 
 def test_missing_data_file(workdir, plugins):

@@ -29,6 +29,8 @@ from scalecode.task import Task
 
 ENV_REF = "$env"
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd)", re.IGNORECASE)
+# Values that carry a secret under any key: credentials in a URL, an API key, an Authorization header.
+_SECRET_VALUE = re.compile(r"://[^/\s:@]+:[^/\s@]+@|\bsk-[A-Za-z0-9_-]{16,}|^\s*bearer\s+\S", re.IGNORECASE)
 _BACKEND_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -124,10 +126,11 @@ class JobConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobConfig:
-        names = [b.name for b in self.backends]
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        # Names become folder names, and macOS and Windows folders ignore case: Vader and vader would share.
+        names = [b.name.casefold() for b in self.backends]
+        repeated = sorted({b.name for b in self.backends if names.count(b.name.casefold()) > 1})
         if repeated:
-            raise ValueError(f"backend names must be unique; repeated: {', '.join(repeated)}")
+            raise ValueError(f"backend names must be unique (ignoring case); repeated: {', '.join(repeated)}")
         if self.data.gold is None and self.data.corpus is None:
             raise ValueError("data needs 'gold' (to evaluate) or 'corpus' (to code), or both")
         selected = self.output.corpus_backends
@@ -292,16 +295,14 @@ def is_env_ref(value: Any) -> bool:
 
 
 def literal_secrets(params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """Keys that look like secrets (api_key, token, password) but hold a literal value."""
+    """Where params hold a literal secret: under a key that names one (api_key, token, password),
+    or a value that is one under any key (``https://user:pass@host``, ``sk-...``, ``Bearer ...``).
+    Params are written to job.json and the manifest and printed by ``scalecode plan``."""
     found = []
     for loc, value in _walk(params):
-        if (
-            loc
-            and isinstance(loc[-1], str)
-            and _SECRET_KEY.search(loc[-1])
-            and isinstance(value, str)
-            and value
-        ):
+        if not loc or not isinstance(value, str) or not value:
+            continue
+        if (isinstance(loc[-1], str) and _SECRET_KEY.search(loc[-1])) or _SECRET_VALUE.search(value):
             found.append(loc)
     return found
 
@@ -355,21 +356,8 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
         if backend is not None:
             resolved.append(backend)
 
-    metric_names = {m.name for m in plugins.metrics if config.task.type in m.task_types}
     evaluation = config.evaluation
-    named: list[tuple[str, str | None]] = [("metrics", m) for m in evaluation.metrics or []]
-    named.append(("primary_metric", evaluation.primary_metric))
-    for key, name in named:
-        if name is not None and name not in metric_names:
-            loc = ("evaluation", key)
-            problems.append(
-                (
-                    key_path(loc),
-                    f"unknown metric {name!r} for a {config.task.type} task; "
-                    f"available: {', '.join(sorted(metric_names))}",
-                    line_of(node, loc),
-                )
-            )
+    problems.extend(_metric_problems(config.task, evaluation, plugins, node))
     for section in ("gold", "corpus"):
         table = getattr(config.data, section)
         if table is not None and "://" not in table.path and not Path(table.path).exists():
@@ -398,6 +386,35 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
     if problems:
         raise ConfigError.many(label, problems)
     return Job(path=path, config=config, backends=resolved)
+
+
+def _metric_problems(
+    task: Task, evaluation: EvaluationConfig, plugins: Plugins, node: yaml.Node | None
+) -> list[tuple[str, str, int | None]]:
+    """Metrics the job names that this task cannot be scored by, or that could not rank it."""
+    from scalecode.scoring import metrics_for
+
+    # What scoring will compute: ordinal-only metrics apply to ordinal tasks alone.
+    available = sorted(m.name for m in metrics_for(task, plugins.metrics))
+    kind = f"an ordinal {task.type}" if task.ordinal else f"a {task.type}"
+    problems = []
+
+    def problem(key: str, message: str) -> None:
+        loc = ("evaluation", key)
+        problems.append((key_path(loc), message, line_of(node, loc)))
+
+    if evaluation.metrics == []:
+        problem("metrics", "list at least one metric, or leave metrics out to compute every one")
+    for key, name in [("metrics", m) for m in evaluation.metrics or []] + [
+        ("primary_metric", evaluation.primary_metric)
+    ]:
+        if name is not None and name not in available:
+            problem(key, f"unknown metric {name!r} for {kind} task; available: {', '.join(available)}")
+    primary = evaluation.primary_metric
+    if evaluation.metrics and primary in available and primary not in evaluation.metrics:
+        # Only the listed metrics are computed: backends could not be ranked by this one.
+        problem("primary_metric", f"{primary!r} ranks the backends, so it must be in evaluation.metrics too")
+    return problems
 
 
 def _resolve_backend(
@@ -438,7 +455,8 @@ def _resolve_backend(
         problems.extend(_problems(exc, node, params_raw, (*base, "params")))
         return None
 
-    wants_training = bool(entry.train if entry.train is not None else cls.requires_training)
+    # ``train: {}`` (options all left at their defaults) asks for training as ``train: true`` does.
+    wants_training = cls.requires_training if entry.train is None else entry.train is not False
     try:
         cls.check(task, params, train=wants_training)
     except (ValueError, OSError) as exc:
