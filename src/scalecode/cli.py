@@ -53,7 +53,8 @@ def _allow() -> tuple[str, ...] | None:
 
 plugins_dir_option = click.option(
     "--plugins-dir",
-    type=click.Path(file_okay=False),
+    # Absolute, so that Ray workers (whose working directory is their own) find the same folder.
+    type=click.Path(file_okay=False, resolve_path=True),
     envvar=PLUGINS_DIR_ENV,
     help=f"Directory of .py plugin files (or ${PLUGINS_DIR_ENV}).",
 )
@@ -104,7 +105,13 @@ def run(
 @click.option(
     "--output", type=click.Path(file_okay=False), help="Run directory (default: the job's output.dir)."
 )
-@click.option("--sample", default=10_000, show_default=True, help="Corpus documents to estimate from.")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Corpus documents to estimate from.",
+)
 @_friendly
 def plan(job_file: str, plugins_dir: str | None, output: str | None, sample: int) -> None:
     """Estimate requests, tokens and cost of a job before anything is sent."""

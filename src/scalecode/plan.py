@@ -29,6 +29,9 @@ class PlanRow:
     part: str  # "gold test" or "corpus"
     estimate: Estimate | None  # None: runs locally, costs nothing per call
     scaled_from: int | None = None  # corpus documents the estimate was made on, where scaled
+    # With ``corpus_backends: best`` each backend's corpus row is what it would cost if it wins:
+    # one of them is spent, so none is added to the total.
+    if_best: bool = False
 
 
 def _scale(estimate: Estimate, factor: float) -> Estimate:
@@ -77,19 +80,23 @@ def plan_job(
     corpus_size = 0
     if config.data.corpus is not None:
         corpus_texts, corpus_size = corpus_sample(job, plugins, sample)
+    chosen = config.output.corpus_backends
     rows: list[PlanRow] = []
     for backend in job.backends:
+        codes_corpus = chosen in ("all", "best") or backend.name in chosen
         if backend.train is not None:
             rows.append(PlanRow(backend.name, "all", None))  # trained backends run locally
             continue
         instance = spec_for(backend, task, None, plugins_dir, allow, out / "work" / backend.name).build()
         if test_texts:
             rows.append(PlanRow(backend.name, "gold test", instance.estimate(test_texts)))
-        if corpus_texts:
+        if corpus_texts and codes_corpus:
             estimate = instance.estimate(corpus_texts)
             factor = corpus_size / len(corpus_texts)
             scaled = estimate if estimate is None or factor == 1 else _scale(estimate, factor)
-            rows.append(PlanRow(backend.name, "corpus", scaled, len(corpus_texts) if factor != 1 else None))
+            part = "corpus, if best" if chosen == "best" else "corpus"
+            sampled = len(corpus_texts) if factor != 1 else None
+            rows.append(PlanRow(backend.name, part, scaled, sampled, if_best=chosen == "best"))
     return rows
 
 
@@ -107,8 +114,14 @@ def render(rows: list[PlanRow]) -> str:
             lines.append(f"| {row.backend} | {row.part} | | | | | | free (runs locally) |")
             continue
         cost = "unknown" if e.cost_usd is None else f"{e.cost_usd:,.4f}"
-        unknown = unknown or e.cost_usd is None
-        total += e.cost_usd or 0.0
+        if row.if_best:
+            notes.append(
+                "corpus_backends is best: only the best backend on the gold codes the corpus; "
+                "add its 'corpus, if best' row to the total"
+            )
+        else:
+            unknown = unknown or e.cost_usd is None
+            total += e.cost_usd or 0.0
         lines.append(
             f"| {row.backend} | {row.part} | {e.documents:,} | {e.requests:,} | {e.cached:,} | "
             f"{e.input_tokens:,} | {e.output_tokens:,} | {cost} |"

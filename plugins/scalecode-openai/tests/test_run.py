@@ -127,6 +127,32 @@ def test_plan_then_run_then_rerun_sends_each_request_once_and_never_leaks_the_ke
         assert SECRET not in output
 
 
+def test_plan_counts_the_corpus_only_for_the_backends_that_will_code_it(project, env):
+    with FakeOpenAI() as api:
+        job(project, api.base_url)
+        text = (project / "job.yaml").read_text()
+        (project / "job.yaml").write_text(
+            text.replace("output: {dir: run}", "output: {dir: run, corpus_backends: best}")
+        )
+        plan = scalecode("plan", "job.yaml", cwd=project, env=env)
+        assert plan.returncode == 0, plan.stderr
+        gold = next(line for line in plan.stdout.splitlines() if line.startswith("| gpt | gold test |"))
+        assert "| gpt | corpus, if best | 50 | 50 | 0 |" in plan.stdout
+        # Only the winner codes the corpus: the total is the gold's, the corpus row an alternative.
+        assert f"Estimated cost of new requests: ${float(gold.split('|')[-2]):,.4f}" in plan.stdout
+
+        (project / "job.yaml").write_text(
+            text.replace("output: {dir: run}", "output: {dir: run, corpus_backends: []}")
+        )
+        plan = scalecode("plan", "job.yaml", cwd=project, env=env)
+        assert plan.returncode == 0, plan.stderr
+        assert "| gpt | corpus" not in plan.stdout
+
+        zero = scalecode("plan", "job.yaml", "--sample", "0", cwd=project, env=env)
+        assert zero.returncode == 2 and "--sample" in zero.stderr and "Traceback" not in zero.stderr
+        assert api.calls == []
+
+
 @pytest.mark.slow
 def test_a_budget_stops_the_run_cleanly_and_the_same_command_resumes_it(project, env):
     # About 4 cents a request against a dollar a run: the job takes three or four runs to finish.
