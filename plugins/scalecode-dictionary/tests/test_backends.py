@@ -138,3 +138,102 @@ def test_check_rejects_options_that_do_not_fit_the_codebook():
     with pytest.raises(ValueError, match=r"categories not in the lexicon \['nope'\]"):
         LexiconBackend.check(task, params, train=False)
     LexiconBackend.check(task, params, train=True)  # calibration needs no map
+
+
+def test_raw_classification_ties_go_to_the_default_label():
+    task = Task(type=TaskType.CLASSIFICATION, labels=["positive", "negative", "neutral"])
+    params = raw_lexicon_params(task)
+    backend = LexiconBackend(task, params)
+    backend.load()
+    texts = ["good bad", "good good bad", "the committee met"]
+    assert backend.predict_batch(texts).label == ["neutral", "positive", "neutral"]
+    # The order of the keys in label_categories does not decide a tie.
+    params["label_categories"] = {"negative": "negative", "positive": "positive"}
+    swapped = LexiconBackend(task, params)
+    swapped.load()
+    assert swapped.predict_batch(texts).label == ["neutral", "positive", "neutral"]
+
+
+@pytest.mark.parametrize(
+    ("negation", "lexicon_text", "message"),
+    [
+        (
+            {"window": 2, "words": ["not", "no one"]},
+            "positive: [good]\n",
+            "negator 'no one' must be a single token",
+        ),
+        ({}, f"positive: [{'a' * 64}*]\n", "is longer than 63 characters"),
+    ],
+    ids=["two-token-negator", "long-wildcard"],
+)
+def test_check_refuses_what_the_scorer_cannot_compile(write, negation, lexicon_text, message):
+    task = Task(type=TaskType.REGRESSION, scale={"min": -1, "max": 1})
+    params = LexiconBackend.Params.model_validate(
+        {"lexicon": str(write("lexicon.yml", lexicon_text)), "negation": negation}
+    )
+    with pytest.raises(ValueError, match=message):
+        LexiconBackend.check(task, params, train=True)
+
+
+def _subset(gold: GoldSet, rows: list[int], groups: list[str] | None = None) -> GoldSet:
+    return GoldSet(
+        task=gold.task,
+        ids=[gold.ids[i] for i in rows],
+        texts=[gold.texts[i] for i in rows],
+        targets=[gold.targets[i] for i in rows],
+        groups=groups,
+    )
+
+
+def _degenerate_training_sets() -> list:
+    from scalecode.testing import sample_gold, sample_task
+
+    labels = sample_gold(sample_task(TaskType.CLASSIFICATION), n=30)  # labels cycle pos, neg, neutral
+    scores = sample_gold(sample_task(TaskType.REGRESSION), n=30)
+    topics = sample_gold(sample_task(TaskType.MULTILABEL), n=30)
+    return [
+        pytest.param(_subset(labels, [0, 3, 6, 9, 12]), "one label", id="one-label"),
+        pytest.param(_subset(labels, list(range(12)), ["g"] * 12), None, id="labels-one-group"),
+        pytest.param(_subset(labels, [0, 1, 2]), "too few", id="one-document-per-label"),
+        pytest.param(_subset(scores, list(range(10)), ["g"] * 10), None, id="scores-one-group"),
+        pytest.param(_subset(scores, [0, 1, 2]), None, id="scores-fewer-than-cv"),
+        pytest.param(_subset(scores, [0]), "too few", id="one-score"),
+        pytest.param(_subset(topics, [0, 1]), None, id="topics-two-documents"),
+        pytest.param(_subset(topics, list(range(8)), ["g"] * 8), None, id="topics-one-group"),
+    ]
+
+
+@pytest.mark.parametrize(("train", "note"), _degenerate_training_sets())
+def test_learned_dictionary_fits_degenerate_training_sets(train, note, tmp_path):
+    backend = LearnedDictionaryBackend(train.task, {"min_df": 1, "cv": 5})
+    report = backend.fit(train, None, FitConfig(output_dir=tmp_path / "state", seed=0))
+    assert note is None or any(note in line for line in report.notes)
+    predictions = backend.predict_batch(["a good day", "a crisis"])
+    if train.task.type is TaskType.CLASSIFICATION:
+        assert set(predictions.label) <= set(train.targets)
+        if note == "one label":
+            assert predictions.label == [train.targets[0]] * 2
+    elif train.task.type is TaskType.REGRESSION and note is not None:
+        assert list(predictions.score) == [np.mean(train.scores())] * 2
+    fresh = LearnedDictionaryBackend(train.task, {"min_df": 1}, state_dir=tmp_path / "state")
+    fresh.load()
+    again = fresh.predict_batch(["a good day", "a crisis"])
+    assert (again.label, again.labels) == (predictions.label, predictions.labels)
+    np.testing.assert_array_equal(np.asarray(again.score), np.asarray(predictions.score))
+
+
+def test_cross_validation_folds_fit_the_data():
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from scalecode_dictionary.backends import cross_validation_folds
+
+    groups = np.array(["a", "a", "b", "b", "c", "c"])
+    assert len(cross_validation_folds(6, 5, 0, groups=groups)) == 3  # one fold per group
+    plain = cross_validation_folds(6, 5, 0, groups=np.array(["a"] * 6))
+    assert isinstance(plain, KFold) and plain.get_n_splits() == 5
+    assert cross_validation_folds(3, 5, 0).get_n_splits() == 3
+    assert cross_validation_folds(1, 5, 0) is None
+    labels = np.array(["x", "x", "x", "y"])
+    stratified = cross_validation_folds(4, 5, 0, labels=labels)
+    assert isinstance(stratified, StratifiedKFold) and stratified.get_n_splits() == 2
+    assert cross_validation_folds(2, 5, 0, labels=np.array(["x", "y"])) is None

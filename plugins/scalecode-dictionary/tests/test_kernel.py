@@ -51,6 +51,18 @@ def test_phrase_beats_its_words_and_overlaps_resolve_left_to_right(sentiment):
     assert result.n_matched.tolist() == [2, 1, 4, 2]
 
 
+def test_overlapping_phrases_resolve_as_documented(write):
+    # docs/dictionary.md: the phrase that ends first wins, unless it lies inside the other.
+    lexicon = read_lexicon(write("p.csv", "term,category\na b,ab\nb c d,bcd\nb c,bc\nc d,cd\n"))
+    result = score(lexicon, ["a b c d", "b c d", "x b c"])
+    by_category = [dict(zip(lexicon.categories, row, strict=True)) for row in result.counts.tolist()]
+    assert by_category == [
+        {"ab": 1, "bcd": 0, "bc": 0, "cd": 0},  # 'b c d' overlaps 'a b'; 'c d' is not tried
+        {"ab": 0, "bcd": 1, "bc": 0, "cd": 0},  # 'b c' lies inside 'b c d'
+        {"ab": 0, "bcd": 0, "bc": 1, "cd": 0},
+    ]
+
+
 def test_phrases_match_the_tokenised_text(sentiment):
     # "don't" is one token, "dont like" two: only the second text has the phrase.
     result = score(sentiment, ["I don't like it", "I dont like it"])

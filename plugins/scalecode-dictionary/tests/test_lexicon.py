@@ -95,7 +95,7 @@ def test_valence_tsv_like_vader_and_afinn(write):
     assert weights(lexicon)["bad"] == {"valence": -2.5, "negative": 1.0}
     assert weights(lexicon)["meh"] == {"valence": 0.0}
     assert lexicon.weighted == {"valence"}
-    assert any("no word characters" in w for w in lexicon.warnings)  # ':)'
+    assert any("1 entries are not words" in w for w in lexicon.warnings)  # ":)"
     assert any("repeat an earlier entry" in w for w in lexicon.warnings)  # 'GOOD'
 
 
@@ -125,3 +125,107 @@ def test_written_lexicon_reads_back_the_same(write, tmp_path):
     write_lexicon_csv(lexicon, tmp_path / "out.csv")
     again = read_lexicon(tmp_path / "out.csv")
     assert weights(again) == weights(lexicon)
+
+
+@pytest.fixture(scope="module")
+def real_lexicons(tmp_path_factory):
+    """VADER and AFINN as published (fetched and sha256-checked), without the larger datasets."""
+    from scalecode.datasets import fetch
+
+    dest = tmp_path_factory.mktemp("lexicons")
+    return {name: fetch(name, dest)[0] for name in ("vader-lexicon", "afinn-lexicon")}
+
+
+def test_emoticons_with_letters_or_digits_are_not_words(write):
+    emoticons = [":D", "=D", ":s", "3:(", "(-:0", "(8", ":p", "8-d", "x-d", "<3", "sweet<3", "j/k"]
+    words = ["well-known", "can't stand", "self-confident", "abandon*", "xd", "o_o", "i"]
+    lines = [f"{term}\t{1.0 if i % 2 else -1.0}\t0\t[1]" for i, term in enumerate(emoticons + words)]
+    lexicon = read_lexicon(write("vader.txt", "\n".join(lines) + "\n"))
+    assert set(weights(lexicon)) == {
+        "well known",
+        "can't stand",
+        "self confident",
+        "abandon*",
+        "xd",
+        "o_o",
+        "i",
+    }
+    assert any(w.startswith(f"{len(emoticons)} entries are not words") for w in lexicon.warnings)
+
+
+def test_real_vader_and_afinn_keep_words_and_drop_emoticons(real_lexicons):
+    vader = read_lexicon(real_lexicons["vader-lexicon"])
+    texts = set(weights(vader))
+    # ':D' -> 'd', ':s' -> 's', '3:(' -> '3', '(-:0' -> '0', '(8' -> '8', ':p' -> 'p', ':c' -> 'c'...
+    assert not texts & {"d", "s", "3", "0", "8", "p", "c", "o", "8 d", "x d"}
+    assert {"good", "can't stand", "self confident", "cover up", "fed up", "lol", "xd"} <= texts
+    assert any(w.startswith("258 entries are not words") for w in vader.warnings)
+
+    afinn = read_lexicon(real_lexicons["afinn-lexicon"])
+    assert len(afinn.entries) == 3382  # every AFINN term is words
+    assert {"can't stand", "well being", "once in a lifetime", "does not work"} <= set(weights(afinn))
+    assert not any("not words" in w for w in afinn.warnings)
+
+
+def test_yaml_terms_stay_the_strings_written(write):
+    path = write(
+        "terms.yml",
+        """
+        no:
+          - no
+          - off
+          - ~
+          -
+          - 010
+          - 1_000
+        yes: [yes, on, true, 2001-12-14, 0x1F]
+        weighted:
+          no: -1
+          null: 0.5
+          1e3: 2
+        """,
+    )
+    lexicon = read_lexicon(path)
+    assert lexicon.categories == ["no", "yes", "weighted"]
+    by_text = weights(lexicon)
+    assert by_text["no"] == {"no": 1.0, "weighted": -1.0}
+    assert by_text["off"] == {"no": 1.0}
+    assert by_text["010"] == by_text["1_000"] == {"no": 1.0}  # not the numbers 8 and 1000
+    assert {"yes", "on", "true", "2001 12 14", "0x1f"} <= set(by_text)
+    assert by_text["null"] == {"weighted": 0.5} and by_text["1e3"] == {"weighted": 2.0}
+    assert "none" not in by_text and "false" not in by_text  # neither null nor a bool became a term
+    assert lexicon.weighted == {"weighted"}
+
+
+def test_headerless_term_category_and_weight_tables(write):
+    two = read_lexicon(write("liwc.csv", "happy,posemo\nsad,negemo\nkind of,posemo\n"))
+    assert weights(two) == {"happy": {"posemo": 1.0}, "sad": {"negemo": 1.0}, "kind of": {"posemo": 1.0}}
+    assert two.weighted == set() and two.positive == ["posemo"]
+    three = read_lexicon(write("tone.tsv", "happy\ttone\t0.5\nsad\ttone\t-0.5\n"))
+    assert weights(three) == {"happy": {"tone": 0.5}, "sad": {"tone": -0.5}}
+    assert three.weighted == {"tone"}
+    with pytest.raises(LexiconError, match=r"w\.csv:2: weight 'lots' of 'sad' is not a number"):
+        read_lexicon(write("w.csv", "happy,tone,1\nsad,tone,lots\n"))
+
+
+def test_columns_option_refuses_unknown_roles_and_is_named_in_errors(write):
+    path = write("t.csv", "text,polarity\ngood,1\n")
+    with pytest.raises(LexiconError, match=r"t\.csv: columns: unknown roles \['label'\]"):
+        read_lexicon(path, columns={"term": "text", "label": "polarity"})
+    with pytest.raises(LexiconError, match=r"set columns: \{term: \.\.\.\}"):
+        read_lexicon(path, columns={"weight": "polarity"})
+    assert weights(read_lexicon(path, columns={"term": "text"})) == {
+        "good": {"valence": 1.0, "positive": 1.0}
+    }
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_offset(tmp_path):
+    path = tmp_path / "latin.dic"
+    path.write_bytes("%\n1\tposemo\n%\ncafé\t1\n".encode("latin-1"))
+    with pytest.raises(
+        LexiconError, match=r"latin\.dic:4: not utf-8 text: byte 0xe9 at offset 16 .*re-encode"
+    ):
+        read_lexicon(path)
+    assert weights(read_lexicon(path, encoding="latin-1")) == {"café": {"posemo": 1.0}}
+    with pytest.raises(LexiconError, match="unknown encoding 'klingon'"):
+        read_lexicon(path, encoding="klingon")

@@ -22,7 +22,7 @@ from scalecode import (
     Task,
     TaskType,
 )
-from scalecode_dictionary.compile import DEFAULT_NEGATORS, MAX_WINDOW, Negation
+from scalecode_dictionary.compile import DEFAULT_NEGATORS, MAX_WINDOW, Negation, compile_lexicon
 from scalecode_dictionary.lexicon import VALENCE, Entry, Lexicon, read_lexicon, write_lexicon_csv
 from scalecode_dictionary.linear import (
     IDENTITY,
@@ -57,6 +57,9 @@ class NegationParams(BackendParams):
 class LexiconParams(BackendParams):
     lexicon: str = Field(description="path of the lexicon file (.dic, .yml/.yaml, .csv, .tsv, .txt)")
     format: Literal["auto", "dic", "yaml", "csv", "tsv"] = "auto"
+    encoding: str = Field(
+        "utf-8", description="text encoding of the file (LIWC .dic files are often latin-1)"
+    )
     prefix_match: bool = Field(
         False, description="treat every entry as a prefix (lexicons shipped without '*')"
     )
@@ -84,7 +87,11 @@ class LexiconParams(BackendParams):
 def load_lexicon(params: LexiconParams) -> Lexicon:
     """Read the lexicon and apply the category and polarity options."""
     lexicon = read_lexicon(
-        params.lexicon, format=params.format, prefix_match=params.prefix_match, columns=params.columns
+        params.lexicon,
+        format=params.format,
+        prefix_match=params.prefix_match,
+        columns=params.columns,
+        encoding=params.encoding,
     )
     if params.categories:
         lexicon = lexicon.restrict(params.categories)
@@ -147,6 +154,9 @@ class LexiconBackend(Backend):
     def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
         assert isinstance(params, LexiconParams)
         lexicon = load_lexicon(params)
+        # Building the kernel's tables is cheap (well under a second for VADER) and refuses now what
+        # load() on a worker would refuse later: a negator of two tokens, a wildcard too long.
+        compile_lexicon(lexicon, params.negation.settings())
         names = feature_names(lexicon)
         if train:
             unknown = [f for f in params.features or [] if f not in names]
@@ -235,13 +245,25 @@ class LexiconBackend(Backend):
             return Predictions(
                 labels=[[labels[j] for j in np.flatnonzero(row)] for row in counts > 0], extra=extra
             )
-        best = counts.argmax(axis=1)
-        hit = counts.max(axis=1) > 0
-        chosen = [labels[j] if h else self.params.default_label for j, h in zip(best, hit, strict=True)]
-        return Predictions(label=chosen, extra=extra)
+        return Predictions(label=label_by_counts(counts, labels, self.params.default_label), extra=extra)
 
     def fingerprint(self) -> dict[str, str]:
         return {self.params.lexicon: self._scorer().lexicon.sha256 or ""}
+
+
+def label_by_counts(counts: np.ndarray, labels: list[str], default: str | None) -> list[str | None]:
+    """Per document, the label whose category has most matches.
+
+    No match, or a tie between the labels with most matches, gives ``default``: a tie must not be
+    decided by the order of the keys in the job file. Without a default a tie goes to the first label.
+    """
+    most = counts.max(axis=1)
+    tied = (counts == most[:, None]).sum(axis=1) > 1
+    chosen: list[str | None] = []
+    for first, top, tie in zip(counts.argmax(axis=1), most, tied, strict=True):
+        undecided = top <= 0 or (tie and default is not None)
+        chosen.append(default if undecided else labels[first])
+    return chosen
 
 
 class LearnedParams(BackendParams):
@@ -304,7 +326,8 @@ class LearnedDictionaryBackend(Backend):
             metrics={"nonzero_weights": float(model["info"]["nonzero_weights"])},
             notes=[
                 f"{model['info']['words']} words kept of {model['info']['vocabulary']}; "
-                f"lexicon: {config.output_dir / LEARNED_LEXICON_FILE}"
+                f"lexicon: {config.output_dir / LEARNED_LEXICON_FILE}",
+                *model["info"].get("notes", []),
             ],
         )
 
@@ -339,12 +362,50 @@ def _read_learned_lexicon(path: Path, categories: list[str | None]) -> Lexicon:
     return lexicon
 
 
+NO_WORDS_NOTE = (
+    "too few training documents to choose the penalty by cross-validation: no word is kept and the "
+    "model predicts the training mean or the label frequencies"
+)
+ONE_LABEL_NOTE = "one label in the training documents: it is always predicted"
+
+
+def cross_validation_folds(
+    n_docs: int, cv: int, seed: int, labels: np.ndarray | None = None, groups: np.ndarray | None = None
+) -> Any | None:
+    """The folds that choose the L1 penalty, or None when the documents are too few for any.
+
+    Learning-curve subsamples can be tiny, so ``cv`` is an upper bound: fewer groups or documents
+    give fewer folds. Grouped folds need two groups; with one, the folds are plain (stratified by
+    label for labels, which need some label with two documents).
+    """
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+    n_groups = len(np.unique(groups)) if groups is not None else 0
+    if n_groups >= 2:
+        return list(GroupKFold(n_splits=min(cv, n_groups)).split(np.zeros(n_docs), labels, groups))
+    if labels is not None:
+        sizes = np.unique(labels, return_counts=True)[1]
+        # A label rarer than the folds is missing from some of them (scikit-learn warns); only when
+        # every label has a single document is no stratified split possible.
+        n_splits = max(2, min(cv, int(sizes.min())))
+        if n_splits > sizes.max():
+            return None
+        return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    if n_docs < 2:
+        return None
+    return KFold(n_splits=min(cv, n_docs), shuffle=True, random_state=seed)
+
+
+def _log_frequencies(labels: np.ndarray, names: list[str]) -> list[float]:
+    """Intercepts whose softmax gives each label its share of the training documents."""
+    return [float(np.log(np.mean(labels == name))) for name in names]
+
+
 def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[Lexicon, dict[str, Any]]:
     """Fit the L1 model on word frequencies and return the learned lexicon and the model card."""
     import scipy.sparse
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LassoCV, LogisticRegressionCV
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
     vectorizer = CountVectorizer(
         tokenizer=tokenize,
@@ -364,21 +425,17 @@ def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[
     x = scipy.sparse.diags(100.0 / tokens) @ counts.astype(np.float64)
     task = train.task
     groups = np.asarray(train.groups) if train.groups is not None else None
+    notes: list[str] = []
 
-    def folds(y: np.ndarray | None) -> Any:
-        if groups is not None:
-            return list(GroupKFold(n_splits=min(params.cv, len(set(groups)))).split(x, y, groups))
-        if y is not None:
-            smallest = int(np.unique(y, return_counts=True)[1].min())
-            return StratifiedKFold(n_splits=max(2, min(params.cv, smallest)), shuffle=True, random_state=seed)
-        return KFold(n_splits=params.cv, shuffle=True, random_state=seed)
+    def folds(y: np.ndarray | None) -> Any | None:
+        return cross_validation_folds(len(train), params.cv, seed, y, groups)
 
-    def logistic(y: np.ndarray) -> Any:
+    def logistic(y: np.ndarray, cv: Any) -> Any:
         return LogisticRegressionCV(
             Cs=10,
             l1_ratios=(1.0,),
             solver="saga",
-            cv=folds(y),
+            cv=cv,
             scoring="neg_log_loss",
             max_iter=3000,
             random_state=seed,
@@ -388,34 +445,54 @@ def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[
 
     outputs: list[str]
     categories: list[str | None]
+    penalty: dict[str, Any]
     if task.type is TaskType.REGRESSION:
-        lasso = LassoCV(cv=folds(None), alphas=50, max_iter=5000, random_state=seed).fit(x, train.scores())
         outputs, categories, link = ["score"], ["score"], IDENTITY
-        coef, intercept = lasso.coef_[None, :], [float(lasso.intercept_)]
-        penalty: dict[str, Any] = {"alpha": float(lasso.alpha_)}
+        cv = folds(None)
+        if cv is None:
+            notes.append(NO_WORDS_NOTE)
+            coef, intercept = np.zeros((1, len(vocabulary))), [float(np.mean(train.scores()))]
+            penalty = {}
+        else:
+            lasso = LassoCV(cv=cv, alphas=50, max_iter=5000, random_state=seed).fit(x, train.scores())
+            coef, intercept = lasso.coef_[None, :], [float(lasso.intercept_)]
+            penalty = {"alpha": float(lasso.alpha_)}
     elif task.type is TaskType.CLASSIFICATION:
         y = np.asarray(train.targets)
-        model = logistic(y)
-        outputs = [str(c) for c in model.classes_]
         link = SOFTMAX
-        coef, intercept = model.coef_, list(model.intercept_)
-        if len(outputs) == 2:
-            coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
-            intercept = [0.0, float(intercept[0])]
+        seen = set(y.tolist())
+        present = [name for name in task.label_names if name in seen]
+        cv = folds(y) if len(present) > 1 else None
+        if cv is None:
+            # One label (the solver needs two), or too few documents: no words, the label frequencies.
+            notes.append(ONE_LABEL_NOTE if len(present) == 1 else NO_WORDS_NOTE)
+            outputs, intercept = present, _log_frequencies(y, present)
+            coef = np.zeros((len(present), len(vocabulary)))
+            penalty = {}
+        else:
+            model = logistic(y, cv)
+            outputs = [str(c) for c in model.classes_]
+            coef, intercept = model.coef_, list(model.intercept_)
+            if len(outputs) == 2:
+                coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+                intercept = [0.0, float(intercept[0])]
+            penalty = {"C": float(np.atleast_1d(model.C_)[0])}
         categories = [None if not coef[j].any() else outputs[j] for j in range(len(outputs))]
-        penalty = {"C": float(np.atleast_1d(model.C_)[0])}
     else:
         indicator = train.label_indicator()
         outputs, link = task.label_names, SIGMOID
         rows, intercept, cs = [], [], []
         for j in range(indicator.shape[1]):
             column = indicator[:, j]
-            if column.min() == column.max():
+            cv = folds(column) if column.min() != column.max() else None
+            if cv is None:  # the label is always or never present, or too rare to cross-validate
+                if column.min() != column.max():
+                    notes.append(f"{outputs[j]}: {NO_WORDS_NOTE}")
                 prevalence = np.clip(column.mean(), 1e-3, 1 - 1e-3)
                 rows.append(np.zeros(len(vocabulary)))
                 intercept.append(float(np.log(prevalence / (1 - prevalence))))
                 continue
-            model = logistic(column)
+            model = logistic(column, cv)
             rows.append(model.coef_[0])
             intercept.append(float(model.intercept_[0]))
             cs.append(float(np.atleast_1d(model.C_)[0]))
@@ -449,6 +526,7 @@ def learn_dictionary(train: GoldSet, params: LearnedParams, seed: int) -> tuple[
             "nonzero_weights": int(np.count_nonzero(coef)),
             "min_df": params.min_df,
             **penalty,
+            **({"notes": notes} if notes else {}),
         },
     }
     return lexicon, model_card

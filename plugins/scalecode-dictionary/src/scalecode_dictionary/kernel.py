@@ -7,8 +7,11 @@ open-addressing hash table. Every hit is verified against the
 entry's characters, so a hash collision can never produce a false match. Matching rules:
 
 - an exact entry beats a wildcard entry; among wildcard entries the longest prefix wins;
-- a phrase (a multi-token entry) beats the single tokens inside it; of overlapping phrases the longer
-  wins, then the one that starts first;
+- a phrase (a multi-token entry) beats the single tokens inside it; phrases are found left to right,
+  at their last token: the longest phrase ending there replaces earlier matches lying wholly inside
+  it, but is dropped if it overlaps an earlier match that starts before it (so of two overlapping
+  phrases the one that ends first wins unless it lies inside the other), and then no shorter phrase
+  ending at that token is tried;
 - a match is negated when a negator occurs within ``window`` tokens before its first token; a negated
   match contributes its negated weights (see compile.py).
 
@@ -84,7 +87,7 @@ def combine(h: np.uint64, token_hash: np.uint64) -> np.uint64:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _decode(data: np.ndarray, p: int) -> tuple[int, int]:
+def _decode(data: np.ndarray, p: int) -> tuple[np.int64, int]:
     """The code point at byte p and the position after it (invalid bytes read as U+FFFD)."""
     b = np.int64(data[p])
     n = len(data)
@@ -99,7 +102,7 @@ def _decode(data: np.ndarray, p: int) -> tuple[int, int]:
         return cp, p + 3
     if b >= 0xC0 and p + 1 < n:
         return ((b & 0x1F) << 6) | (np.int64(data[p + 1]) & 0x3F), p + 2
-    return 0xFFFD, p + 1
+    return np.int64(0xFFFD), p + 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -124,7 +127,7 @@ def _find(table: np.ndarray, bits: np.ndarray, h: np.uint64) -> np.uint64:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _first(value: np.uint64) -> int:
+def _first(value: np.uint64) -> np.int64:
     """The first entry of a slot value, or -1."""
     return np.int64(value & np.uint64(0xFFFFFFFF)) - 1
 
@@ -260,7 +263,7 @@ def _score_range(
             if c < 0 and in_token and (cp == 0x27 or cp == 0x2019) and q < end:  # noqa: PLR1714
                 nxt, _ = _decode(data, q)
                 if nxt < BMP and word_code[nxt] >= 0:
-                    c = 0x27  # an apostrophe joining two word characters
+                    c = np.int64(0x27)  # an apostrophe joining two word characters
             if c >= 0:
                 if not in_token:
                     in_token = True

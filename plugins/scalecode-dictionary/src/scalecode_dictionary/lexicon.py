@@ -12,13 +12,17 @@ Formats:
 
 Entries are tokenised with the text's own rule (tokenize.py), so ``can't stand`` and ``well-known``
 become two-token phrases and match the text exactly as written. A trailing ``*`` makes the last token
-a prefix (``abandon*`` matches ``abandon``, ``abandoned``, ``abandonment``). A valence lexicon (one
-weight per term, no categories) gets a weighted category ``valence`` and count categories
-``positive`` and ``negative`` by the sign of the weight.
+a prefix (``abandon*`` matches ``abandon``, ``abandoned``, ``abandonment``). An entry that is not
+made of words (VADER's emoticons such as ``:D`` or ``<3``) is skipped and counted in the warnings. A
+valence lexicon (one weight per term, no categories) gets a weighted category ``valence`` and count
+categories ``positive`` and ``negative`` by the sign of the weight.
+
+Files are UTF-8 unless an ``encoding`` is given (LIWC ``.dic`` files are often Latin-1).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -38,7 +42,14 @@ NEGATIVE_NAMES = ("negative", "neg", "negemo", "neg_positive")
 TERM_COLUMNS = ("term", "word", "token", "entry", "pattern", "words", "terms")
 WEIGHT_COLUMNS = ("weight", "score", "value", "valence", "polarity", "sentiment", "mean")
 CATEGORY_COLUMNS = ("category", "cat", "categories", "class", "dimension", "label", "key")
+COLUMN_ROLES = ("term", "weight", "category")
 MAX_PHRASE_TOKENS = 8
+# What a term may be written with: word characters, spaces, hyphens and apostrophes. Anything else
+# (':D', '<3', 'j/k') is an emoticon or punctuation: tokenising it would leave stray one-letter or
+# one-digit "words" ('d', '3') that match "U.S." or "3,000" in ordinary text.
+WORD_TERM = re.compile(r"[\w\s'’-]+")
+# Hyphenated one-character parts ('x-d', '8-d', '0-8') are emoticons too, not words.
+SINGLE_CHARACTER_PARTS = re.compile(r"\w(?:\s*-\s*\w)+")
 
 
 class LexiconError(ValueError):
@@ -107,16 +118,13 @@ class _Builder:
         self.categories: list[str] = []
         self.order: list[tuple[tuple[str, ...], bool]] = []
         self.weights: dict[tuple[tuple[str, ...], bool], dict[str, float]] = {}
-        self.skipped: list[str] = []
+        self.not_words: list[str] = []
         self.duplicates: list[str] = []
 
     def add(self, term: str, category: str, weight: float, line: int | None) -> bool:
-        """Add one (term, category, weight); False when skipped (no word characters) or a repeat."""
+        """Add one (term, category, weight); False when skipped (not a word) or a repeat."""
         raw = term.strip()
         if not raw:
-            return False
-        if not tokenize(raw.replace("*", " ")):
-            self.skipped.append(raw)  # emoticons and punctuation can never match a word token
             return False
         # A '*' right after a word is a wildcard; a '*' between word characters is a glob we do not
         # support; any other '*' is punctuation (VADER's emoticons such as "*\\0/*").
@@ -124,6 +132,9 @@ class _Builder:
         body = raw[:-1] if trailing else raw
         if re.search(r"\w\*+\w", body):
             raise LexiconError(self.path, f"entry {raw!r}: only a trailing '*' wildcard is supported", line)
+        if not is_word_term(body):
+            self.not_words.append(raw)
+            return False
         wildcard = trailing or self.prefix_match
         tokens = tuple(tokenize(body))
         if len(tokens) > MAX_PHRASE_TOKENS:
@@ -146,10 +157,10 @@ class _Builder:
             for tokens, wildcard in self.order
         ]
         warnings = []
-        if self.skipped:
+        if self.not_words:
             warnings.append(
-                f"{len(self.skipped)} entries have no word characters and can never match "
-                f"(e.g. {', '.join(self.skipped[:5])})"
+                f"{len(self.not_words)} entries are not words (emoticons or punctuation) and can never "
+                f"match a word token; skipped (e.g. {', '.join(self.not_words[:5])})"
             )
         if self.duplicates:
             warnings.append(
@@ -168,6 +179,42 @@ class _Builder:
         return lexicon
 
 
+def is_word_term(term: str) -> bool:
+    """Whether a term (without its wildcard '*') is words: word characters, spaces, '-' and "'"."""
+    return (
+        bool(tokenize(term))
+        and WORD_TERM.fullmatch(term) is not None
+        and SINGLE_CHARACTER_PARTS.fullmatch(term) is None
+    )
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The file's text; a byte the encoding cannot decode is a LexiconError naming its line and offset."""
+    data = path.read_bytes()
+    # utf-8-sig also drops the byte order mark Windows tools write at the start of UTF-8 files.
+    codec = "utf-8-sig" if _codec_name(path, encoding) == "utf-8" else encoding
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        decoded = exc.object[: exc.start]  # the error's offsets exclude a byte order mark
+        line = decoded.count(b"\n") + 1
+        offset = len(data) - len(exc.object) + exc.start
+        raise LexiconError(
+            path,
+            f"not {encoding} text: byte 0x{exc.object[exc.start]:02x} at offset {offset} cannot be "
+            f"decoded; re-encode the file as UTF-8 (iconv -f latin1 -t utf-8) or set encoding "
+            "(e.g. latin-1)",
+            line,
+        ) from None
+
+
+def _codec_name(path: Path, encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise LexiconError(path, f"unknown encoding {encoding!r}") from None
+
+
 def _number(value: str) -> float | None:
     try:
         return float(value)
@@ -175,9 +222,9 @@ def _number(value: str) -> float | None:
         return None
 
 
-def read_dic(path: Path, prefix_match: bool = False) -> Lexicon:
+def read_dic(path: Path, prefix_match: bool = False, encoding: str = "utf-8") -> Lexicon:
     """A LIWC-style .dic file."""
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines = read_text(path, encoding).splitlines()
     markers = [i for i, line in enumerate(lines) if line.strip() == "%"]
     if len(markers) < 2:
         raise LexiconError(path, "a .dic file starts with a category block between two '%' lines")
@@ -220,6 +267,43 @@ def read_dic(path: Path, prefix_match: bool = False) -> Lexicon:
     return lexicon
 
 
+STR_TAG = "tag:yaml.org,2002:str"
+# Tags YAML gives plain scalars by their look: 'no' is a bool, '~' null, '3.10' the float 3.1.
+IMPLICIT_TAGS = frozenset(
+    f"tag:yaml.org,2002:{kind}" for kind in ("bool", "null", "int", "float", "timestamp")
+)
+
+
+class _TermLoader(yaml.SafeLoader):
+    """A safe YAML loader that keeps every term (list item or mapping key) as the string written.
+
+    Without it ``[no, off, 3.10]`` reads as ``[False, False, 3.1]``. Mapping values keep their types,
+    so ``{very: 1.5}`` still gives a weight.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _keep_terms_as_written(node, set())
+        return super().construct_document(node)
+
+
+def _keep_terms_as_written(node: yaml.Node, seen: set[int]) -> None:
+    if id(node) in seen:  # an alias can make the graph cyclic
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        terms, children = list(node.value), list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        terms = [key for key, _ in node.value]
+        children = [*terms, *(value for _, value in node.value)]
+    else:
+        return
+    for term in terms:
+        if isinstance(term, yaml.ScalarNode) and term.style is None and term.tag in IMPLICIT_TAGS:
+            term.tag = STR_TAG
+    for child in children:
+        _keep_terms_as_written(child, seen)
+
+
 def _yaml_categories(node: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     if isinstance(node, Mapping):
         if (
@@ -240,10 +324,11 @@ def _yaml_categories(node: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
         )
 
 
-def read_yaml(path: Path, prefix_match: bool = False) -> Lexicon:
+def read_yaml(path: Path, prefix_match: bool = False, encoding: str = "utf-8") -> Lexicon:
     """A quanteda-style YAML dictionary (or cntext's, with a top-level ``Dictionary:``)."""
+    text = read_text(path, encoding)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml.load(text, Loader=_TermLoader)  # a SafeLoader: constructs no Python objects
     except yaml.YAMLError as exc:
         raise LexiconError(path, f"invalid YAML: {exc}") from None
     if isinstance(data, Mapping) and "Dictionary" in data:
@@ -272,9 +357,15 @@ def read_table(
     prefix_match: bool = False,
     delimiter: str | None = None,
     columns: Mapping[str, str] | None = None,
+    encoding: str = "utf-8",
 ) -> Lexicon:
     """A CSV/TSV lexicon: term→weight (valence), term→category, or term, category, weight."""
-    text = path.read_text(encoding="utf-8-sig")
+    unknown = sorted(set(columns or {}) - set(COLUMN_ROLES))
+    if unknown:
+        raise LexiconError(
+            path, f"columns: unknown roles {unknown}; name columns for {', '.join(COLUMN_ROLES)}"
+        )
+    text = read_text(path, encoding)
     if delimiter is None:
         delimiter = "," if path.suffix.lower() == ".csv" else "\t"
     # TSV lexicons (VADER, AFINN) contain quote characters that are not quoting.
@@ -293,6 +384,9 @@ def read_table(
     term_i: int = 0
     weight_i: int | None = 1
     category_i: int | None = None
+    if not has_header and len(first) > 1 and _number(first[1]) is None:
+        # term, category[, weight]: a second column that is not a number names the category.
+        category_i, weight_i = 1, (2 if len(first) > 2 else None)
     if has_header:
         lookup = {name: i for i, name in enumerate(first)}
         wanted = dict(columns or {})
@@ -306,7 +400,9 @@ def read_table(
 
         found_term = find("term", TERM_COLUMNS)
         if found_term is None:
-            raise LexiconError(path, f"no term column among {first}; name it 'term' or set lexicon_columns")
+            raise LexiconError(
+                path, f"no term column among {first}; name it 'term' or set columns: {{term: ...}}"
+            )
         term_i, weight_i, category_i = (
             found_term,
             find("weight", WEIGHT_COLUMNS),
@@ -347,6 +443,7 @@ def read_lexicon(
     format: str = "auto",
     prefix_match: bool = False,
     columns: Mapping[str, str] | None = None,
+    encoding: str = "utf-8",
 ) -> Lexicon:
     """Read a lexicon file in any supported format (chosen by suffix unless ``format`` is given)."""
     path = Path(path)
@@ -368,11 +465,11 @@ def read_lexicon(
                 path, f"cannot tell the format from {suffix!r}; set format: dic, yaml, csv or tsv"
             )
     if fmt == "dic":
-        lexicon = read_dic(path, prefix_match)
+        lexicon = read_dic(path, prefix_match, encoding)
     elif fmt == "yaml":
-        lexicon = read_yaml(path, prefix_match)
+        lexicon = read_yaml(path, prefix_match, encoding)
     elif fmt in ("csv", "tsv"):
-        lexicon = read_table(path, prefix_match, "," if fmt == "csv" else "\t", columns)
+        lexicon = read_table(path, prefix_match, "," if fmt == "csv" else "\t", columns, encoding)
     else:
         raise LexiconError(path, f"unknown lexicon format {fmt!r}")
     if not lexicon.entries:
