@@ -363,9 +363,35 @@ def test_secrets_from_the_environment_reach_the_worker_and_nothing_else(tmp_path
     assert manifest["job"]["backends"][0]["params"] == {"api_key": {"$env": "SCALECODE_TEST_KEY"}}
 
 
+SEEDED = """
+from scalecode import Backend, FitReport, Predictions, TaskType, hookimpl
+
+class Seeded(Backend):
+    # Predicts the seed it was trained with: which seed each training run got shows in its scores.
+    name = "seeded"
+    task_types = frozenset({TaskType.REGRESSION})
+    trainable = True
+
+    def fit(self, train, eval, config):
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        (config.output_dir / "seed").write_text(str(config.seed))
+        return FitReport(n_train=len(train))
+
+    def predict_batch(self, texts):
+        seed = float((self.state_dir / "seed").read_text())
+        return Predictions(score=[seed] * len(texts))
+
+@hookimpl
+def register_backends(register):
+    register(Seeded)
+"""
+
+
 @pytest.mark.slow
 def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
     pl.read_parquet(data_dir / "nyt-editorials.parquet").head(1200).write_parquet(tmp_path / "gold.parquet")
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "seeded.py").write_text(SEEDED)
     (tmp_path / "job.yaml").write_text(
         textwrap.dedent(f"""
         task: {{type: regression, scale: {{min: -4, max: 4}}}}
@@ -381,17 +407,22 @@ def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
           - name: learned
             plugin: learned-dictionary
             params: {{min_df: 2, cv: 3}}
+          - name: seeded
+            plugin: seeded
+            train: true
         evaluation:
           bootstrap: {{n: 200}}
           learning_curve: {{sizes: [100, 0.5, 100000], repeats: 2}}
         output: {{dir: run}}
     """)
     )
-    result = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=tmp_path)
+    result = scalecode(
+        "run", "job.yaml", "--plugins-dir", "plugins", "--num-cpus", "2", "--no-progress", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     curves = metrics["learning_curves"]
-    assert set(curves) == {"vader-calibrated", "learned"}  # the untrained lexicon has no curve
+    assert set(curves) == {"vader-calibrated", "learned", "seeded"}  # the untrained lexicon has no curve
     n_train = len(json.loads((tmp_path / "run" / "split.json").read_text())["train"])
     for points in curves.values():
         assert [p["size"] for p in points] == [100, round(0.5 * n_train), n_train]  # capped at the split
@@ -403,9 +434,14 @@ def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
     # Each repeat trained on its own sample: two different training runs at the same size.
     first = curves["learned"][0]["runs"]
     assert first[0]["metrics"]["r2"]["value"] != first[1]["metrics"]["r2"]["value"]
-    # At the full size both repeats hold every training document; each still trains with its own
-    # seed (here the learned dictionary's cross-validation folds), so they are not copies.
-    whole = curves["learned"][-1]["runs"]
-    assert whole[0]["metrics"]["r2"]["value"] != whole[1]["metrics"]["r2"]["value"]
+    # Each training run got its repeat's seed, also at the full size, where both repeats hold every
+    # training document and would otherwise be copies. The seeded backend predicts its seed: its
+    # mean absolute error is the distance from the seed to the test documents' scores.
+    test_ids = json.loads((tmp_path / "run" / "split.json").read_text())["test"]
+    gold = pl.read_parquet(tmp_path / "gold.parquet").with_columns(pl.col("id").cast(pl.String))
+    scores = gold.filter(pl.col("id").is_in(test_ids))["score"].to_numpy()
+    for point in curves["seeded"]:
+        for run in point["runs"]:
+            assert run["metrics"]["mae"]["value"] == pytest.approx(abs(run["seed"] - scores).mean())
     assert "## Learning curves" in (tmp_path / "run" / "comparison.md").read_text()
     assert "learned: training documents" in result.stdout
