@@ -178,6 +178,23 @@ def _anchors(html: str, base: str) -> list[str]:
     return parser.links
 
 
+def _system_trust() -> ssl.SSLContext:
+    """The certificates pip trusts without a ``cert`` setting: the system's store (through pip's
+    truststore, as pip does), else pip's certifi bundle, else Python's defaults."""
+    try:
+        from pip._vendor import truststore
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    except Exception:  # an older pip, or none: fall back as pip would
+        pass
+    try:
+        from pip._vendor import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    except Exception:
+        return ssl.create_default_context()
+
+
 class _Index:
     """Simple-index pages (PEP 503) and find-links locations, over HTTP(S) or file: URLs."""
 
@@ -192,8 +209,10 @@ class _Index:
         cert = settings.get("cert")
         if cert and Path(cert).is_dir():
             context = ssl.create_default_context(capath=cert)
+        elif cert:
+            context = ssl.create_default_context(cafile=cert)
         else:
-            context = ssl.create_default_context(cafile=cert or None)
+            context = _system_trust()
         if settings.get("client-cert"):
             context.load_cert_chain(settings["client-cert"])
         handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=context)]

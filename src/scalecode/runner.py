@@ -77,7 +77,7 @@ def gold_fingerprint(gold: GoldSet) -> str:
     return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
 
 
-def run_identity(job: Job, gold: str | None, inputs: dict[str, dict[str, str]]) -> dict[str, Any]:
+def run_identity(job: Job, gold: str | None, inputs: dict[str, list[str]]) -> dict[str, Any]:
     """What a run directory's models and predictions were made from, and must be made from again.
 
     The codebook, the data settings, the backends (options and the files they read: lexicons, model
@@ -285,7 +285,9 @@ class Runner:
         self._timed("read_data", step)
 
         prints = {b.name: self._fingerprint(b, self._spec(b, None)) for b in job.backends}
-        inputs = {name: p for name, p in prints.items() if "error" not in p}  # unknown, not compared
+        # The hashes only, not the paths they are keyed by: a project moved or mounted elsewhere
+        # reads the same files. A fingerprint that failed is unknown, not compared.
+        inputs = {name: sorted(p.values()) for name, p in prints.items() if "error" not in p}
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.out)  # before the claim: two jobs starting at once on one new directory
         _claim(self.out, job, run_identity(job, gold_fingerprint(gold) if gold is not None else None, inputs))

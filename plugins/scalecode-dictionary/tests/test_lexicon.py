@@ -208,6 +208,26 @@ def test_headerless_term_category_and_weight_tables(write):
         read_lexicon(write("w.csv", "happy,tone,1\nsad,tone,lots\n"))
 
 
+def test_a_header_with_unknown_names_is_refused_not_read_as_a_category(write):
+    """'lemma,polarity' over numbers would have made categories named 'polarity', '1.5' and '-2'."""
+    with pytest.raises(LexiconError, match=r"h\.csv:1: the first row .* looks like a header"):
+        read_lexicon(write("h.csv", "lemma,polarity\ngood,1.5\nbad,-2\n"))
+
+
+def test_a_zero_association_flag_leaves_the_term_out_of_the_category(write):
+    """NRC EmoLex lists every word for every emotion, with 1 where it belongs and 0 where not."""
+    nrc = read_lexicon(write("nrc.tsv", "happy\tanger\t0\nhappy\tjoy\t1\nangry\tanger\t1\nangry\tjoy\t0\n"))
+    assert weights(nrc) == {"happy": {"joy": 1.0}, "angry": {"anger": 1.0}}
+
+
+def test_words_written_with_combining_marks_are_words(write):
+    """Devanagari, Bengali and Thai vowel signs and Arabic harakat are marks, which \\w does not match."""
+    terms = ["अच्छा", "खराब", "ভালো", "ไม่", "سَلام", "cafe\u0301"]
+    lexicon = read_lexicon(write("marks.tsv", "".join(f"{t}\t1.0\n" for t in terms)))
+    assert len(lexicon.entries) == len(terms)
+    assert lexicon.warnings == []
+
+
 def test_columns_option_refuses_unknown_roles_and_is_named_in_errors(write):
     path = write("t.csv", "text,polarity\ngood,1\n")
     with pytest.raises(LexiconError, match=r"t\.csv: columns: unknown roles \['label'\]"):

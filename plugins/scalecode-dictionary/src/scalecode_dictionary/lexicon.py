@@ -27,6 +27,7 @@ import csv
 import hashlib
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,10 +182,13 @@ class _Builder:
 
 def is_word_term(term: str) -> bool:
     """Whether a term (without its wildcard '*') is words: word characters, spaces, '-' and "'"."""
+    # Combining marks (Devanagari and Thai vowel signs, Arabic harakat, a decomposed é) are parts of
+    # words, but Python's \w does not match them.
+    letters = "".join(c for c in term if not unicodedata.category(c).startswith("M"))
     return (
         bool(tokenize(term))
-        and WORD_TERM.fullmatch(term) is not None
-        and SINGLE_CHARACTER_PARTS.fullmatch(term) is None
+        and WORD_TERM.fullmatch(letters) is not None
+        and SINGLE_CHARACTER_PARTS.fullmatch(letters) is None
     )
 
 
@@ -385,6 +389,15 @@ def read_table(
     weight_i: int | None = 1
     category_i: int | None = None
     if not has_header and len(first) > 1 and _number(first[1]) is None:
+        later = [row for _, row in numbered[1:] if len(row) > 1]
+        if later and any(_number(row[1].strip()) is not None for row in later):
+            # Numbers below a word: the first row is a header whose names we do not know.
+            raise LexiconError(
+                path,
+                f"the first row {numbered[0][1]!r} looks like a header with unknown column names; "
+                "set columns: {term: ..., weight: ...} (or category)",
+                numbered[0][0],
+            )
         # term, category[, weight]: a second column that is not a number names the category.
         category_i, weight_i = 1, (2 if len(first) > 2 else None)
     if has_header:
@@ -423,6 +436,8 @@ def read_table(
             if value is None:
                 raise LexiconError(path, f"weight {row[weight_i]!r} of {term!r} is not a number", line)
             weight = value
+            if category_i is not None and weight == 0:
+                continue  # a 0 marks a term as outside the category (NRC EmoLex's association flags)
         if valence:
             if not builder.add(term, VALENCE, weight, line):
                 continue
