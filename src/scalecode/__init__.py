@@ -9,6 +9,7 @@ from scalecode.backend import (
     GoldSet,
     Predictions,
     Resources,
+    operational,
 )
 from scalecode.hookspecs import hookimpl
 from scalecode.task import Example, Label, ScoreRange, Task, TaskType
@@ -31,4 +32,5 @@ __all__ = [
     "TaskType",
     "__version__",
     "hookimpl",
+    "operational",
 ]

@@ -27,15 +27,43 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
 
 from scalecode.task import Task, TaskType
+
+
+def operational(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A ``Field`` for an option that changes how a backend runs, not what it codes.
+
+    Concurrency, rate limits, timeouts, retries, prices and budgets, devices, CPUs and the batch
+    size of coding. A run directory may be resumed after one of them changed (a budget raised,
+    concurrency lowered after too many 429s), so they are left out of the run's identity; any
+    other option changed refuses the directory, since its models and predictions came from it.
+    """
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    return Field(default, json_schema_extra={**extra, "operational": True}, **kwargs)
 
 
 class BackendParams(BaseModel):
     """Base of every backend's options: validated on the driver, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def operational_options(cls) -> frozenset[str]:
+        """The names of the options declared with ``operational()``."""
+        return frozenset(
+            name
+            for name, info in cls.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("operational")
+        )
+
+    @classmethod
+    def result_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` as a job wrote them, less the operational ones: what the codes depend on."""
+        skip = cls.operational_options()
+        return {key: value for key, value in options.items() if key not in skip}
 
 
 @dataclass(frozen=True)

@@ -85,19 +85,39 @@ def run_identity(job: Job, gold: str | None, inputs: dict[str, list[str]]) -> di
     reports them (bootstrap, metrics, learning-curve sizes, which backends code the corpus): those
     may change between runs over one directory.
     """
-    config = job.config.model_dump(mode="json")
-    evaluation = config["evaluation"]
-    made_from = {
-        "task": config["task"],
-        "data": config["data"],
-        "backends": config["backends"],
-        "split": {key: evaluation[key] for key in ("test_size", "seed", "stratify")},
-    }
     return {
-        "config": hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest(),
+        "config": _made_from_hash(job, operational=False),
         "gold": gold,
         "backend_inputs": inputs,
     }
+
+
+def _made_from_hash(job: Job, *, operational: bool) -> str:
+    """The hash of the settings a run's results come from; ``operational`` keeps the options that
+    only say how a backend runs (concurrency, budget, devices), as earlier versions hashed them."""
+    config = job.config.model_dump(mode="json")
+    evaluation = config["evaluation"]
+    backends = config["backends"]
+    if not operational:
+        backends = [
+            _result_backend(entry, resolved) for entry, resolved in zip(backends, job.backends, strict=True)
+        ]
+    made_from = {
+        "task": config["task"],
+        "data": config["data"],
+        "backends": backends,
+        "split": {key: evaluation[key] for key in ("test_size", "seed", "stratify")},
+    }
+    return hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()
+
+
+def _result_backend(entry: dict[str, Any], backend: ResolvedBackend) -> dict[str, Any]:
+    """A backend entry of the job less its operational options (see ``scalecode.operational``)."""
+    cls = backend.info.backend_class
+    entry = {**entry, "params": cls.Params.result_options(entry["params"])}
+    if isinstance(entry["train"], dict):
+        entry["train"] = cls.TrainParams.result_options(entry["train"])
+    return entry
 
 
 def _claim(out: Path, job: Job, identity: dict[str, Any]) -> None:
@@ -117,7 +137,7 @@ def _claim(out: Path, job: Job, identity: dict[str, Any]) -> None:
     if before is None:  # written by a version that hashed the whole job file
         if previous.get("fingerprint") != job_fingerprint(job):
             raise ScalecodeError(_refusal(out, f"a different job ({previous.get('job_file')})"))
-    elif before["config"] != identity["config"]:
+    elif before["config"] not in (identity["config"], _made_from_hash(job, operational=True)):
         raise ScalecodeError(_refusal(out, f"a different job ({previous.get('job_file')})"))
     elif before.get("gold") is not None and before["gold"] != identity["gold"]:
         raise ScalecodeError(

@@ -173,6 +173,25 @@ def test_a_budget_stops_the_run_cleanly_and_the_same_command_resumes_it(project,
 
 
 @pytest.mark.slow
+def test_a_run_stopped_by_its_budget_finishes_once_the_budget_is_raised(project, env):
+    """What the budget stop tells the user to do: raise budget_usd; the directory is the same run."""
+    with FakeOpenAI(Faults(latency_s=0.02)) as api:
+        job(project, api.base_url, price={"input": 600.0, "output": 600.0}, budget_usd=1.0, concurrency=2)
+        stopped = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project, env=env)
+        assert stopped.returncode == 1 and "with a larger budget_usd" in stopped.stderr, stopped.stderr[
+            -2000:
+        ]
+        paid = len(api.chat_calls())
+
+        job(project, api.base_url, price={"input": 600.0, "output": 600.0}, budget_usd=100.0, concurrency=4)
+        raised = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project, env=env)
+        assert raised.returncode == 0, raised.stderr[-2000:]
+        assert paid < 70 and len(api.chat_calls()) == 70  # the rest sent, nothing sent twice
+        coded = pl.read_parquet(project / "run" / "predictions" / "corpus" / "gpt")
+        assert coded.height == 50 and coded["error"].null_count() == 50
+
+
+@pytest.mark.slow
 def test_documents_that_failed_while_the_server_was_down_are_coded_by_the_next_run(project, env):
     """Error rows for passing failures are written, and the same command codes those documents later."""
     with FakeOpenAI(Faults(rate_500=0.3, seed=5)) as api:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from scalecode import BackendParams
+from scalecode import BackendParams, operational
 
 Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
@@ -25,11 +25,11 @@ class EncoderParams(BackendParams):
     trust_remote_code: bool = Field(False, description="run the model's own code from the hub")
     pooling: Pooling = "auto"
     max_length: int = Field(256, ge=8, le=8192, description="tokens per document; longer ones are truncated")
-    batch_size: int = Field(32, ge=1, description="documents per forward pass when coding")
+    batch_size: int = operational(32, ge=1, description="documents per forward pass when coding")
     precision: Precision = "auto"
-    device: DeviceChoice = "auto"
-    cpus: float = Field(1.0, gt=0, description="CPUs per replica (torch threads)")
-    gpus: float | Literal["auto"] = Field(
+    device: DeviceChoice = operational("auto")
+    cpus: float = operational(1.0, gt=0, description="CPUs per replica (torch threads)")
+    gpus: float | Literal["auto"] = operational(
         "auto", description="GPUs per replica; auto: 1 when the cluster has GPUs"
     )
     threshold: float = Field(

@@ -184,10 +184,9 @@ class Requester:
                         continue
                     return self._failed(key, f"API refused the request: {_describe(exc)}")
                 except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
-                    retries = self.params.max_retries
-                    return self._failed(
-                        key, f"API error after {retries} retries: {_describe(exc)}", passing=_passing(exc)
-                    )
+                    retries = self.params.max_retries if _retried(exc) else 0
+                    after = f" after {retries} retries" if retries else ""
+                    return self._failed(key, f"API error{after}: {_describe(exc)}", passing=_passing(exc))
                 except Exception as exc:  # a 200 whose body is not JSON: the server garbled it
                     malformed += 1
                     if malformed > self.params.max_retries:
@@ -268,6 +267,14 @@ def _passing(exc: Exception) -> bool:
     from openai import APIStatusError
 
     return not (isinstance(exc, APIStatusError) and exc.status_code in REFUSED)
+
+
+def _retried(exc: Exception) -> bool:
+    """Whether the openai client asked again before giving up: it does for timeouts, dropped
+    connections, 408, 409, 429 and 5xx; a 401 or 404 is answered at once, and saying it was retried
+    would send the user looking at the server instead of the key or the model name."""
+    status = getattr(exc, "status_code", None)
+    return status is None or status in (408, 409, 429) or status >= 500
 
 
 def _describe(exc: Exception) -> str:

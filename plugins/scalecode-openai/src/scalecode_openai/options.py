@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from scalecode import BackendParams
+from scalecode import BackendParams, operational
 
 StructuredOutput = Literal["auto", "json_schema", "json_object", "none"]
 
@@ -31,7 +31,7 @@ class OpenAIParams(BackendParams):
     base_url: str | None = Field(
         None, description="an OpenAI-compatible endpoint (vLLM, Ollama, a gateway); default OpenAI's"
     )
-    api_key: SecretStr | None = Field(
+    api_key: SecretStr | None = operational(
         None,
         description='{"$env": "VARIABLE"}: the environment variable holding the key (default OPENAI_API_KEY)',
     )
@@ -55,33 +55,33 @@ class OpenAIParams(BackendParams):
     )
 
     # Throughput and failure handling.
-    concurrency: int = Field(16, ge=1, le=4096, description="requests in flight at once")
-    requests_per_minute: float | None = Field(None, gt=0)
-    tokens_per_minute: float | None = Field(None, gt=0)
-    timeout_s: float = Field(60.0, gt=0, description="per request; a hung request is retried")
-    max_retries: int = Field(
+    concurrency: int = operational(16, ge=1, le=4096, description="requests in flight at once")
+    requests_per_minute: float | None = operational(None, gt=0)
+    tokens_per_minute: float | None = operational(None, gt=0)
+    timeout_s: float = operational(60.0, gt=0, description="per request; a hung request is retried")
+    max_retries: int = operational(
         8, ge=0, description="on 429, 5xx, timeouts and dropped connections, with backoff and jitter"
     )
-    batch_size: int | None = Field(
+    batch_size: int | None = operational(
         None,
         ge=1,
         description="documents per predict_batch call (default 8 x concurrency x docs_per_request)",
     )
 
     # Cost and the response cache.
-    price: Price | None = Field(None, description="US dollars per million tokens; none: cost unknown")
-    budget_usd: float | None = Field(
+    price: Price | None = operational(None, description="US dollars per million tokens; none: cost unknown")
+    budget_usd: float | None = operational(
         None, gt=0, description="stop the run cleanly once its new requests have cost this much"
     )
-    cache: str | Literal[False] | None = Field(
+    cache: str | Literal[False] | None = operational(
         None,
         description="SQLite file of every answer (default: in the run directory); false turns it off",
     )
 
     # The Batch API: half the price, answers within 24 hours.
-    mode: Literal["online", "batch"] = "online"
-    batch_poll_s: float = Field(30.0, gt=0, description="seconds between checks on a submitted batch")
-    batch_max_requests: int = Field(50_000, ge=1, le=50_000)
+    mode: Literal["online", "batch"] = operational("online")
+    batch_poll_s: float = operational(30.0, gt=0, description="seconds between checks on a submitted batch")
+    batch_max_requests: int = operational(50_000, ge=1, le=50_000)
 
     @model_validator(mode="after")
     def _check(self) -> OpenAIParams:
