@@ -181,3 +181,102 @@ def test_a_refit_trains_the_causal_lm_on_every_training_document(tiny_llama, tmp
     assert [h.get("phase") for h in history] == [None, "refit"]
     coded = backend.predict_batch(REVIEWS)  # the refit model, merged and saved, loads and codes
     assert coded.label is not None and set(coded.label) <= {"positive", "negative"}
+
+
+def _fake_training(monkeypatch: pytest.MonkeyPatch, configs: list[dict] | None = None) -> None:
+    """``fit`` without Ray: training "produces" seeded random LoRA weights, the same on every call,
+    and large enough that the adapter visibly changes the likelihoods (peft starts B at zero)."""
+    from scalecode_hf import training
+    from scalecode_hf.causal_recipe import CausalRecipe
+
+    def run_training(recipe, recipe_config, table, options, **_):
+        if configs is not None:
+            configs.append(recipe_config)
+        model = CausalRecipe(recipe_config).build(torch.device("cpu"))
+        generator = torch.Generator().manual_seed(0)
+        weights = {
+            name: torch.randn(p.shape, generator=generator) * 0.3
+            for name, p in model.named_parameters()
+            if p.requires_grad
+        }
+        return training.Trained(best_weights=weights, history=[{"epoch": 1, "score": 0.5}], best_epoch=1)
+
+    monkeypatch.setattr(training, "run_training", run_training)
+
+
+def _likelihoods(backend: CausalLMBackend) -> np.ndarray:
+    """Each review's log-likelihood of each label, from the backend's model as loaded for coding."""
+    backend.load()
+    scorer = backend.scorer
+    assert scorer is not None
+    prompts, answers = [], []
+    for text in REVIEWS:
+        [(conversation, replies)] = scorer.conversations(text)
+        tokens, options = scorer.encode(conversation, replies)
+        prompts.append(tokens)
+        answers.append(options)
+    scores = score_answers(
+        backend.model, prompts, answers, pad_id=scorer.pad_id, batch_size=4, device=torch.device("cpu")
+    )
+    return np.array(scores)
+
+
+ADAPTER = "adapter_model.safetensors"
+
+
+def test_lora_is_saved_as_an_adapter_over_the_base_model_unless_merged(tiny_llama, tmp_path, monkeypatch):
+    _fake_training(monkeypatch)
+    params = {"model": str(tiny_llama), "max_length": 64}
+    gold = sample_gold(SENTIMENT, n=16)
+    for merge in (True, False):
+        options = TrainOptions(mode="lora", epochs=1, merge_lora=merge)
+        CausalLMBackend(SENTIMENT, params).fit(
+            gold, None, FitConfig(output_dir=tmp_path / f"merge-{merge}", options=options)
+        )
+    merged, adapter = tmp_path / "merge-True" / "model", tmp_path / "merge-False" / "model"
+    assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
+    assert not (merged / "adapter_config.json").exists()
+    assert (adapter / "adapter_config.json").is_file() and (adapter / ADAPTER).is_file()
+    assert not list(adapter.glob("model*.safetensors"))  # the base's weights are not copied
+    adapter_size, merged_size = (f.stat().st_size for f in (adapter / ADAPTER, merged / "model.safetensors"))
+    assert adapter_size < merged_size / 4
+
+    # Coding loads base + adapter, and the likelihoods are the merged model's.
+    from_merged = _likelihoods(CausalLMBackend(SENTIMENT, params, state_dir=merged.parent))
+    from_adapter = _likelihoods(CausalLMBackend(SENTIMENT, params, state_dir=adapter.parent))
+    untrained = _likelihoods(CausalLMBackend(SENTIMENT, params))
+    np.testing.assert_allclose(from_adapter, from_merged, rtol=1e-4, atol=1e-4)
+    assert np.abs(from_adapter - untrained).max() > 1e-2  # the adapter is applied, not dropped
+    prints = CausalLMBackend(SENTIMENT, params, state_dir=adapter.parent).fingerprint()
+    assert str(adapter / ADAPTER) in prints
+    assert str(tiny_llama.resolve() / "model.safetensors") in prints  # it codes with the base model too
+
+    # An adapter only in pickle form is refused, never unpickled.
+    (adapter / ADAPTER).rename(adapter / "adapter_model.bin")
+    with pytest.raises(OSError, match="safetensors"):
+        CausalLMBackend(SENTIMENT, params, state_dir=adapter.parent).load()
+
+
+def test_a_moved_model_folder_is_the_same_training(tiny_llama, tmp_path, monkeypatch):
+    """The checkpoint claim knows the model by its content, not by the folder it sits in."""
+    import shutil
+
+    import pyarrow as pa
+
+    from scalecode.errors import ScalecodeError
+    from scalecode_hf.training import claim_checkpoints
+
+    configs: list[dict] = []
+    _fake_training(monkeypatch, configs)
+    moved = shutil.copytree(tiny_llama, tmp_path / "moved" / "tiny-llama")
+    gold = sample_gold(SENTIMENT, n=16)
+    for model in (tiny_llama, moved):
+        CausalLMBackend(SENTIMENT, {"model": str(model), "max_length": 64}).fit(
+            gold, None, FitConfig(output_dir=tmp_path / "state", options=TrainOptions(mode="lora", epochs=1))
+        )
+    table = pa.table({"input_ids": [[1, 2], [3]]})
+    folder = tmp_path / "checkpoints"
+    claim_checkpoints(folder, {"seed": 0, "recipe_config": configs[0]}, table)
+    claim_checkpoints(folder, {"seed": 0, "recipe_config": configs[1]}, table)
+    with pytest.raises(ScalecodeError, match="other options"):
+        claim_checkpoints(folder, {"seed": 0, "recipe_config": {**configs[1], "mode": "full"}}, table)

@@ -80,3 +80,13 @@ def test_fingerprint_hashes_the_weights(tiny_bert):
     prints = fingerprint(resolve(str(tiny_bert)))
     assert list(prints) == [str(Path(tiny_bert).resolve() / "model.safetensors")]
     assert len(next(iter(prints.values()))) == 64
+
+
+def test_where_and_how_fast_a_model_codes_is_operational_but_not_its_precision():
+    """A run directory resumes on a machine with other devices or CPUs; not in another precision."""
+    from scalecode_hf.causal import CausalParams
+    from scalecode_hf.options import EncoderParams, TrainOptions
+
+    for params in (EncoderParams, CausalParams):
+        assert params.operational_options() == {"batch_size", "device", "cpus", "gpus"}
+    assert TrainOptions.operational_options() == frozenset()  # workers and batches change the training

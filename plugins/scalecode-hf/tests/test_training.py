@@ -248,3 +248,66 @@ def test_a_checkpoint_folder_of_other_training_is_refused(tmp_path):
     (stray / "train").mkdir(parents=True)
     with pytest.raises(ScalecodeError, match="no scalecode training marked"):
         claim_checkpoints(stray, config, table)
+
+
+def test_a_checkpoint_folder_knows_the_model_by_its_content_not_its_path(tiny_bert, tmp_path):
+    """A project moved to another directory resumes its own checkpoints; another model or other
+    options are still refused."""
+    import hashlib
+    import shutil
+    from dataclasses import asdict
+
+    import pyarrow as pa
+    from safetensors.torch import load_file, save_file
+
+    from scalecode.errors import ScalecodeError
+    from scalecode_hf.models import resolve
+    from scalecode_hf.training import claim_checkpoints
+
+    def config(model: Path, **changes: Any) -> dict[str, Any]:
+        recipe = {"source": asdict(resolve(str(model))), "mode": "full", "pooling": "mean"}
+        return {
+            "seed": 1,
+            "learning_rate": 1e-4,
+            "threads": 2,
+            "deepspeed_stage": 2,
+            "recipe_config": recipe,
+        } | changes
+
+    table = pa.table({"input_ids": [[1, 2], [3]], "target": [0.5, -1.0]})
+    moved = shutil.copytree(tiny_bert, tmp_path / "elsewhere" / "tiny-bert")
+    folder = tmp_path / "checkpoints"
+    claim_checkpoints(folder, config(tiny_bert), table)
+    (folder / "train").mkdir()
+    claim_checkpoints(folder, config(moved), table)  # the same model, moved with its project
+
+    refused = [
+        config(moved, learning_rate=1e-3),
+        config(moved, deepspeed_stage=None),  # ZeRO or not: other numbers, another checkpoint layout
+        config(moved, workers=2),  # other shards, other steps
+    ]
+    retuned = shutil.copytree(tiny_bert, tmp_path / "retuned")
+    settings = json.loads((retuned / "config.json").read_text())
+    (retuned / "config.json").write_text(json.dumps({**settings, "hidden_dropout_prob": 0.3}))
+    refused.append(config(retuned))
+    other = shutil.copytree(tiny_bert, tmp_path / "other-weights")
+    weights = load_file(other / "model.safetensors")
+    name = next(iter(weights))
+    save_file({**weights, name: weights[name] + 1}, other / "model.safetensors")
+    refused.append(config(other))
+    for changed in refused:
+        with pytest.raises(ScalecodeError, match="other documents or with other options"):
+            claim_checkpoints(folder, changed, table)
+
+    # A folder claimed before the model was known by its content (the path hashed) is still this training's.
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    plain = {k: v for k, v in config(tiny_bert).items() if k != "threads"}
+    digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode())
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    digest.update(sink.getvalue().to_pybytes())
+    (earlier / "training.sha256").write_text(digest.hexdigest() + "\n")
+    claim_checkpoints(earlier, config(tiny_bert), table)
+    claim_checkpoints(earlier, config(moved), table)  # and once accepted, it moves too

@@ -16,6 +16,7 @@ the same prompts, the loss on the answer's tokens only.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -36,6 +37,7 @@ from scalecode import (
     Resources,
     Task,
     TaskType,
+    operational,
 )
 from scalecode_hf.models import ModelSource, fingerprint, resolve
 from scalecode_hf.options import CausalTrainOptions, DeviceChoice, Precision, TrainOptions
@@ -44,6 +46,13 @@ if TYPE_CHECKING:
     import torch
 
 MODEL_DIR = "model"
+# peft's files: a model folder with this config holds a LoRA adapter (merge_lora: false), not a model.
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+# The options the training workers need not: the model comes to them as ``source``, and where coding
+# runs is no part of the training. Left out, a moved model folder or another machine's CPU count
+# does not make the training look different to its checkpoints (training.claim_checkpoints).
+NOT_FOR_TRAINING = frozenset({"model", "revision", "trust_remote_code", "device", "cpus", "gpus"})
 
 
 class CausalParams(BackendParams):
@@ -53,11 +62,11 @@ class CausalParams(BackendParams):
     max_length: int = Field(
         512, ge=8, description="tokens of a document in the prompt; longer ones are truncated"
     )
-    batch_size: int = Field(8, ge=1, description="sequences (document and answer) per forward pass")
+    batch_size: int = operational(8, ge=1, description="sequences (document and answer) per forward pass")
     precision: Precision = "auto"
-    device: DeviceChoice = "auto"
-    cpus: float = Field(1.0, gt=0)
-    gpus: float | Literal["auto"] = "auto"
+    device: DeviceChoice = operational("auto")
+    cpus: float = operational(1.0, gt=0)
+    gpus: float | Literal["auto"] = operational("auto")
     few_shot: int | None = Field(
         None, ge=0, description="codebook examples shown before each document (default all)"
     )
@@ -209,9 +218,28 @@ class CausalLMBackend(Backend):
             torch.set_num_threads(max(1, int(self.params.cpus)))
         location, kwargs = self._location()
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        self.model = AutoModelForCausalLM.from_pretrained(location, use_safetensors=True, **kwargs).eval()
+        if self.state_dir is not None and (Path(location) / ADAPTER_CONFIG).is_file():
+            self.model = self._with_adapter(Path(location)).eval()
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(location, use_safetensors=True, **kwargs).eval()
         self.model.to(self.device)
         self.scorer = CausalScorer(self.task, tokenizer, self.params.model_dump())
+
+    def _with_adapter(self, folder: Path) -> Any:
+        """The base model (``model:``) with the LoRA adapter saved in ``folder``, merged in memory:
+        the weights a merged save would hold, and as fast to run."""
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        if not (folder / ADAPTER_WEIGHTS).is_file():  # peft would fall back to a pickled adapter
+            raise OSError(f"{folder} holds no {ADAPTER_WEIGHTS}; adapters are read from safetensors only")
+        location, kwargs = self.source.pretrained()
+        # fp32 as training's master weights, which a merged save holds: the adapter codes as that would.
+        base = AutoModelForCausalLM.from_pretrained(
+            location, use_safetensors=True, dtype=torch.float32, **kwargs
+        )
+        return PeftModel.from_pretrained(base, folder).merge_and_unload()
 
     def predict_batch(self, texts: Sequence[str]) -> Predictions:
         if not texts:
@@ -263,7 +291,7 @@ class CausalLMBackend(Backend):
             "mode": options.mode,
             "lora": options.lora.model_dump(),
             "task": self.task.model_dump(mode="json"),
-            "params": self.params.model_dump(),
+            "params": self.params.model_dump(exclude=set(NOT_FOR_TRAINING)),
             "validation": {"texts": validation.texts, "targets": list(validation.targets)},
         }
         trained = run_training(
@@ -294,9 +322,12 @@ class CausalLMBackend(Backend):
             trained_on, ids = train, all_ids
         model: Any = CausalRecipe(recipe_config).build(torch.device("cpu"))
         load_trainable(model, trained.best_weights)
-        if hasattr(model, "merge_and_unload"):
+        if hasattr(model, "merge_and_unload") and options.merge_lora:
             model = model.merge_and_unload()
         folder = config.output_dir / MODEL_DIR
+        # A folder left by an earlier fit must not mix with this one: load() tells an adapter by its config.
+        shutil.rmtree(folder, ignore_errors=True)
+        # A peft model writes only its adapter (adapter_config.json, adapter_model.safetensors).
         model.save_pretrained(folder, safe_serialization=True)
         self.scorer.tokenizer.save_pretrained(folder)
         (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
@@ -316,6 +347,10 @@ class CausalLMBackend(Backend):
         )
 
     def fingerprint(self) -> dict[str, str]:
-        return fingerprint(
-            self.source if self.state_dir is None else ModelSource("folder", str(self.state_dir / MODEL_DIR))
-        )
+        if self.state_dir is None:
+            return fingerprint(self.source)
+        folder = self.state_dir / MODEL_DIR
+        prints = fingerprint(ModelSource("folder", str(folder)))
+        if (folder / ADAPTER_CONFIG).is_file():  # an adapter codes with the base model's weights too
+            prints |= fingerprint(self.source)
+        return prints

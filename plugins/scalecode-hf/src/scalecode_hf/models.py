@@ -6,6 +6,7 @@ refused. Remote code (a model's own Python files on the hub) runs only with ``tr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -57,8 +58,16 @@ def resolve(model: str, *, revision: str | None = None, trust_remote_code: bool 
 
 
 def _sha256(path: Path) -> str:
+    stat = path.stat()
+    return _sha256_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """Hashed once per process and version of a file: a run asks for a model's hashes several times
+    (its identity, the manifest, the checkpoints' claim), and weights can be gigabytes."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -71,6 +80,17 @@ def fingerprint(source: ModelSource) -> dict[str, str]:
     path = Path(source.location)
     files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))
     return {str(f): _sha256(f) for f in files}
+
+
+def content_identity(source: ModelSource) -> dict[str, Any]:
+    """The model as what it is, not where it sits: the hashes of its weights (and of a folder's
+    config.json, which shapes the model too), or the hub id and revision. Moving a project to another
+    directory leaves it unchanged."""
+    content = sorted(fingerprint(source).values())
+    config = Path(source.location) / "config.json"
+    if source.kind == "folder" and config.is_file():
+        content.append(_sha256(config))
+    return {"kind": source.kind, "content": content, "trust_remote_code": source.trust_remote_code}
 
 
 def gguf_folder(path: Path) -> Path:

@@ -310,27 +310,52 @@ def _better(score: float | None, best: float) -> bool:
     return math.isnan(best) or score > best
 
 
+def training_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes ``train_loop``'s config this training: what changes the numbers trained or what a
+    checkpoint holds. Not the thread count, which follows the machine, nor the folder the model sits
+    in (a project moved to another directory resumes its own checkpoints): the model counts by its
+    content. The DeepSpeed stage stays, though ``auto`` resolves it from the GPUs: ZeRO trains other
+    numbers, and its checkpoints keep the optimizer state where a run without it would not look."""
+    from scalecode_hf.models import ModelSource, content_identity
+
+    identity = {k: v for k, v in config.items() if k != "threads"}
+    recipe_config = identity.get("recipe_config")
+    if isinstance(recipe_config, dict) and "source" in recipe_config:
+        source = content_identity(ModelSource(**recipe_config["source"]))
+        identity["recipe_config"] = {**recipe_config, "source": source}
+    return identity
+
+
+def _training_digest(identity: dict[str, Any], table_bytes: bytes) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
+    digest.update(table_bytes)
+    return digest.hexdigest()
+
+
 def claim_checkpoints(checkpoint_dir: Path, config: dict[str, Any], table: pa.Table) -> None:
     """Mark ``checkpoint_dir`` as this training's, or refuse it if it holds another training's.
 
     Ray Train resumes from whatever checkpoint the folder holds; one left by training on other
     documents or with other options would be resumed as if it were this one's.
     """
-    import hashlib
-
     from scalecode.errors import ScalecodeError
 
-    # The thread count follows the machine, not the training: a resume on another one is the same run.
-    digest = hashlib.sha256(
-        json.dumps({k: v for k, v in config.items() if k != "threads"}, sort_keys=True, default=str).encode()
-    )
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    digest.update(sink.getvalue().to_pybytes())
+    table_bytes = sink.getvalue().to_pybytes()
+    digest = _training_digest(training_identity(config), table_bytes)
     marker = checkpoint_dir / "training.sha256"
     if marker.exists():
-        if marker.read_text().strip() != digest.hexdigest():
+        claimed = marker.read_text().strip()
+        # Earlier versions hashed the config as it was (the model's path in it, no worker count): a
+        # folder they claimed is still this training's where that hash matches, and is claimed anew.
+        earlier = {k: v for k, v in config.items() if k not in ("threads", "workers")}
+        if claimed != digest and claimed == _training_digest(earlier, table_bytes):
+            marker.write_text(digest + "\n")
+        elif claimed != digest:
             raise ScalecodeError(
                 f"{checkpoint_dir} holds checkpoints of training on other documents or with other options; "
                 "delete that folder to train afresh, or give this training another checkpoint folder"
@@ -342,7 +367,7 @@ def claim_checkpoints(checkpoint_dir: Path, config: dict[str, Any], table: pa.Ta
             f"{checkpoint_dir} holds files that no scalecode training marked as its own; "
             "delete that folder or give this training another checkpoint folder"
         )
-    marker.write_text(digest.hexdigest() + "\n")
+    marker.write_text(digest + "\n")
 
 
 def _read_shard(shard: Any) -> dict[str, np.ndarray]:
@@ -501,6 +526,9 @@ def run_training(
         "early_stopping_patience": 0 if keep_last else options.early_stopping_patience,
         "keep_last": keep_last,
         "deepspeed_stage": stage,
+        # Not read by the loop (Ray gives it the world size), but it shards the data and sets the
+        # steps per epoch, so a checkpoint of another worker count is another training's.
+        "workers": options.workers,
         "train_rows": train_table.num_rows,
         "group_by_length": options.group_by_length,
     }
