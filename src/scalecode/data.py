@@ -3,8 +3,9 @@
 Gold documents are few and precious, so every problem in them is an error that names the file, the
 rows and ids, and the column: a missing column, a null or duplicate id, a null or empty text, a label
 outside the codebook, a score that is not a number. Corpus problems that concern one document (a null
-or empty text, undecodable bytes) become error rows at coding time instead, so a bad row never stops
-a run of millions and is never dropped.
+or empty text, undecodable bytes in a text) become error rows at coding time instead, so a bad row
+never stops a run of millions and is never dropped. Corpus ids key those rows, so they are checked
+before coding as gold ids are: a null, repeated or undecodable id is an error naming its file and row.
 """
 
 from __future__ import annotations
@@ -71,12 +72,27 @@ def read_table(table: TableConfig, readers: Sequence[Reader]) -> pl.DataFrame:
             raise
         except Exception as exc:
             raise DataError(str(file), f"cannot be read as {reader.name}: {exc}") from exc
+        if table.id_column in frame.columns and frame[table.id_column].dtype.is_float():
+            # File by file, before the files are joined: joined with text ids, polars would write 1.0.
+            frame = frame.with_columns(_float_ids(frame[table.id_column]))
         frames.append(
             frame.with_columns(
                 pl.lit(str(file)).alias(FILE), pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(ROW)
             )
         )
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+
+def _float_ids(ids: pl.Series) -> pl.Series:
+    """Ids read as floats, as whole numbers where all are (a column made float by a missing value), so
+    that a ``where`` condition still compares numbers; else as text by the corpus's rule. Either way
+    1.0 reads as '1' in gold, corpus and predictions, and NaN is a missing id."""
+    ids = ids.fill_nan(None)
+    values = ids.drop_nulls()
+    # Below 2**53 every whole float is exact, and its digits are the ones the corpus's rule writes.
+    if ((values == values.floor()) & (values.abs() < 2.0**53)).all():
+        return ids.cast(pl.Int64)
+    return pl.Series(ids.name, src.id_strings(ids.to_arrow()), pl.String)
 
 
 def _where(frame: pl.DataFrame, mask: pl.Series, id_column: str | None = None) -> list[str]:
@@ -101,20 +117,23 @@ def require_columns(frame: pl.DataFrame, path: str, columns: dict[str, str]) -> 
 
 def check_ids(frame: pl.DataFrame, path: str, id_column: str) -> pl.DataFrame:
     """Ids as strings, none null or blank, none repeated."""
-    frame = frame.with_columns(pl.col(id_column).cast(pl.String))
+    ids = frame[id_column]
+    frame = frame.with_columns((_float_ids(ids) if ids.dtype.is_float() else ids).cast(pl.String))
     values = frame[id_column]
     nulls = values.is_null() | (values.str.strip_chars() == "")
     if nulls.any():
         raise DataError(
             path, f"null or empty id in column {id_column!r} at {describe_examples(_where(frame, nulls))}"
         )
-    dupes = frame[id_column].is_duplicated()
+    dupes = values.is_duplicated()
     if dupes.any():
-        ids = frame.filter(dupes)[id_column].unique(maintain_order=True).to_list()
+        # Named with their rows: ids that differ in the file can read alike as text (1 and 1.0).
+        places: dict[str, list[str]] = {}
+        for value, place in zip(values.filter(dupes).to_list(), _where(frame, dupes), strict=True):
+            places.setdefault(value, []).append(place)
+        named = [f"{value!r} ({', '.join(where)})" for value, where in places.items()]
         raise DataError(
-            path,
-            f"{len(ids)} duplicate id(s) in column {id_column!r}: "
-            f"{describe_examples([repr(i) for i in ids])}",
+            path, f"{len(places)} duplicate id(s) in column {id_column!r}: {describe_examples(named)}"
         )
     return frame
 

@@ -21,12 +21,14 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -156,15 +158,67 @@ def plan_pieces(sources: Sequence[SourceFile], root: str, piece_rows: int) -> li
     return pieces
 
 
-def _chunk(ids: pa.Array, texts: pa.Array, first_row: int, corrupt: pa.Array | None = None) -> pa.Table:
+def id_strings(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Ids as text by one rule for every format and reader, so that gold, corpus and predictions agree.
+
+    A number read as a float (a Parquet column made float by one decimal or one missing value, a JSON
+    column with one decimal) is written as the shortest decimal that reads back as the same number,
+    without an exponent: 1.0 is '1', 1.5 is '1.5', 1e20 is '100000000000000000000'. That is also how
+    polars writes a JSON number it reads as text, the JSON Lines corpus reader's usual path. NaN, the
+    float that stands for a missing value, is a missing id.
+    """
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if not pa.types.is_floating(ids.type):
+        return ids.cast(pa.string())
+    texts = ids.cast(pa.string())  # the shortest round trip, but with an exponent past a few digits
+    spelt = pc.fill_null(pc.match_substring(texts, "e"), False)
+    if pc.any(spelt).as_py():
+        values = texts.to_pylist()
+        for i in np.flatnonzero(spelt.to_numpy(zero_copy_only=False)):
+            values[i] = format(Decimal(values[i]), "f")  # the same digits, written out
+        texts = pa.array(values, pa.string())
+    return pc.if_else(pc.fill_null(pc.is_nan(ids), False), pa.scalar(None, pa.string()), texts)
+
+
+def _json_id(value: Any) -> str | None:
+    """A JSON id as text, as polars writes it when it reads the column as text (the usual path)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text: str | None = id_strings(pa.array([value], pa.float64()))[0].as_py()
+        return text
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value)
+
+
+def _chunk(
+    ids: pa.Array, texts: pa.Array, rows: int | np.ndarray, corrupt: pa.Array | None = None
+) -> pa.Table:
+    """A table of ``CHUNK_SCHEMA``; ``rows``: each row's 0-based row in its file, or the first's."""
     n = len(ids)
+    if isinstance(rows, int):
+        rows = np.arange(rows, rows + n, dtype=np.int64)
     return pa.table(
         {
-            ID: ids.cast(pa.string()),
+            ID: id_strings(ids),
             TEXT: texts,
-            ROW: pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
+            ROW: pa.array(rows, pa.int64()),
             CORRUPT: corrupt if corrupt is not None else pa.nulls(n, pa.string()),
         }
+    )
+
+
+def _undecodable_id(source: SourceFile, config: TableConfig, raw: bytes, row: int) -> DataError:
+    """An id that is not UTF-8 cannot key its document's row as the file spells it: it is refused, as a
+    missing id is, naming the row (0-based ``row``, named 1-based) as the other corpus errors do."""
+    return DataError(
+        source.path,
+        f"undecodable bytes {raw!r} (not UTF-8) in column {config.id_column!r} at row {row + 1}; convert "
+        "the file to UTF-8 or set 'encoding:' for it in the job file (e.g. latin-1, cp1252)",
     )
 
 
@@ -246,7 +300,8 @@ def read_piece(
         reader = next(r for r in readers if r.name == source.reader)
         frame = reader.read(Path(source.path), config.encoding)
         _require(frame.columns, config, source.path)
-        table = frame.select(pl.col(config.id_column).cast(pl.String), pl.col(config.text_column)).to_arrow()
+        # Ids as read: _chunk writes them as text by the rule every format follows.
+        table = frame.select(pl.col(config.id_column), pl.col(config.text_column)).to_arrow()
         for start in range(0, max(len(table), 1), chunk_rows):
             part = table.slice(start, chunk_rows)
             if len(part):
@@ -271,22 +326,56 @@ def _read_parquet(
             row += len(batch)
 
 
+@dataclass(frozen=True)
+class _Skipped:
+    """A CSV row with the wrong number of fields, which the parser skipped."""
+
+    row: int | None  # 0-based in the file, as every chunk's rows; None where the parser does not say
+    name: str
+    reason: str
+
+
 class _InvalidRows:
     """Collects CSV rows with the wrong number of fields, which the parser then skips."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str]] = []  # (where, reason), not yet given error rows
+        self.rows: list[_Skipped] = []  # not yet given error rows
         self.seen = 0  # in the whole file: names stay unique though ``rows`` is emptied batch by batch
 
     def __call__(self, row: Any) -> str:
         self.seen += 1
-        # pyarrow's streaming reader gives no line numbers; the count of bad rows still names each once
-        where = f"line {row.number}" if row.number is not None else f"invalid row {self.seen}"
+        # pyarrow counts rows from 1 at the header (rows, not lines: a quoted field may span lines, and
+        # blank lines are not counted); read on one thread it always knows the count. The name stays
+        # the count of bad rows, which names the error rows of earlier runs too.
+        at = row.number - 2 if row.number is not None else None
         reason = (
             f"corrupt row: {row.actual_columns} fields, {row.expected_columns} expected: {row.text[:80]!r}"
         )
-        self.rows.append((where, reason))
+        self.rows.append(_Skipped(at, f"invalid row {self.seen}", reason))
         return "skip"
+
+
+def _free_rows(first: int, n: int, skipped: Sequence[int]) -> np.ndarray:
+    """The rows of a batch of ``n`` parsed rows: the first ``n`` from ``first`` that no skipped row holds.
+
+    The parser leaves out the rows it skips, so without this every row after one in the same batch
+    would be named one row too early (a null or duplicate id after a malformed row, say).
+    """
+    candidates = np.arange(first, first + n + len(skipped), dtype=np.int64)
+    return candidates[~np.isin(candidates, np.asarray(skipped, dtype=np.int64))][:n]
+
+
+def _decoded_ids(ids: pa.Array, rows: np.ndarray, source: SourceFile, config: TableConfig) -> pa.Array:
+    """Ids read as bytes, as text: one that is not UTF-8 is refused naming its row, not the file."""
+    try:
+        return ids.cast(pa.string())
+    except pa.ArrowInvalid:
+        for raw, row in zip(ids.to_pylist(), rows, strict=True):
+            try:
+                (raw or b"").decode("utf-8")
+            except UnicodeDecodeError:
+                raise _undecodable_id(source, config, raw, int(row)) from None
+        raise
 
 
 def _read_csv(
@@ -297,7 +386,10 @@ def _read_csv(
         parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=invalid)
     else:
         parse = pacsv.ParseOptions(invalid_row_handler=invalid)
-    read = pacsv.ReadOptions(encoding="utf8" if _utf8(config.encoding) else config.encoding)
+    # One thread: the parser then says where each row it skips was (measured no slower to read).
+    read = pacsv.ReadOptions(
+        encoding="utf8" if _utf8(config.encoding) else config.encoding, use_threads=False
+    )
     # The header is read apart, with a handler that skips bad rows: the real one must see each once.
     header_parse = pacsv.ParseOptions(
         delimiter=parse.delimiter, quote_char=parse.quote_char, invalid_row_handler=lambda row: "skip"
@@ -310,42 +402,59 @@ def _read_csv(
                 read_options=read,
                 parse_options=parse,
                 convert_options=pacsv.ConvertOptions(
-                    column_types={config.id_column: pa.string(), config.text_column: pa.binary()},
+                    # Ids as bytes too: one that is not UTF-8 is then named by its row (_decoded_ids).
+                    column_types={config.id_column: pa.binary(), config.text_column: pa.binary()},
                     include_columns=[config.id_column, config.text_column] if texts else [config.id_column],
                 ),
             )
         except pa.ArrowInvalid as exc:
             raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
-        row = 0
+        row = 0  # the next row of the file not yet given to a parsed or a skipped row
         pending: list[pa.Table] = []
         pending_rows = 0
 
-        def add_invalid() -> None:
-            """Error rows for the lines the parser skipped; they take their place in the order."""
+        def add_invalid(last: bool) -> None:
+            """Error rows for the rows the parser skipped before ``row`` and right after it (all at the
+            ``last``); one further on may still have parsed rows before it, in the next batch."""
             nonlocal row, pending_rows
-            ids = pa.array([f"{source.relative}:{where}" for where, _ in invalid.rows])
-            reasons = pa.array([reason for _, reason in invalid.rows])
-            pending.append(_chunk(ids, pa.nulls(len(ids), pa.binary()), row, reasons))
-            row += len(ids)
-            pending_rows += len(ids)
-            invalid.rows.clear()
+            due: list[_Skipped] = []
+            rows: list[int] = []
+            later: list[_Skipped] = []
+            for skipped in invalid.rows:  # in file order
+                at = skipped.row if skipped.row is not None else row
+                if last or at <= row:
+                    due.append(skipped)
+                    rows.append(at)
+                    row = max(row, at + 1)
+                else:
+                    later.append(skipped)
+            invalid.rows = later
+            if due:
+                ids = pa.array([f"{source.relative}:{s.name}" for s in due])
+                reasons = pa.array([s.reason for s in due])
+                pending.append(_chunk(ids, pa.nulls(len(ids), pa.binary()), np.array(rows), reasons))
+                pending_rows += len(ids)
 
-        for batch in reader:
-            text = batch.column(config.text_column) if texts else pa.nulls(len(batch), pa.string())
-            pending.append(_chunk(batch.column(config.id_column), text, row))
-            pending_rows += len(batch)
-            row += len(batch)
-            if invalid.rows:
-                add_invalid()
-            while pending_rows >= chunk_rows:
+        def full_chunks(last: bool) -> Iterator[pa.Table]:
+            """Chunks of ``chunk_rows`` rows from the pending tables (and what is left, at the ``last``)."""
+            nonlocal pending, pending_rows
+            while pending_rows >= chunk_rows or (last and pending_rows):
                 table = pa.concat_tables(pending, promote_options="permissive")
                 yield table.slice(0, chunk_rows)
                 rest = table.slice(chunk_rows)
                 pending, pending_rows = ([rest] if len(rest) else []), len(rest)
-        if invalid.rows:  # a file (or its end) of bad rows only: the parser yielded no batch for them
-            add_invalid()
-        if pending_rows:
-            yield pa.concat_tables(pending, promote_options="permissive")
+
+        for batch in reader:
+            rows = _free_rows(row, len(batch), [s.row for s in invalid.rows if s.row is not None])
+            row = int(rows[-1]) + 1 if len(rows) else row
+            ids = _decoded_ids(batch.column(config.id_column), rows, source, config)
+            text = batch.column(config.text_column) if texts else pa.nulls(len(batch), pa.string())
+            pending.append(_chunk(ids, text, rows))
+            pending_rows += len(batch)
+            add_invalid(last=False)
+            yield from full_chunks(last=False)
+        add_invalid(last=True)  # a file (or its end) of bad rows only: the parser yielded no batch for them
+        yield from full_chunks(last=True)
 
 
 def _csv_header(
@@ -412,17 +521,51 @@ def _parse_jsonl(
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:  # a ValueError too: caught first, to say which field holds the bytes
+            reason = _undecodable_line(line, config, source, first_row + offset)
+            ids.append(f"{source.relative}:row {first_row + offset + 1}")  # 1-based, as people count
+            text.append(None)
+            corrupt.append(reason)
+            continue
+        except ValueError as exc:
             ids.append(f"{source.relative}:row {first_row + offset + 1}")  # 1-based, as people count
             text.append(None)
             corrupt.append(f"corrupt row: not a JSON object ({str(exc)[:80]})")
             continue
         seen_columns.update(k for k in schema if record.get(k) is not None)
-        value = record.get(config.id_column)
-        ids.append(None if value is None else str(value))
+        ids.append(_json_id(record.get(config.id_column)))  # as the polars path above writes it
         value = record.get(config.text_column)
         text.append(value if value is None or isinstance(value, str) else json.dumps(value))
         corrupt.append(None)
     return _chunk(
         pa.array(ids, pa.string()), pa.array(text, pa.string()), first_row, pa.array(corrupt, pa.string())
     )
+
+
+def _undecodable_line(line: bytes, config: TableConfig, source: SourceFile, row: int) -> str:
+    """Why a JSON line with bytes that are not UTF-8 is an error row; raises if its id holds them.
+
+    A text that is not UTF-8 makes an error row, as in CSV; an id that is not UTF-8 is refused, as in
+    CSV, naming the row and column. The bytes are kept as escapes to find which field holds them.
+    """
+    try:
+        record = json.loads(line.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        return "corrupt row: undecodable bytes (not UTF-8), and not a JSON object"
+    value = record.get(config.id_column)
+    if isinstance(value, str) and _escaped(value):
+        raise _undecodable_id(source, config, value.encode("utf-8", "surrogateescape"), row)
+    fields = [
+        repr(key.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        for key, field in record.items()
+        if _escaped(key) or _escaped(json.dumps(field, ensure_ascii=False))
+    ]
+    where = f" in column {', '.join(fields)}" if fields else ""
+    return f"corrupt row: undecodable bytes (not UTF-8){where}"
+
+
+def _escaped(text: str) -> bool:
+    """Whether ``text`` holds bytes that ``surrogateescape`` kept (undecodable in the file)."""
+    return any("\udc80" <= char <= "\udcff" for char in text)
