@@ -83,6 +83,24 @@ def test_run_end_to_end(project, first_run):
     assert calibrated > 0.1 > raw  # calibration puts the lexicon on the gold's scale
     assert metrics["ranking"][0] in ("vader-calibrated", "learned")
 
+    # Every backend against the best, paired on the same documents.
+    paired = metrics["paired_differences"]
+    best = paired["baseline"]
+    assert best == metrics["ranking"][0] and set(paired["backends"]) == {
+        "vader",
+        "vader-calibrated",
+        "learned",
+    } - {best}
+    for name, differences in paired["backends"].items():
+        for metric in ("r2", "mse"):
+            difference = differences[metric]
+            figures = [metrics["backends"][b]["metrics"][metric]["value"] for b in (name, best)]
+            assert difference["value"] == pytest.approx(figures[0] - figures[1])
+            assert difference["ci_low"] <= difference["value"] <= difference["ci_high"]
+            assert difference["n"] == len(test_ids)
+    assert paired["backends"]["vader"]["r2"]["ci_high"] < 0  # the raw lexicon is off the gold's scale
+    assert f"## Against {best}, paired" in (run / "comparison.md").read_text()
+
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["job"]["backends"][0]["params"]["negation"] == {"window": 3}
     assert set(manifest["data"]["gold"]["files"]) == {"gold.parquet"}
@@ -126,14 +144,19 @@ def test_a_second_run_resumes_instead_of_redoing(project, first_run):
     assert first_run.returncode == 0
     run = project / "run"
     before = {p: p.stat().st_mtime_ns for p in (run / "predictions").rglob("*.parquet")}
+    figures = json.loads((run / "metrics.json").read_text())
     second = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "not training again" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in (run / "predictions").rglob("*.parquet")} == before
-    assert (
-        json.loads((run / "metrics.json").read_text())["backends"]["vader"]["metrics"]["r2"]
-        == json.loads((run / "metrics.json").read_text())["backends"]["vader"]["metrics"]["r2"]
-    )
+    again = json.loads((run / "metrics.json").read_text())
+    for key in ("backends", "paired_differences", "ranking"):  # the same figures, rescored
+        if key == "backends":
+            assert {n: b["metrics"] for n, b in again[key].items()} == {
+                n: b["metrics"] for n, b in figures[key].items()
+            }
+        else:
+            assert again[key] == figures[key]
 
 
 @pytest.mark.slow

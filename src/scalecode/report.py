@@ -13,7 +13,14 @@ from scalecode.curves import curve_markdown
 from scalecode.manifest import write_json
 from scalecode.plugins import Plugins
 from scalecode.scoring import BackendScores, Metric, metrics_for
-from scalecode.scoring.table import comparison_markdown, confusion_markdown, per_label_markdown, rank
+from scalecode.scoring.paired import PairedComparison
+from scalecode.scoring.table import (
+    comparison_markdown,
+    confusion_markdown,
+    paired_markdown,
+    per_label_markdown,
+    rank,
+)
 
 
 def primary_metric(job: Job, plugins: Plugins) -> Metric:
@@ -34,8 +41,12 @@ def write_report(
     corpus: Sequence[CorpusSummary],
     timings: Mapping[str, float],
     curves: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+    paired: PairedComparison | None = None,
 ) -> str:
-    """Write metrics.json and comparison.md; return the summary for the terminal."""
+    """Write metrics.json and comparison.md; return the summary for the terminal.
+
+    ``paired``: each backend minus another (the best), on the documents both coded.
+    """
     evaluation = job.config.evaluation
     metrics = metrics_for(job.task, plugins.metrics, evaluation.metrics)
     primary = primary_metric(job, plugins)
@@ -50,6 +61,7 @@ def write_report(
             "seed": evaluation.seed,
             "ranking": [s.backend for s in ranked],
             "backends": {s.backend: {**s.to_dict(), **dict(details.get(s.backend, {}))} for s in scores},
+            "paired_differences": paired.to_dict() if paired else None,
             "corpus": [asdict(c) for c in corpus],
             "learning_curves": dict(curves or {}),
         },
@@ -60,6 +72,12 @@ def write_report(
         table = comparison_markdown(scores, metrics, primary, details, evaluation.bootstrap.confidence)
         summary += [table, ""]
         lines += ["## Comparison on the gold test split", "", table, ""]
+        if paired and paired.differences:
+            differences = paired_markdown(
+                paired.differences, metrics, paired.baseline, evaluation.bootstrap.confidence
+            )
+            lines += [f"## Against {paired.baseline}, paired", "", differences, ""]
+            summary += [f"Against {paired.baseline}, paired:", "", differences, ""]
         for result in ranked:
             lines += [f"## {result.backend}", ""]
             fit = details.get(result.backend, {}).get("fit")

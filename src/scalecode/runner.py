@@ -47,6 +47,7 @@ from scalecode.predictions import RETRY, to_retry
 from scalecode.readers import Reader
 from scalecode.report import write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
+from scalecode.scoring.paired import PairedComparison
 from scalecode.splits import draw_examples, split_gold, subsample_gold
 from scalecode.task import Task
 
@@ -57,6 +58,7 @@ class RunResult:
     scores: list[BackendScores] = field(default_factory=list)
     corpus: list[CorpusSummary] = field(default_factory=list)
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    paired: PairedComparison | None = None
     report: str = ""
 
 
@@ -395,6 +397,7 @@ class Runner:
                     details[backend.name]["spending"] = spent
                 if retry := errors_to_retry(frame):
                     details[backend.name]["errors_to_retry"] = retry
+            result.paired = self._paired(result.scores, test)
             self._timed("evaluate", step)
             for name, fit in fits.items():
                 details.setdefault(name, {})["fit_seconds"] = fit.seconds
@@ -403,6 +406,24 @@ class Runner:
             step = time.perf_counter()
             result.curves = self._learning_curves(train, test)
             self._timed("learning_curves", step)
+
+        def report(summaries: list[CorpusSummary]) -> str:
+            return write_report(
+                self.out,
+                job,
+                self.plugins,
+                result.scores,
+                details,
+                summaries,
+                self.timings,
+                result.curves,
+                result.paired,
+            )
+
+        if result.scores and corpus is not None:
+            # The comparison is whole before the corpus starts: a run that a budget or a kill stops
+            # while coding the corpus still leaves its metrics.json and comparison.md.
+            report([])
 
         if corpus is not None and config.data.corpus is not None:
             step = time.perf_counter()
@@ -413,9 +434,7 @@ class Runner:
         self._timed("total", started)
         self.manifest["finished"] = now()
         self.manifest["corpus"] = [asdict(s) for s in result.corpus]
-        result.report = write_report(
-            self.out, job, self.plugins, result.scores, details, result.corpus, self.timings, result.curves
-        )
+        result.report = report(result.corpus)
         write_json(self.out / "manifest.json", self.manifest)
         return result
 
@@ -496,6 +515,30 @@ class Runner:
             seed=config.evaluation.seed,
         )
         return scores, (len(frame) / latency if latency > 0 else None)
+
+    def _paired(self, scores: list[BackendScores], test: GoldSet) -> PairedComparison | None:
+        """Every backend against the best ranked, on the test documents both coded."""
+        if len(scores) < 2:
+            return None
+        from scalecode.report import primary_metric
+        from scalecode.scoring.paired import paired_differences
+        from scalecode.scoring.table import rank
+
+        evaluation = self.job.config.evaluation
+        best = rank(scores, primary_metric(self.job, self.plugins))[0].backend
+        frames = {
+            s.backend: pl.read_parquet(self.out / "predictions" / "gold" / f"{s.backend}.parquet")
+            for s in scores
+        }
+        return paired_differences(
+            frames,
+            test,
+            metrics_for(self.job.task, self.plugins.metrics, evaluation.metrics),
+            baseline=best,
+            n_boot=evaluation.bootstrap.n,
+            confidence=evaluation.bootstrap.confidence,
+            seed=evaluation.seed,
+        )
 
     def _retry_gold(self, backend: ResolvedBackend, spec: BackendSpec, test: GoldSet, path: Path) -> None:
         """Code again the gold documents whose errors the backend expected to pass (an API down)."""

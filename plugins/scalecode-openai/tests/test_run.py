@@ -182,6 +182,9 @@ def test_a_run_stopped_by_its_budget_finishes_once_the_budget_is_raised(project,
             -2000:
         ]
         paid = len(api.chat_calls())
+        # The gold was coded before the corpus ran out of budget: its comparison is written.
+        metrics = json.loads((project / "run" / "metrics.json").read_text())
+        assert metrics["backends"]["gpt"]["n_scored"] == 20 and metrics["corpus"] == []
 
         job(project, api.base_url, price={"input": 600.0, "output": 600.0}, budget_usd=100.0, concurrency=4)
         raised = scalecode("run", "job.yaml", "--num-cpus", "2", "--no-progress", cwd=project, env=env)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from scalecode.scoring.bootstrap import Estimate, bootstrap
     from scalecode.scoring.evaluate import BackendScores, encode, metrics_for, score_predictions
     from scalecode.scoring.metrics import BUILTIN_METRICS
+    from scalecode.scoring.paired import paired_differences
 
 _MODULES = {
     "BUILTIN_METRICS": "metrics",
@@ -32,6 +33,7 @@ _MODULES = {
     "krippendorff_alpha": "agreement",
     "krippendorff_alpha_score": "agreement",
     "metrics_for": "evaluate",
+    "paired_differences": "paired",
     "score_predictions": "evaluate",
 }
 
@@ -47,6 +49,7 @@ __all__ = [
     "krippendorff_alpha",
     "krippendorff_alpha_score",
     "metrics_for",
+    "paired_differences",
     "score_predictions",
 ]
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from scalecode.scoring.base import Metric
+from scalecode.scoring.bootstrap import Estimate
 from scalecode.scoring.evaluate import BackendScores
+from scalecode.scoring.paired import supported
 
 
 def _number(value: float) -> str:
@@ -68,6 +70,43 @@ def comparison_markdown(
     lines.append(
         f"Figures are point estimates with {confidence:.0%} percentile bootstrap intervals over the "
         f"documents each backend coded ({arrows}); ranked by {primary.name}."
+    )
+    return "\n".join(lines)
+
+
+def _signed(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:+.3f}"
+
+
+def paired_markdown(
+    differences: Mapping[str, Mapping[str, Estimate]],
+    metrics: Sequence[Metric],
+    baseline: str,
+    confidence: float = 0.95,
+) -> str:
+    """Each backend minus ``baseline`` on the documents both coded; * where the interval excludes 0."""
+    header = ["backend", "n", *[m.name for m in metrics]]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    for backend, estimates in differences.items():
+        n = max((e.n for e in estimates.values()), default=0)
+        cells = [backend, str(n)]
+        for metric in metrics:
+            e = estimates.get(metric.name)
+            if e is None:
+                cells.append("n/a")
+                continue
+            mark = " *" if supported(e) else ""
+            cells.append(f"{_signed(e.value)} [{_signed(e.ci_low)}, {_signed(e.ci_high)}]{mark}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"Each backend's figure minus {baseline}'s, on the test documents both coded, with {confidence:.0%} "
+        "paired bootstrap intervals (the same resampled documents score both); * marks an interval "
+        "that excludes 0, a difference these documents support. For a figure where lower is better, "
+        "a negative difference is the better backend."
     )
     return "\n".join(lines)
 
