@@ -317,3 +317,16 @@ def test_several_problems_are_reported_together(workdir, plugins):
     error = error_for(workdir, plugins, text)
     keys = {p[0] for p in error.problems}
     assert keys == {"backends[0].plugin", "evaluation.metrics"}
+
+
+def test_learning_curve_sizes_are_fractions_up_to_1_or_whole_counts(workdir, plugins):
+    text = VALID.replace(
+        "    params:\n      lexicon: lex.txt\n", "    params:\n      lexicon: lex.txt\n    train: true\n"
+    )
+    job = load_job(write(workdir, text + "evaluation:\n  learning_curve: {sizes: [0.5, 1.0, 20]}\n"), plugins)
+    assert job.config.evaluation.learning_curve is not None
+    uneven = error_for(workdir, plugins, text + "evaluation:\n  learning_curve: {sizes: [2.5]}\n")
+    assert "whole numbers; not 2.5" in str(uneven)
+    assert "up to 1" in str(
+        error_for(workdir, plugins, text + "evaluation:\n  learning_curve: {sizes: [0]}\n")
+    )

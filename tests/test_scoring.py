@@ -199,9 +199,213 @@ def test_figures_a_resample_leaves_undefined_are_left_out_not_scored_0_or_1():
     assert np.isnan(krippendorff_alpha_score(np.zeros(5), np.zeros(5)))  # and no exception
 
 
-def test_macro_f1_averages_over_the_same_labels_in_every_resample():
-    y_true, y_pred = np.array([0] * 18 + [1] * 2), np.zeros(20, dtype=np.int64)
-    draws = metric("macro_f1", TaskType.CLASSIFICATION).batched(y_true, y_pred, one_code_resample(20))
-    # The one-code draw scores label 1 as missed (0), as the whole sample does; it is not 1.0.
-    assert draws[0] == pytest.approx(0.5)
-    assert draws[1] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+def test_macro_f1_draws_equal_sklearn_on_each_resample():
+    """A label a resample draws neither in gold nor in predictions is left out, as scikit-learn does."""
+    rng = np.random.default_rng(9)
+    y_true = np.array([0] * 100 + [1] * 60 + [2] * 37 + [3] * 3)
+    y_pred = np.where(rng.random(len(y_true)) < 0.2, rng.integers(0, 3, len(y_true)), y_true)
+    sample = next(resamples(len(y_true), 200, seed=1))
+    assert (sample.counts[:, y_true == 3].sum(axis=1) == 0).any()  # some draws miss the rare label
+    for name, average in (("macro_f1", "macro"), ("weighted_f1", "weighted")):
+        expected = [
+            skm.f1_score(y_true[row], y_pred[row], average=average, zero_division=0) for row in sample.indices
+        ]
+        batched = metric(name, TaskType.CLASSIFICATION).batched(y_true, y_pred, sample)
+        np.testing.assert_allclose(batched, expected, rtol=1e-12, err_msg=name)
+    # The one-code draw of a coder that never predicts label 1 has only label 0 in it: F1 1.0.
+    gold, zeros = np.array([0] * 18 + [1] * 2), np.zeros(20, dtype=np.int64)
+    draws = metric("macro_f1", TaskType.CLASSIFICATION).batched(gold, zeros, one_code_resample(20))
+    assert draws[0] == pytest.approx(skm.f1_score(np.zeros(20), zeros, average="macro")) == 1.0
+    assert draws[1] == pytest.approx(skm.f1_score(gold, zeros, average="macro", zero_division=0))
+
+
+def test_a_perfect_coder_has_the_interval_1_1_however_rare_a_label():
+    y_true = np.array([0] * 100 + [1] * 60 + [2] * 37 + [3] * 3)
+    metrics = [metric(name, TaskType.CLASSIFICATION) for name in ("macro_f1", "weighted_f1")]
+    for name, estimate in bootstrap(metrics, y_true, y_true.copy(), n_boot=1000, seed=0).items():
+        assert (estimate.value, estimate.ci_low, estimate.ci_high) == (1.0, 1.0, 1.0), name
+    labels = np.zeros((200, 4), dtype=np.int8)
+    labels[:100, 0] = labels[50:160, 1] = labels[150:197, 2] = labels[197:, 3] = 1
+    estimate = bootstrap(
+        [metric("macro_f1", TaskType.MULTILABEL)], labels, labels.copy(), n_boot=1000, seed=0
+    )
+    assert (estimate["macro_f1"].ci_low, estimate["macro_f1"].ci_high) == (1.0, 1.0)
+
+
+def test_multilabel_macro_f1_averages_over_the_labels_gold_or_predictions_use():
+    """Per resample and on the whole sample: a codebook label nobody used is left out, not scored 0."""
+    rng = np.random.default_rng(4)
+    y_true = (rng.random((300, 5)) < 0.3).astype(np.int8)
+    y_true[:, 3] = 0
+    y_true[:4, 3] = 1  # rare: many resamples draw none of these documents
+    y_true[:, 4] = 0  # a label nobody uses
+    y_pred = np.where(rng.random((300, 5)) < 0.15, 1 - y_true, y_true).astype(np.int8)
+    y_pred[:, 3:] = y_true[:, 3:]
+    m = metric("macro_f1", TaskType.MULTILABEL)
+    used = [0, 1, 2, 3]
+    expected = skm.f1_score(y_true, y_pred, average="macro", labels=used, zero_division=0)
+    assert m.func(y_true, y_pred) == pytest.approx(expected, rel=1e-12)
+    sample = next(resamples(300, 200, seed=2))
+    assert (sample.counts[:, :4].sum(axis=1) == 0).any()
+    expected_draws = []
+    for row in sample.indices:
+        t, p = y_true[row], y_pred[row]
+        present = np.flatnonzero((t.sum(axis=0) + p.sum(axis=0)) > 0)
+        expected_draws.append(skm.f1_score(t, p, average="macro", labels=present, zero_division=0))
+        assert m.func(t, p) == pytest.approx(expected_draws[-1], rel=1e-12)
+    np.testing.assert_allclose(m.batched(y_true, y_pred, sample), expected_draws, rtol=1e-12)
+    nothing = np.zeros((10, 3), dtype=np.int8)  # no label anywhere: as scikit-learn, 0
+    assert m.func(nothing, nothing) == m.batched(nothing, nothing, full_sample(10))[0] == 0.0
+
+
+def _regression_by_library(t: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """The regression figures from the libraries, NaN where gold (or a correlation's input) is constant."""
+    nan = float("nan")
+    constant_t, constant_p = np.ptp(t) == 0, np.ptp(p) == 0
+    pooled = np.concatenate([t, p])
+    return {
+        "r2": nan if constant_t else skm.r2_score(t, p),
+        "pearson_r": nan if constant_t or constant_p else stats.pearsonr(t, p).statistic,
+        "spearman_rho": nan if constant_t or constant_p else stats.spearmanr(t, p).statistic,
+        "krippendorff_alpha": nan
+        if np.ptp(pooled) == 0
+        else 1 - np.mean((t - p) ** 2) / (2 * np.var(pooled, ddof=1)),
+    }
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["decimal_constant_resamples", "large_offset"],
+)
+def test_moment_based_draws_equal_library_calls_on_every_resample(data):
+    """Sums of squares cancel: a constant decimal gold must read as constant, an offset must not matter."""
+    if data == "decimal_constant_resamples":
+        y_true = np.array([0.1] * 9 + [0.3])
+        y_pred = np.array([0.1] * 8 + [0.2, 0.3])
+    else:
+        rng = np.random.default_rng(0)
+        y_true = 1e8 + rng.normal(size=500)
+        y_pred = y_true + rng.normal(scale=0.5, size=500)
+    n = len(y_true)
+    sample = next(resamples(n, 300, seed=5))
+    indices = np.vstack([np.arange(n), sample.indices])
+    counts = np.vstack([np.ones(n), sample.counts])
+    both = Resamples(indices=indices, counts=counts)  # the whole sample first, then resamples
+    expected = np.array([list(_regression_by_library(y_true[row], y_pred[row]).values()) for row in indices])
+    if data == "decimal_constant_resamples":
+        assert np.isnan(expected[:, 0]).any()  # some resamples draw only the 0.1s
+    for column, name in enumerate(_regression_by_library(y_true, y_pred)):
+        m = metric(name, TaskType.REGRESSION)
+        draws = m.batched(y_true, y_pred, both)
+        np.testing.assert_allclose(draws, expected[:, column], rtol=1e-6, atol=1e-9, err_msg=name)
+        assert m.func(y_true, y_pred) == pytest.approx(expected[0, column], rel=1e-9), name
+
+
+def test_constant_gold_gives_no_r2_or_correlation_point_estimate_either():
+    """The draws of an undefined figure are NaN; the point estimate must not read 0 or 1 beside them."""
+    gold = np.full(10, 0.7)
+    for pred in (np.full(10, 0.7), np.linspace(0, 1, 10)):
+        for name in ("r2", "pearson_r", "spearman_rho"):
+            estimate = bootstrap([metric(name, TaskType.REGRESSION)], gold, pred, n_boot=50, seed=0)[name]
+            assert np.isnan([estimate.value, estimate.ci_low, estimate.ci_high]).all(), name
+    # A decimal constant whose mean is not exact still counts as constant.
+    gold = np.array([0.1, 0.2, 0.3]) * 0 + 0.1 + 0.2
+    assert np.isnan(metric("r2", TaskType.REGRESSION).func(gold, gold + 0.1))
+
+
+def _curve_run(repeat: int, figures: dict[str, float]):
+    from scalecode.curves import CurveRun
+    from scalecode.scoring import BackendScores
+    from scalecode.scoring.bootstrap import Estimate
+
+    scores = BackendScores(
+        backend="b",
+        n_gold=10,
+        n_scored=10,
+        n_errors=0,
+        metrics={name: Estimate(value, value, value, 10) for name, value in figures.items()},
+        draws={name: np.full(5, value) for name, value in figures.items()},
+    )
+    return CurveRun(size=8, repeat=repeat, seed=repeat, scores=scores)
+
+
+def test_a_curve_point_says_how_many_repeats_gave_a_figure():
+    """A repeat whose figure is undefined is left out of the mean, and the table says so."""
+    import warnings
+
+    from scalecode.curves import curve_markdown, summarise
+
+    metrics = [metric(name, TaskType.REGRESSION) for name in ("r2", "mse")]
+    runs = [_curve_run(0, {"r2": 0.5, "mse": 1.0}), _curve_run(1, {"r2": NAN, "mse": 2.0})]
+    runs.append(_curve_run(2, {"r2": 0.7, "mse": 3.0}))
+    (point,) = summarise(runs, metrics, confidence=0.95)
+    assert point["repeats"] == 3
+    assert point["metrics"]["r2"]["value"] == pytest.approx(0.6)
+    assert (point["metrics"]["r2"]["repeats_scored"], point["metrics"]["mse"]["repeats_scored"]) == (2, 3)
+    table = curve_markdown("b", [point], metrics)
+    row = table.splitlines()[-1]
+    assert "0.600 [0.500, 0.700] (2 of 3 repeats)" in row
+    assert "2.000 [1.000, 3.000] |" in row  # every repeat scored: nothing added
+    undefined = [_curve_run(i, {"r2": NAN, "mse": 1.0}) for i in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice"
+        (point,) = summarise(undefined, metrics, confidence=0.95)
+    assert np.isnan(point["metrics"]["r2"]["value"]) and point["metrics"]["r2"]["repeats_scored"] == 0
+
+
+def test_curve_sizes_read_fractions_up_to_1_and_counts():
+    from scalecode.curves import curve_sizes
+
+    # 1.0 is the whole training split, as 0.5 is half of it; a job file's sizes all arrive as floats
+    # (the config's list[float]), so a count is a whole number above 1.
+    assert curve_sizes([1.0], 300) == [300]
+    assert curve_sizes([0.5, 1.0, 100.0, 100, 1000.0], 300) == [100, 150, 300]
+    assert curve_sizes([1], 300) == [1]  # an int, as given in Python, is a count
+
+
+def test_paired_differences_see_what_two_overlapping_intervals_hide():
+    """Two coders whose errors share most of their noise: the paired interval is the difference's own."""
+    import polars as pl
+
+    from scalecode.backend import GoldSet
+    from scalecode.scoring.paired import paired_differences
+    from scalecode.task import ScoreRange, Task
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    truth = rng.normal(size=n)
+    shared = rng.normal(size=n)  # what both coders get wrong: the documents are hard for both
+    better = truth + shared + 0.3 * rng.normal(size=n)
+    worse = better + 0.3 * rng.normal(size=n)  # the same coder, and some more noise
+    task = Task(name="t", type=TaskType.REGRESSION, scale=ScoreRange(min=-10, max=10))
+    ids = [f"d{i:04d}" for i in range(n)]
+    gold = GoldSet(task=task, ids=ids, texts=["x"] * n, targets=list(truth))
+    error = [None] * n
+    error[0] = "timeout"  # a document one coder failed on is left out of the pair
+    frames = {
+        "better": pl.DataFrame(
+            {"id": ids, "score": better, "error": [None] * n}, schema_overrides={"error": pl.String}
+        ),
+        # A file's order must not matter.
+        "worse": pl.DataFrame({"id": ids, "score": worse, "error": error}).reverse(),
+    }
+    mse = metric("mse", TaskType.REGRESSION)
+    r2 = metric("r2", TaskType.REGRESSION)
+    compared = paired_differences(frames, gold, [r2, mse], baseline="better", n_boot=1000, seed=3)
+    assert compared.baseline == "better" and set(compared.differences) == {"worse"}
+    difference = compared.differences["worse"]["mse"]
+    assert difference.n == n - 1
+    kept = slice(1, None)
+    expected = skm.mean_squared_error(truth[kept], worse[kept]) - skm.mean_squared_error(
+        truth[kept], better[kept]
+    )
+    assert difference.value == pytest.approx(expected)
+    assert difference.value > 0 and difference.ci_low > 0  # worse, and the documents say so
+
+    # Scored apart, the two coders' intervals overlap: their shared noise hides the difference.
+    apart = {
+        name: bootstrap([mse], truth[kept], codes[kept], n_boot=1000, seed=3)["mse"]
+        for name, codes in (("better", better), ("worse", worse))
+    }
+    assert apart["worse"].ci_low < apart["better"].ci_high
+    assert compared.differences["worse"]["r2"].ci_high < 0

@@ -91,14 +91,18 @@ class BootstrapConfig(_Strict):
 class LearningCurveConfig(_Strict):
     """Train at several sizes of the training split and score each on the same test split."""
 
-    sizes: list[float] = Field(min_length=1)  # counts (>= 1) or fractions of the training split (< 1)
+    # Fractions of the training split (up to 1, which is all of it) or counts of documents (above 1).
+    sizes: list[float] = Field(min_length=1)
     repeats: int = Field(1, ge=1)  # seeded samples per size
     backends: list[str] | None = None  # default: every backend the job trains
 
     @model_validator(mode="after")
     def _positive(self) -> LearningCurveConfig:
         if any(s <= 0 for s in self.sizes):
-            raise ValueError("sizes must be positive: a count of documents or a fraction below 1")
+            raise ValueError("sizes must be positive: a fraction of the training split up to 1, or a count")
+        uneven = [s for s in self.sizes if s > 1 and s != int(s)]
+        if uneven:  # 2.5 documents: a typo, not a size
+            raise ValueError(f"sizes above 1 are counts of documents, whole numbers; not {uneven[0]}")
         return self
 
 

@@ -29,9 +29,18 @@ class CurveRun:
     trainable_parameters: int | None = None
 
 
+def _size_count(size: float, n_train: int) -> int:
+    if isinstance(size, float) and size <= 1:
+        # A fraction of the training split, 1.0 the whole of it: read as a count, 1.0 would train on
+        # one document. A job file's sizes are all floats (1 reads as 1.0): no one trains on one.
+        return round(size * n_train)
+    return int(size)
+
+
 def curve_sizes(sizes: Sequence[float], n_train: int) -> list[int]:
-    """Training sizes as document counts: a fraction (0 < x < 1) of the training split, or a count."""
-    counts = {min(n_train, round(s * n_train) if s < 1 else int(s)) for s in sizes}
+    """Training sizes as document counts, capped at the training split: a float in (0, 1] is a
+    fraction of the split (1.0 all of it), an int or a float above 1 a count."""
+    counts = {min(n_train, _size_count(s, n_train)) for s in sizes}
     return sorted(c for c in counts if c > 0)
 
 
@@ -43,14 +52,17 @@ def summarise(runs: Sequence[CurveRun], metrics: Sequence[Metric], confidence: f
         summary: dict[str, Any] = {}
         for metric in metrics:
             values = [r.scores.metrics[metric.name].value for r in at_size if metric.name in r.scores.metrics]
+            # A repeat whose figure is undefined (NaN) is left out of the mean; say how many are in it.
+            finite = [v for v in values if np.isfinite(v)]
             pooled = [r.scores.draws[metric.name] for r in at_size if metric.name in r.scores.draws]
             low, high = percentile_interval(np.concatenate(pooled) if pooled else np.array([]), confidence)
             summary[metric.name] = {
-                "value": float(np.nanmean(values)) if values else float("nan"),
+                "value": float(np.mean(finite)) if finite else float("nan"),
                 "ci_low": low,
                 "ci_high": high,
                 # Repeats may score different counts (a backend's errors): the fewest is quoted.
                 "n": min(r.scores.n_scored for r in at_size),
+                "repeats_scored": len(finite),
             }
         points.append(
             {
@@ -80,13 +92,13 @@ def curve_markdown(backend: str, points: Sequence[dict[str, Any]], metrics: Sequ
         "|---:|---:|" + "---:|" * len(metrics),
     ]
     for point in points:
-        cells = [
-            format_estimate(
-                point["metrics"][m.name]["value"],
-                point["metrics"][m.name]["ci_low"],
-                point["metrics"][m.name]["ci_high"],
-            )
-            for m in metrics
-        ]
+        cells = []
+        for m in metrics:
+            figure = point["metrics"][m.name]
+            cell = format_estimate(figure["value"], figure["ci_low"], figure["ci_high"])
+            scored = figure.get("repeats_scored", point["repeats"])
+            if scored != point["repeats"]:
+                cell += f" ({scored} of {point['repeats']} repeats)"
+            cells.append(cell)
         lines.append(f"| {point['size']} | {point['repeats']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import os
 import platform
 import sys
@@ -88,8 +90,24 @@ def table_hashes(path: str | Path, readers: Sequence[Reader], fmt: str | None = 
     return {str(file): file_sha256(file) for file in data_files(path, readers, fmt)}
 
 
+def nan_to_null(data: Any) -> Any:
+    """``data`` with every NaN and infinity, in dicts, lists and tuples at any depth, made None.
+
+    json.dumps writes them as bare NaN and Infinity, which strict JSON parsers (JavaScript's, jq,
+    most languages' standard ones) refuse; an undefined figure reads as null there.
+    """
+    if isinstance(data, numbers.Real) and not isinstance(data, numbers.Integral):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: nan_to_null(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [nan_to_null(value) for value in data]
+    return data
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a reader never sees half a file."""
+    """Write strict JSON (NaN and infinity as null) atomically: a reader never sees half a file."""
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(nan_to_null(data), indent=2, default=str, allow_nan=False)
+    partial.write_text(text + "\n", encoding="utf-8")
     os.replace(partial, path)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from scalecode.config import GoldConfig, TableConfig, read_yaml
 from scalecode.data import load_gold, read_table, require_columns
 from scalecode.errors import ConfigError, DataError
+from scalecode.manifest import nan_to_null
 from scalecode.plugins import Plugins
 from scalecode.predictions import CODED_AT, code_column
 from scalecode.scoring import metrics_for, score_predictions
@@ -60,9 +61,12 @@ def _normalise_predictions(
     values = frame[column]
     if task.type is TaskType.REGRESSION:
         numbers = values.cast(pl.Float64, strict=False)
-        bad = numbers.is_null() & errors.is_null()
+        # NaN and infinity are bad values of this document, as text is: the library calls would
+        # refuse the whole backend ("Input contains NaN") and end the command.
+        finite = numbers.is_finite().fill_null(False)
+        bad = ~finite & errors.is_null()
         codes: pl.Series = numbers
-        reason = "prediction is not a number"
+        reason = "prediction is not a finite number"
     elif task.type is TaskType.CLASSIFICATION:
         codes = values.cast(pl.String)
         bad = ~codes.is_in(task.label_names) & errors.is_null()
@@ -74,11 +78,12 @@ def _normalise_predictions(
                 None if v is None else [p.strip() for p in v.split(separator or ";") if p.strip()]
                 for v in lists
             ]
+        # A row that is there without an error and has no labels says "none of them": an empty cell
+        # reads as null, and dropping it as an error would hide the coder's misses. (A document with
+        # no row at all is still "no prediction".)
+        lists = [[] if v is None else v for v in lists]
         codes = pl.Series(target, lists, pl.List(pl.String))
-        bad = (
-            pl.Series([v is None or any(x not in task.label_names for x in v) for v in lists])
-            & errors.is_null()
-        )
+        bad = pl.Series([any(x not in task.label_names for x in v) for v in lists]) & errors.is_null()
         reason = "predicted labels not in the codebook"
     errors = pl.select(pl.when(bad).then(pl.lit(reason)).otherwise(errors)).to_series()
     codes = pl.select(pl.when(errors.is_null()).then(codes)).to_series()
@@ -146,7 +151,7 @@ def score_files(
         except ValueError as exc:
             raise DataError(str(predictions), str(exc)) from None
     table = comparison_markdown(results, metrics, metrics[0], confidence=confidence)
-    return table, {
-        "task": task.model_dump(mode="json"),
-        "backends": {r.backend: r.to_dict() for r in results},
-    }
+    # The data goes to ``--json`` as it is: undefined figures as null, as in metrics.json.
+    return table, nan_to_null(
+        {"task": task.model_dump(mode="json"), "backends": {r.backend: r.to_dict() for r in results}}
+    )

@@ -58,9 +58,11 @@ def krippendorff_alpha_score(
         raise ValueError("y_true and y_pred must be 1-D and of the same length")
     if level == "interval":
         pooled = np.concatenate([a, b])
-        expected = 2 * np.sum((pooled - pooled.mean()) ** 2) / (len(pooled) - 1)
-        if len(a) < 2 or expected == 0:
+        # One value in all: undefined. Decided on the values, as a variance of a constant decimal
+        # (0.1 throughout) need not come out exactly 0.
+        if len(a) < 2 or np.ptp(pooled) == 0:
             return float("nan")
+        expected = 2 * np.sum((pooled - pooled.mean()) ** 2) / (len(pooled) - 1)
         return float(1 - np.mean((a - b) ** 2) / expected)
     if len(np.unique(np.concatenate([a, b]))) < 2:
         return float("nan")  # one code in all: no disagreement is expected, alpha is undefined

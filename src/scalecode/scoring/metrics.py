@@ -66,10 +66,11 @@ def _accuracy_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples)
 def _macro_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
     tp, true_sum, pred_sum = _f1_parts(confusion_matrices(y_true, y_pred, sample))
     f1 = _divide(2 * tp, true_sum + pred_sum)
-    # The labels seen in gold or predictions of the whole sample, as scikit-learn averages over; the
-    # same set in every resample, so that a draw missing a label scores it 0 and does not drop it.
-    present = np.isin(np.arange(f1.shape[1]), np.union1d(y_true, y_pred))
-    return _divide((f1 * present).sum(axis=1), np.full(len(f1), present.sum()))
+    # The labels this resample draws in gold or predictions, as scikit-learn averages over when called
+    # on it (and the point estimate on the whole sample): a rare label a draw happens to miss on both
+    # sides is left out, not scored 0, or a perfect coder's interval would reach below 1.
+    present = (true_sum + pred_sum) > 0
+    return _divide(f1.sum(axis=1), present.sum(axis=1))
 
 
 def _weighted_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
@@ -196,9 +197,21 @@ def _multilabel_counts(
     return tp, fp, fn
 
 
+def _ml_macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    # Over the labels gold or predictions use, as for single-label tasks: scikit-learn would average
+    # over every codebook column and score a label nobody used 0 (zero_division), so that a rare label
+    # missing from a resample pulled even a perfect coder's draw below 1.
+    used = np.flatnonzero(y_true.sum(axis=0) + y_pred.sum(axis=0))
+    if not len(used):
+        return 0.0  # no label anywhere: scikit-learn's zero_division, as micro-F1 gives
+    return float(skm.f1_score(y_true, y_pred, average="macro", labels=used, zero_division=0))
+
+
 def _ml_macro_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
     tp, fp, fn = _multilabel_counts(y_true, y_pred, sample)
-    return np.asarray(_divide(2 * tp, 2 * tp + fp + fn).mean(axis=1))
+    f1 = _divide(2 * tp, 2 * tp + fp + fn)
+    present = (2 * tp + fp + fn) > 0  # the labels this resample draws in gold or predictions
+    return _divide(f1.sum(axis=1), present.sum(axis=1))
 
 
 def _ml_micro_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
@@ -219,9 +232,9 @@ def _hamming_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) 
 MULTILABEL_METRICS = (
     Metric(
         "macro_f1",
-        _f1("macro"),
+        _ml_macro_f1,
         MULTILABEL,
-        description="F1 per label, averaged over labels",
+        description="F1 per label, averaged over the labels gold or predictions use",
         batched=_ml_macro_f1_batched,
     ),
     Metric(
@@ -252,20 +265,49 @@ MULTILABEL_METRICS = (
 # --- regression ---------------------------------------------------------------------------------
 
 
-def _moments(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> dict[str, np.ndarray]:
+def _moments(
+    y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples, *, common_shift: bool = False
+) -> dict[str, np.ndarray]:
+    """Weighted sums per resample of gold (y) and predictions (p), each shifted by a constant.
+
+    Sums of squares like yy - y**2 / n cancel: with gold near 1e8 they lose every digit of a spread of
+    1. Shifting to the full sample's mean leaves numbers of the size of the spread. The statistics are
+    shift-invariant: correlations under a shift of each side (the default), R^2 under a shift of gold
+    (it uses no sum of p), interval alpha under one shift of both (``common_shift``, to the pooled
+    mean). Squared and absolute errors are taken from the values themselves.
+    """
     w = sample.counts
     y = y_true.astype(np.float64)
     p = y_pred.astype(np.float64)
+    if common_shift:
+        shift_y = shift_p = float(np.concatenate([y, p]).mean()) if len(y) else 0.0
+    else:
+        shift_y = float(y.mean()) if len(y) else 0.0
+        shift_p = float(p.mean()) if len(p) else 0.0
+    yc, pc = y - shift_y, p - shift_p
     return {
         "n": w.sum(axis=1),
-        "y": w @ y,
-        "p": w @ p,
-        "yy": w @ (y * y),
-        "pp": w @ (p * p),
-        "yp": w @ (y * p),
+        "y": w @ yc,
+        "p": w @ pc,
+        "yy": w @ (yc * yc),
+        "pp": w @ (pc * pc),
+        "yp": w @ (yc * pc),
         "sq": w @ ((y - p) ** 2),
         "abs": w @ np.abs(y - p),
     }
+
+
+def _drawn_range(values: np.ndarray, sample: Resamples) -> tuple[np.ndarray, np.ndarray]:
+    """The least and greatest value each resample draws."""
+    drawn = values.astype(np.float64)[sample.indices]
+    return drawn.min(axis=1), drawn.max(axis=1)
+
+
+def _varies(values: np.ndarray, sample: Resamples) -> np.ndarray:
+    """Whether each resample draws more than one value, decided exactly: a sum of squares of a
+    constant decimal (0.1 drawn ten times) is rarely exactly 0, and dividing by it gave R^2 of -1e15."""
+    low, high = _drawn_range(values, sample)
+    return np.asarray(high > low)
 
 
 def _mse_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
@@ -282,62 +324,85 @@ def _mae_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> n
     return _divide(m["abs"], m["n"])
 
 
+def _ratio_where(numerator: np.ndarray, denominator: np.ndarray, defined: np.ndarray) -> np.ndarray:
+    """numerator / denominator where ``defined`` (and the denominator positive), NaN elsewhere."""
+    ok = defined & (denominator > 0)
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=ok)
+    return out
+
+
 def _r2_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
     m = _moments(y_true, y_pred, sample)
     total = m["yy"] - _divide(m["y"] ** 2, m["n"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(total > 0, 1.0 - m["sq"] / np.where(total > 0, total, 1.0), np.nan)
+    return 1.0 - _ratio_where(m["sq"], total, _varies(y_true, sample))
 
 
-def _pearson_from_moments(m: dict[str, np.ndarray]) -> np.ndarray:
+def _pearson_from_moments(m: dict[str, np.ndarray], defined: np.ndarray) -> np.ndarray:
     cov = m["yp"] - m["y"] * m["p"] / m["n"]
     var_y = m["yy"] - m["y"] ** 2 / m["n"]
     var_p = m["pp"] - m["p"] ** 2 / m["n"]
     denom = np.sqrt(np.clip(var_y, 0, None) * np.clip(var_p, 0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), np.nan)
+    return _ratio_where(cov, denom, defined)
 
 
 def _pearson_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
-    return _pearson_from_moments(_moments(y_true, y_pred, sample))
+    defined = _varies(y_true, sample) & _varies(y_pred, sample)
+    return _pearson_from_moments(_moments(y_true, y_pred, sample), defined)
 
 
 def _spearman_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
-    # Ranks change with every resample (ties among repeated documents), so rank each resample.
-    ranks_true = stats.rankdata(y_true[sample.indices], axis=1)
-    ranks_pred = stats.rankdata(y_pred[sample.indices], axis=1)
-    ones = np.ones(sample.indices.shape[1])
+    # Ranks change with every resample (ties among repeated documents), so rank each resample. The
+    # mean rank of n values is (n + 1) / 2 whatever the ties: shifted by it, sums of ranks are 0.
+    n = sample.indices.shape[1]
+    ranks_true = stats.rankdata(y_true[sample.indices], axis=1) - (n + 1) / 2
+    ranks_pred = stats.rankdata(y_pred[sample.indices], axis=1) - (n + 1) / 2
+    ones = np.ones(n)
     m = {
-        "n": np.full(sample.size, float(sample.indices.shape[1])),
+        "n": np.full(sample.size, float(n)),
         "y": ranks_true @ ones,
         "p": ranks_pred @ ones,
         "yy": (ranks_true**2) @ ones,
         "pp": (ranks_pred**2) @ ones,
         "yp": (ranks_true * ranks_pred) @ ones,
     }
-    return _pearson_from_moments(m)
+    return _pearson_from_moments(m, _varies(y_true, sample) & _varies(y_pred, sample))
 
 
 def _alpha_interval_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
     # Two coders, every unit coded by both: D_o is the mean squared difference; D_e is twice the
     # variance of the pooled 2n values (with N - 1 in the denominator).
-    m = _moments(y_true, y_pred, sample)
+    m = _moments(y_true, y_pred, sample, common_shift=True)
     pooled_n = 2 * m["n"]
     pooled_ss = m["yy"] + m["pp"] - _divide((m["y"] + m["p"]) ** 2, pooled_n)
     observed = _divide(m["sq"], m["n"])
     expected = _divide(2 * pooled_ss, pooled_n - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(expected > 0, 1.0 - observed / np.where(expected > 0, expected, 1.0), np.nan)
+    (low_y, high_y), (low_p, high_p) = _drawn_range(y_true, sample), _drawn_range(y_pred, sample)
+    pooled_varies = np.maximum(high_y, high_p) > np.minimum(low_y, low_p)
+    return 1.0 - _ratio_where(observed, expected, pooled_varies)
+
+
+def _constant(values: np.ndarray) -> bool:
+    """One value only (or none): exact, where a variance of a constant decimal need not be 0."""
+    return len(values) == 0 or bool(np.ptp(values) == 0)
+
+
+def _r2(t: np.ndarray, p: np.ndarray) -> float:
+    # Undefined for constant gold, as the draws are: scikit-learn would say 0 or 1 (force_finite), or
+    # divide by a rounding error when the constant's mean is inexact.
+    if _constant(t):
+        return float("nan")
+    return float(skm.r2_score(t, p))
 
 
 def _pearson(t: np.ndarray, p: np.ndarray) -> float:
-    if np.std(t) == 0 or np.std(p) == 0:
+    if _constant(t) or _constant(p):
         return float("nan")
     return float(stats.pearsonr(t, p).statistic)
 
 
 def _spearman(t: np.ndarray, p: np.ndarray) -> float:
-    if np.std(t) == 0 or np.std(p) == 0:
+    if _constant(t) or _constant(p):
         return float("nan")
     return float(stats.spearmanr(t, p).statistic)
 
@@ -345,7 +410,7 @@ def _spearman(t: np.ndarray, p: np.ndarray) -> float:
 REGRESSION_METRICS = (
     Metric(
         "r2",
-        lambda t, p: float(skm.r2_score(t, p)),
+        _r2,
         REGRESSION,
         description="coefficient of determination (1 - SSE / SST)",
         batched=_r2_batched,
