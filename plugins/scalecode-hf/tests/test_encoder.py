@@ -208,3 +208,52 @@ def test_an_untrained_new_head_is_refused_before_any_work(tiny_bert):
         EncoderBackend.check(
             task, EncoderBackend.Params.model_validate({"model": str(tiny_bert)}), train=False
         )
+
+
+def test_a_lora_adapter_codes_over_the_jobs_model_after_the_project_moved(tiny_bert, tmp_path, monkeypatch):
+    """merge_lora: false keeps the adapter apart; coding loads it over the model the job names, not
+    over the folder the base sat in at training (a project moved or copied elsewhere lacks that)."""
+    import shutil
+
+    from scalecode_hf import training
+    from scalecode_hf.encoder_recipe import EncoderRecipe
+
+    def run_training(recipe, recipe_config, table, options, **_):  # training without Ray: fixed weights
+        model = EncoderRecipe(recipe_config).build(torch.device("cpu"))
+        generator = torch.Generator().manual_seed(0)
+        weights = {
+            name: torch.randn(p.shape, generator=generator) * 0.3
+            for name, p in model.named_parameters()
+            if p.requires_grad
+        }
+        return training.Trained(best_weights=weights, history=[{"epoch": 1}], best_epoch=1)
+
+    monkeypatch.setattr(training, "run_training", run_training)
+    task = sample_task(TaskType.REGRESSION)
+    gold = sample_gold(task, n=24)
+    texts = gold.texts[:6]
+    base = shutil.copytree(tiny_bert, tmp_path / "first" / "base")
+    coded = {}
+    for merge in (True, False):
+        # fp32: in bf16 the merged and the separate low-rank product round differently.
+        params = {"model": str(base), "pooling": "mean", "max_length": 32, "precision": "fp32"}
+        options = TrainOptions(mode="lora", epochs=1, refit=False, merge_lora=merge)
+        state = tmp_path / "first" / f"merge-{merge}"
+        EncoderBackend(task, params).fit(gold, None, FitConfig(output_dir=state, options=options))
+        coded[merge] = np.asarray(EncoderBackend(task, params, state_dir=state).predict_batch(texts).score)
+    adapter = tmp_path / "first" / "merge-False" / "model" / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file()
+    np.testing.assert_allclose(coded[False], coded[True], rtol=1e-4, atol=1e-4)
+
+    moved = tmp_path / "second"
+    shutil.move(tmp_path / "first", moved)
+    params = {"model": str(moved / "base"), "pooling": "mean", "max_length": 32, "precision": "fp32"}
+    again = EncoderBackend(task, params, state_dir=moved / "merge-False")
+    again.load()
+    np.testing.assert_allclose(
+        np.asarray(again.predict_batch(texts).score), coded[False], rtol=1e-5, atol=1e-5
+    )
+
+    (moved / "merge-False" / "model" / "adapter" / "adapter_model.safetensors").unlink()
+    with pytest.raises(OSError, match="safetensors only"):
+        EncoderBackend(task, params, state_dir=moved / "merge-False").load()

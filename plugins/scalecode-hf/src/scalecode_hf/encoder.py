@@ -147,7 +147,7 @@ class EncoderBackend(Backend):
             torch.set_num_threads(max(1, int(self.params.cpus)))
         if self.state_dir is not None:
             folder = self.state_dir / MODEL_DIR
-            model, self.meta = read_encoder(folder, self.params.trust_remote_code)
+            model, self.meta = read_encoder(folder, self.params.trust_remote_code, base=self.source)
             tokenizer_dir = folder / "tokenizer"
             self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         else:  # an already fine-tuned classifier, used as it is

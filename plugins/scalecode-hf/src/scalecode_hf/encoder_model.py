@@ -269,15 +269,26 @@ def save_encoder(
     (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def read_encoder(folder: Path, trust_remote_code: bool = False) -> tuple[EncoderModel, dict[str, Any]]:
-    """Load a model saved by ``save_encoder``."""
+def read_encoder(
+    folder: Path, trust_remote_code: bool = False, base: ModelSource | None = None
+) -> tuple[EncoderModel, dict[str, Any]]:
+    """Load a model saved by ``save_encoder``.
+
+    An adapter (``merge_lora: false``) is loaded over ``base``, the model the job names; the path
+    recorded at training is the fallback only, since a project moved elsewhere no longer has it.
+    """
     from transformers import AutoModelForSequenceClassification
 
     meta = json.loads((folder / CONFIG_FILE).read_text())
     if meta.get("lora") == "adapter":
         from peft import PeftModel
 
-        source = ModelSource(**meta["source"])
+        if not (folder / "adapter" / "adapter_model.safetensors").is_file():  # peft would unpickle a .bin
+            raise OSError(
+                f"{folder / 'adapter'} holds no adapter_model.safetensors; "
+                "adapters are read from safetensors only"
+            )
+        source = base or ModelSource(**meta["source"])
         model = load_encoder(
             source,
             meta["pooling"],
