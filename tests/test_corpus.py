@@ -317,6 +317,78 @@ def test_a_replica_that_dies_is_replaced_and_its_batch_coded(plugins_dir, tmp_pa
     assert rows["id"].n_unique() == rows.height == 40 and summary.errors == 0
 
 
+POISON = textwrap.dedent("""
+    import os
+
+    from scalecode import Backend, BackendParams, Predictions, Resources, TaskType, hookimpl
+
+    class Poison(Backend):
+        \"\"\"Kills its process on a text saying 'poison', as a document that exhausts memory would.\"\"\"
+        name = "poison"
+        task_types = frozenset({TaskType.CLASSIFICATION})
+
+        def resources(self):
+            return Resources(cpus=1, batch_size=4)
+
+        def predict_batch(self, texts):
+            if any("poison" in t for t in texts):
+                os._exit(1)
+            return Predictions(label=["pos"] * len(texts))
+
+    @hookimpl
+    def register_backends(register):
+        register(Poison)
+""")
+
+
+@pytest.mark.usefixtures("ray_local")
+@pytest.mark.timeout(180)  # a run that retried the batch forever fails here instead of holding CI
+def test_a_document_that_kills_every_replica_stops_the_run_naming_the_backend(plugins_dir, tmp_path):
+    from scalecode.errors import BackendError
+
+    (plugins_dir / "poison.py").write_text(POISON)
+    spec = BackendSpec(
+        name="toxic",
+        plugin="poison",
+        params={},
+        task=TASK.model_dump(mode="json"),
+        plugins_dir=str(plugins_dir),
+        allow=("poison",),
+    )
+    corpus = tmp_path / "c.csv"
+    corpus.write_text("id,text\n" + "".join(f"{i},{'poison' if i == 7 else 'good'} {i}\n" for i in range(20)))
+    with pytest.raises(BackendError, match=r"backend 'toxic': a replica's process died .* at most 2 times"):
+        run_corpus(spec, corpus, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("documents", "todo", "indexed", "expected"),
+    [
+        (1_000_010, 10, 1_000_000, 4066),  # hashes of old versions: todo is only a lower bound
+        (1_000_010, 1_000_010, 0, 4066),  # an empty output: todo is exact
+        (1_000_000, 10, 1_000_000, 3),  # todo counted against the corpus: exact, and small
+        (40, 4, 36, 10),  # a small corpus: two chunks per replica, as if all were left
+    ],
+)
+def test_chunks_are_not_planned_from_an_undercount_of_what_is_left(documents, todo, indexed, expected):
+    """1M coded, every text re-normalised since and 10 added: ``documents - indexed`` says 10 are
+    left, and chunks planned from it (3 documents) would re-code the corpus in ~333,000 shards."""
+    from scalecode.corpus import corpus_chunk_rows
+
+    assert corpus_chunk_rows(documents, todo, indexed, batch_size=4096, replicas=2) == expected
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_corpus_edited_throughout_is_coded_again_in_full_chunks(spec, tmp_path):
+    corpus, out = tmp_path / "corpus.csv", tmp_path / "out"
+    corpus.write_text("id,text\n" + "".join(f"{i},good {i}\n" for i in range(16)))
+    assert run_corpus(spec, corpus, out).shards_written == 4  # chunks of 4, the batch size
+    corpus.write_text("id,text\n" + "".join(f"{i},Good {i}\n" for i in range(17)))  # all edited, 1 new
+    again = run_corpus(spec, corpus, out)  # 17 documents, 16 hashes before it: "1 left"
+    assert again.coded == 17
+    assert again.shards_written <= 6  # chunks of 3: not 17 chunks of one document each
+
+
 # --- the whole command, killed and resumed ----------------------------------------------------
 
 JOB = """
@@ -337,7 +409,7 @@ def write_job(root: Path, out: str, backends: list[str], seconds_per_batch: floa
     return job
 
 
-def scalecode_run(job: Path, root: Path, **kwargs) -> subprocess.Popen[str]:
+def scalecode_run(job: Path, root: Path, num_cpus: int = 2) -> subprocess.Popen[str]:
     command = [
         sys.executable,
         "-m",
@@ -347,7 +419,7 @@ def scalecode_run(job: Path, root: Path, **kwargs) -> subprocess.Popen[str]:
         "--plugins-dir",
         "plugins",
         "--num-cpus",
-        "2",
+        str(num_cpus),
     ]
     env = {**os.environ, "SCALECODE_PLUGINS": "moody"}
     # A session of its own, so that the kill takes the embedded Ray down with the driver.
@@ -405,6 +477,20 @@ def test_two_backends_on_two_cpus_finish(project):
     for name in ("first", "second"):
         assert coded(project / "two" / "predictions" / "corpus" / name).height == 600
     assert "first" in out and "second" in out
+
+
+def test_a_run_on_one_cpu_finishes(project):
+    """The replicas leave the read task the one CPU there is; asking for half of it each, the read
+    task (which asks for a whole CPU) would never start and the run would wait forever."""
+    run = scalecode_run(write_job(project, "one", ["moody"], 0.0), project, num_cpus=1)
+    try:
+        _, err = run.communicate(timeout=240)
+    finally:
+        if run.poll() is None:  # hung: take the embedded Ray down with the driver
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode == 0, err[-3000:]
+    assert coded(project / "one" / "predictions" / "corpus" / "moody").height == 600
 
 
 def test_a_second_run_over_the_same_directory_is_refused_while_the_first_runs(tmp_path):

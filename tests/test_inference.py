@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pytest
 
-from scalecode.backend import Resources
+from scalecode.backend import Backend, Predictions, Resources
 from scalecode.inference import Pool, code_batch, plan_chunk_rows, plan_pool, predict_texts
 from scalecode.task import Task, TaskType
 
@@ -42,13 +43,22 @@ def test_bad_rows_become_error_rows_and_one_failure_costs_one_row(spec):
     ("resources", "cpus", "gpus", "expected"),
     [
         (Resources(cpus=1), 2, 0, Pool(size=2, cpus=0.5, gpus=0)),  # leaves a CPU for reading: no deadlock
-        (Resources(cpus=1), 16, 0, Pool(size=16, cpus=0.938, gpus=0)),
-        (Resources(cpus=2), 1, 0, Pool(size=1, cpus=0.5, gpus=0)),
+        (Resources(cpus=1), 16, 0, Pool(size=16, cpus=0.937, gpus=0)),  # rounded down: all fit
+        (Resources(cpus=2), 1, 0, Pool(size=1, cpus=0.0, gpus=0)),  # the read task's CPU is the only one
         (Resources(cpus=4, gpus=1), 32, 4, Pool(size=4, cpus=4, gpus=1)),
     ],
 )
 def test_actor_pool_is_sized_from_the_cluster(resources, cpus, gpus, expected):
     assert plan_pool(resources, cpus, gpus) == expected
+
+
+@pytest.mark.parametrize("cluster_cpus", [1, 2, 3, 4, 8, 16])
+@pytest.mark.parametrize("resources", [Resources(cpus=1), Resources(cpus=0.25), Resources(cpus=4, gpus=1)])
+def test_the_pool_always_leaves_a_read_task_its_cpu(cluster_cpus, resources):
+    """A read task asks for one CPU (Ray Data's default, see READ_CPUS): were the replicas to hold
+    more than the rest, it would never start and the run would wait forever (--num-cpus 1)."""
+    pool = plan_pool(resources, cluster_cpus, 4)
+    assert pool.size * pool.cpus + 1.0 <= cluster_cpus
 
 
 def test_a_gpu_backend_on_a_cluster_without_gpus_is_refused():
@@ -118,3 +128,56 @@ def test_coding_workers_do_not_import_scoring_libraries() -> None:
     code = "import sys, scalecode.corpus, scalecode.plugins; print('sklearn' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_texts_longer_than_the_cap_become_error_rows_and_never_reach_the_backend(spec):
+    """One huge text (a whole archive in one field) can exhaust a replica's memory: never sent."""
+    backend = spec.build()
+    backend.load()
+    at_cap = "good" + " " * (1_000_000 - 4)
+    batch = pa.table({"id": ["1", "2", "3"], "text": [at_cap, at_cap + "!", "bad"]})
+    rows = code_batch(backend, "moody", batch).to_pylist()
+    assert [r["label"] for r in rows] == ["pos", None, "neg"]
+    assert rows[1]["error"] == "text longer than 1,000,000 characters"
+
+
+class Counting(Backend):
+    """Fails a batch of several texts, so each is coded alone; 'tokens' is int for some, float for others,
+    and 'path' (which the pipeline adds) is answered where a text says so."""
+
+    name = "counting"
+    task_types = frozenset({TASK.type})
+
+    def predict_batch(self, texts: Sequence[str]) -> Predictions:
+        if len(texts) > 1:
+            raise RuntimeError("one at a time")
+        text = texts[0]
+        tokens = [len(text)] if text.startswith("int") else [len(text) + 0.5]
+        extra = {"path": ["mine"]} if text.startswith("path") else {"tokens": tokens}
+        return Predictions(label=["pos"], extra=extra)
+
+
+def test_an_extra_column_typed_int_for_one_document_and_float_for_another_is_kept():
+    batch = pa.table({"id": ["1", "2"], "text": ["int text", "float text"]})
+    rows = code_batch(Counting(TASK), "counting", batch).to_pylist()
+    assert [(r["label"], r["tokens"], r["error"]) for r in rows] == [("pos", 8.0, None), ("pos", 10.5, None)]
+
+
+def test_an_extra_column_named_like_one_the_pipeline_adds_becomes_error_rows():
+    """An extra 'path' would be a second 'path' column beside the one the shard writer reads."""
+    batch = pa.table(
+        {
+            "id": ["1", "2"],
+            "text": ["path please", "path again"],
+            "path": ["a.csv", "a.csv"],
+            "row": [0, 1],
+            "doc_hash": pa.array([7, 8], pa.uint64()),
+        }
+    )
+    table = code_batch(Counting(TASK), "counting", batch)
+    assert len(set(table.column_names)) == len(table.column_names)
+    assert table.column("path").to_pylist() == ["a.csv", "a.csv"]
+    assert (
+        table.column("error").to_pylist()
+        == ["backend answered nonsense: extra column 'path' collides with a column scalecode adds"] * 2
+    )

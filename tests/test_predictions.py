@@ -113,3 +113,31 @@ def test_error_rows_have_the_standard_columns():
         "latency_s",
     ]
     assert table.to_pylist()[0]["error"] == "empty text"
+
+
+def test_a_multilabel_answer_given_as_one_string_is_an_error_row_not_its_letters():
+    """Iterated, "ab" would be the labels "a" and "b": silently wrong where labels are letters."""
+    task = Task(type=TaskType.MULTILABEL, labels=["a", "b", "c"])
+    rows = predictions_table(
+        Predictions(labels=["ab", ["a", "b"], "c"]), ids=["1", "2", "3"], backend="b", task=task
+    ).to_pylist()
+    assert rows[0]["labels"] is None and rows[0]["error"] == "labels must be a list, not str"
+    assert rows[0]["raw"] == "'ab'"
+    assert rows[1]["labels"] == ["a", "b"] and rows[1]["error"] is None
+    assert rows[2]["error"] == "labels must be a list, not str"
+
+
+@pytest.mark.parametrize("name", ["path", "row", "doc_hash", "coded_at"])
+def test_an_extra_column_named_like_one_the_pipeline_adds_is_refused(name):
+    with pytest.raises(BatchShapeError, match=f"extra column '{name}' collides with a column scalecode adds"):
+        predictions_table(
+            Predictions(label=["pos"], extra={name: [1]}), ids=["1"], backend="b", task=CLASSIFY
+        )
+
+
+def test_the_reserved_names_are_the_columns_the_pipeline_adds():
+    from scalecode.inference import DOC_HASH, PATH
+    from scalecode.predictions import CODED_AT, PIPELINE_COLUMNS
+    from scalecode.sources import ROW
+
+    assert set(PIPELINE_COLUMNS) == {PATH, ROW, DOC_HASH, CODED_AT}

@@ -45,9 +45,10 @@ from scalecode.config import TableConfig
 from scalecode.inference import (
     DOC_HASH,
     PATH,
+    READ_CPUS,
     BackendSpec,
-    check_stopped,
     cluster_pool,
+    coded_batches,
     map_with_backend,
     plan_chunk_rows,
 )
@@ -198,7 +199,7 @@ def read_dataset(
                     yield chunk
 
     dataset = ray.data.from_items(list(range(len(pieces))), override_num_blocks=len(pieces))
-    dataset = dataset.map_batches(read, batch_size=1, batch_format="numpy")
+    dataset = dataset.map_batches(read, batch_size=1, batch_format="numpy", num_cpus=READ_CPUS)
     if not cut:
         return dataset
     # Ray Data joins what a task yields into blocks of up to 128 MB; cut them back to chunks, so that
@@ -209,6 +210,20 @@ def read_dataset(
 def count_uncoded(pieces: Sequence[Piece], table: TableConfig, spec: BackendSpec, index: np.ndarray) -> int:
     """How many documents of the corpus have no row in the index: read and hashed, none coded."""
     return int(read_dataset(pieces, table, spec, COUNT_CHUNK_ROWS, index, cut=False).count())
+
+
+def corpus_chunk_rows(documents: int, todo: int, indexed: int, batch_size: int, replicas: int) -> int:
+    """Documents per chunk for a corpus of ``documents``, ``todo`` of them at least still to code,
+    with ``indexed`` hashes in the output already.
+
+    ``todo`` is exact only where the output was empty or was counted against the corpus. Where it is
+    ``documents`` minus the hashes, stale hashes (texts edited since they were coded) make it an
+    undercount: every text re-normalised and 10 added would give 10, and the whole corpus would be
+    coded in chunks of 3. Planned from the corpus size instead, chunks are never smaller than with
+    every document to code; a truly small ``todo`` then fills fewer replicas, which costs little.
+    """
+    exact = indexed == 0 or indexed >= documents
+    return plan_chunk_rows(max(todo if exact else documents, 1), batch_size, replicas)
 
 
 def code_corpus(
@@ -243,12 +258,12 @@ def code_corpus(
     if progress is not None and summary.already_coded:
         progress(summary.already_coded)
     if todo:
-        chunk_rows = plan_chunk_rows(max(todo, 1), resources.batch_size, cluster_pool(resources).size)
+        replicas = cluster_pool(resources).size
+        chunk_rows = corpus_chunk_rows(documents, todo, int(index.size), resources.batch_size, replicas)
         dataset = read_dataset(pieces, table, spec, chunk_rows, index)
         writer = ShardWriter(out_dir, files, summary)
         coded = map_with_backend(dataset, spec, resources, batch_size=chunk_rows)
-        for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
-            check_stopped(batch)
+        for batch in coded_batches(coded, spec):
             writer.write(batch)
             if progress is not None:
                 progress(len(batch))

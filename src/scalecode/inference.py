@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import pyarrow.compute as pc
 
 from scalecode.backend import Backend, Resources
 from scalecode.config import resolve_env
-from scalecode.errors import StopRun
+from scalecode.errors import BackendError, StopRun
 from scalecode.plugins import load_plugins
 from scalecode.predictions import BatchShapeError, conform, error_rows, predictions_table
 from scalecode.sources import CORRUPT, ID, ROW, TEXT
@@ -36,7 +37,21 @@ from scalecode.task import Task
 
 PATH, DOC_HASH = "path", "doc_hash"
 PASSTHROUGH = (PATH, ROW, DOC_HASH)
+# Ray Data's actor pools restart a dead replica and resend its batch forever by default: a document
+# that kills the process (out of memory, a crash in native code) would be loaded and sent again
+# without end, the run neither progressing nor failing. Bounded, such a batch fails the run.
+REPLICA_RESTARTS = 3  # times one replica's process is started again after it died
+BATCH_RETRIES = 2  # times a batch is sent again after the replica coding it died
 STOPPED = "run stopped: "  # the error of rows a backend could not code because it stopped the run
+# What a read task asks for: Ray Data's default, which the step that cuts what it reads into chunks
+# (a repartition, which takes no resource options) must share to run in the same task; asking for
+# less, the read would leave that step a separate task of one CPU, which a 1-CPU cluster cannot start.
+READ_CPUS = 1.0
+# Longer texts get an error row and never reach a backend: one such text (a whole archive in one
+# field, a file read as one document) can exhaust a replica's memory, and a replica that dies takes
+# its batch down with it. A million characters is ~200,000 words, some 700 pages: longer than any
+# document a backend here codes whole (encoders read 512 tokens, LLM contexts hold ~100,000 words).
+MAX_TEXT_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,8 @@ def _decode_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list[str | None],
     reasons: list[str | None] = [None] * len(texts)
     strings = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
     blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(strings)), 0), True)
-    if not pc.any(blank).as_py() and not any(undecodable):
+    too_long = pc.fill_null(pc.greater(pc.utf8_length(strings), MAX_TEXT_CHARS), False)
+    if not pc.any(blank).as_py() and not pc.any(too_long).as_py() and not any(undecodable):
         return texts, reasons  # the usual batch: every text can be coded; checked at once
     for i, text in enumerate(texts):
         if undecodable[i]:
@@ -91,6 +107,8 @@ def _decode_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list[str | None],
             reasons[i] = "null text"
         elif not text.strip():
             reasons[i] = "empty text"
+        elif len(text) > MAX_TEXT_CHARS:
+            reasons[i] = f"text longer than {MAX_TEXT_CHARS:,} characters"
     return texts, reasons
 
 
@@ -117,7 +135,9 @@ def code_batch(backend: Backend, name: str, batch: pa.Table) -> pa.Table:
     if good:
         parts.extend(_predict(backend, name, [ids[i] for i in good], [texts[i] for i in good], good))  # type: ignore[misc]
     positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in parts])
-    table = pa.concat_tables([conform(t, task) for _, t in parts], promote_options="default")
+    # "permissive": documents coded one by one may give an extra column as int64 for one and double
+    # for another; "default" promotes only nulls and would fail the whole batch over it.
+    table = pa.concat_tables([conform(t, task) for _, t in parts], promote_options="permissive")
     table = table.take(pa.array(np.argsort(positions, kind="stable")))
     for column in PASSTHROUGH:  # where each row came from, for the shard it is written to
         if column in batch.column_names:
@@ -266,9 +286,10 @@ class Pool:
 def plan_pool(resources: Resources, cluster_cpus: float, cluster_gpus: float) -> Pool:
     """Size the actor pool from the cluster and the backend's needs.
 
-    One CPU stays free for Ray Data's read and write tasks: on a 2-CPU machine two actors holding a
-    CPU each would leave the read task waiting forever. Actors therefore ask for a fraction of a CPU
-    where needed; Ray does not pin fractions to cores, so they still use what is free.
+    One CPU stays free for Ray Data's read tasks (``READ_CPUS``): on a 2-CPU machine two actors
+    holding a CPU each would leave the read task waiting forever. Actors therefore ask for a fraction
+    of a CPU where needed, and for none on a 1-CPU machine; Ray does not pin CPUs to cores, so they
+    still use what is free.
     """
     if resources.gpus > 0:
         if cluster_gpus < resources.gpus:
@@ -280,9 +301,10 @@ def plan_pool(resources: Resources, cluster_cpus: float, cluster_gpus: float) ->
         size = max(1, math.floor(cluster_cpus / max(resources.cpus, 1e-3)))
     if resources.max_replicas is not None:
         size = max(1, min(size, resources.max_replicas))
-    reserve = 1.0 if cluster_cpus >= 2 else cluster_cpus / 2
-    cpus = min(resources.cpus, max(cluster_cpus - reserve, 0.1) / size)
-    return Pool(size=size, cpus=round(cpus, 3), gpus=resources.gpus)
+    cpus = min(resources.cpus, max(cluster_cpus - READ_CPUS, 0.0) / size)
+    # Rounded down: 16 replicas of 15/16 CPU rounded to 0.938 would hold 15.008 of 15 CPUs, and the
+    # last would wait for a read task to end. (The 1e-9 keeps 0.7 from becoming 0.699.)
+    return Pool(size=size, cpus=math.floor(cpus * 1000 + 1e-9) / 1000, gpus=resources.gpus)
 
 
 def plan_chunk_rows(todo: int, batch_size: int, replicas: int) -> int:
@@ -316,18 +338,46 @@ def map_with_backend(
     from ray.data import ActorPoolStrategy
 
     pool = cluster_pool(resources)
-    return dataset.map_batches(
-        BackendActor,
-        fn_constructor_args=(spec,),
-        batch_size=batch_size or resources.batch_size,
-        batch_format="pyarrow",
-        # Every replica starts at once: started one by one as the pool grows, the last starts a model
-        # load (~10 s on 2 cores) after the first has begun coding, and a small corpus ends with one
-        # replica coding while the others are not ready. The pool still shrinks when replicas idle.
-        compute=ActorPoolStrategy(min_size=1, max_size=pool.size, initial_size=pool.size),
-        num_cpus=pool.cpus,
-        num_gpus=pool.gpus or None,
-    )
+    with warnings.catch_warnings():
+        # Ray (2.60) takes actor options only as ray_remote_args, which it deprecates in favour of
+        # named parameters it does not yet have for these; its warning would reach the user.
+        warnings.filterwarnings(
+            "ignore", message="`ray_remote_args` is deprecated", category=DeprecationWarning
+        )
+        return dataset.map_batches(
+            BackendActor,
+            fn_constructor_args=(spec,),
+            batch_size=batch_size or resources.batch_size,
+            batch_format="pyarrow",
+            # Every replica starts at once: started one by one as the pool grows, the last starts a
+            # model load (~10 s on 2 cores) after the first has begun coding, and a small corpus ends
+            # with one replica coding while the others are not ready. The pool still shrinks when
+            # replicas idle.
+            compute=ActorPoolStrategy(min_size=1, max_size=pool.size, initial_size=pool.size),
+            num_cpus=pool.cpus,
+            num_gpus=pool.gpus or None,
+            max_restarts=REPLICA_RESTARTS,
+            max_task_retries=BATCH_RETRIES,
+        )
+
+
+def coded_batches(coded: Any, spec: BackendSpec) -> Iterator[pa.Table]:
+    """The batches of a dataset coded by ``map_with_backend``, as they come; a backend's StopRun and
+    a replica that kept dying are raised here as errors naming the backend."""
+    from ray.exceptions import RayActorError
+
+    try:
+        for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
+            check_stopped(batch)
+            yield batch
+    except RayActorError as exc:
+        raise BackendError(
+            spec.name,
+            "a replica's process died (killed for lack of memory, or crashed in native code) more "
+            f"often than it is replaced: a batch is sent again at most {BATCH_RETRIES} times, a "
+            f"replica restarted at most {REPLICA_RESTARTS} times, so that a document that kills it "
+            f"stops the run instead of being retried forever. Ray said: {exc}",
+        ) from exc
 
 
 # --- gold and corpus -----------------------------------------------------------------------------
@@ -342,11 +392,8 @@ def predict_texts(
     table = pa.table({ID: pa.array(list(ids), pa.string()), TEXT: pa.array(list(texts), pa.string())})
     rows = plan_chunk_rows(len(table), resources.batch_size, cluster_pool(resources).size)
     dataset = ray.data.from_arrow(table).repartition(max(1, -(-len(table) // rows)))
-    parts = []
     coded = map_with_backend(dataset, spec, resources, batch_size=rows)
-    for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
-        check_stopped(batch)
-        parts.append(batch)
+    parts = list(coded_batches(coded, spec))
     if not parts:
         return pa.table({})
-    return pa.concat_tables(parts, promote_options="default")
+    return pa.concat_tables(parts, promote_options="permissive")  # batches may differ as in code_batch

@@ -36,6 +36,10 @@ STANDARD_COLUMNS = (
 )
 RETRY = "retry"
 CODED_AT = "coded_at"  # when a corpus row was written: the newest row of a document is its current code
+# Columns the corpus pipeline adds beside a backend's: where a row came from (inference.PATH,
+# sources.ROW), its document's hash (inference.DOC_HASH) and CODED_AT. A backend's extra column of
+# one of these names would collide with them in the shard writer or in the shards.
+PIPELINE_COLUMNS = ("path", "row", "doc_hash", CODED_AT)
 
 
 class BatchShapeError(ValueError):
@@ -162,6 +166,11 @@ def predictions_table(
             if answer is None:
                 errors[i] = "backend gave no label set"
                 continue
+            if isinstance(answer, (str, bytes)):
+                # Iterated, "ab" would be the labels "a" and "b": accepted where labels are letters.
+                errors[i] = f"labels must be a list, not {type(answer).__name__}"
+                raws[i] = raws[i] if raws[i] is not None else repr(answer)
+                continue
             labels = [str(a) for a in answer]
             unknown = [a for a in labels if a not in codebook]
             if unknown:
@@ -209,6 +218,8 @@ def predictions_table(
     for name, values in predictions.extra.items():
         if name in STANDARD_COLUMNS:
             raise BatchShapeError(f"extra column {name!r} collides with a standard column")
+        if name in PIPELINE_COLUMNS:
+            raise BatchShapeError(f"extra column {name!r} collides with a column scalecode adds")
         columns[name] = pa.array(_column(values, n, name))
     return pa.table(columns)
 
