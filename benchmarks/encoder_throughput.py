@@ -6,11 +6,13 @@ in one run, side by side:
 - bare forward pass: the documents tokenised beforehand, sorted by length, padded per batch, only
   ``model(...)`` timed (fp32, and bf16 where the CPU has it natively);
 - scalecode: ``EncoderBackend.predict_batch`` (tokenise, sort, pad, forward, probabilities, back in
-  order), fp32, and int8 (dynamically quantised linear layers);
+  order), fp32, int8 (dynamically quantised linear layers) and, where the CPU has it natively, bf16
+  (what ``precision: auto`` picks there);
 - scalecode's corpus path end to end: the documents as a Parquet file, read by Ray Data, coded by an
   actor pool, written as Parquet shards (``code_corpus``, what ``scalecode run`` does), timed from the
   first read to the last shard written, actor start and model load included; in fp32 once with one
-  actor of all the threads, once with an actor per core, and in int8 with an actor per core;
+  actor of all the threads, once with an actor per core, in int8 with an actor per core, and in bf16
+  (where native) both ways;
 - Hugging Face ``pipeline("text-classification")`` called once per document, as a loop over a corpus
   is usually written, and with ``batch_size=32`` for reference.
 
@@ -150,6 +152,11 @@ def main() -> None:
     sample = texts[: args.pipeline_docs]
     int8_backend = EncoderBackend(task, {**params, "precision": "int8"}, state_dir=state)
     int8_backend.load()
+    # bf16 where the CPU computes it natively (AVX-512 BF16, AMX): what `precision: auto` picks there.
+    bf16 = cpu_has_native_bf16()
+    bf16_backend = EncoderBackend(task, {**params, "precision": "bf16"}, state_dir=state) if bf16 else None
+    if bf16_backend is not None:
+        bf16_backend.load()
 
     def bare_forward(docs: list[list[int]], precision: str = "fp32") -> Any:
         return forward_sorted(
@@ -164,13 +171,20 @@ def main() -> None:
         ("scalecode fp32", len(texts), lambda k: fp32.predict_batch(texts[:k])),
         ("scalecode int8", len(texts), lambda k: int8_backend.predict_batch(texts[:k])),
     ]
-    if cpu_has_native_bf16():
-        in_process.append(("bare forward bf16", len(texts), lambda k: bare_forward(encoded[:k], "bf16")))
     corpus_configs = [
         ("scalecode corpus", "fp32", f"1 actor x {threads} threads", threads),
         ("scalecode corpus", "fp32", f"{threads} actors x 1 thread", 1),
         ("scalecode corpus int8", "int8", f"{threads} actors x 1 thread", 1),
     ]
+    if bf16_backend is not None:
+        in_process += [
+            ("bare forward bf16", len(texts), lambda k: bare_forward(encoded[:k], "bf16")),
+            ("scalecode bf16", len(texts), lambda k: bf16_backend.predict_batch(texts[:k])),
+        ]
+        corpus_configs += [
+            ("scalecode corpus bf16", "bf16", f"1 actor x {threads} threads", threads),
+            ("scalecode corpus bf16", "bf16", f"{threads} actors x 1 thread", 1),
+        ]
     for _, _, run in in_process:
         run(256)  # warm-up: first calls pay for allocations and kernel selection, not for the model
 
@@ -206,11 +220,7 @@ def main() -> None:
             )
     rows = {name: documents[name] / statistics.median(t) for name, t in times.items()}
     bare, e2e, int8 = rows["bare forward fp32"], rows["scalecode fp32"], rows["scalecode int8"]
-    e2e_out, int8_out, bare_out = (
-        outputs["scalecode fp32"],
-        outputs["scalecode int8"],
-        outputs["bare forward fp32"],
-    )
+    e2e_out, int8_out = outputs["scalecode fp32"], outputs["scalecode int8"]
     agreement: dict[str, float] = {}
     if state is None:
         pass  # a random head's near-tied logits say nothing about how int8 moves a trained model's codes
@@ -230,12 +240,29 @@ def main() -> None:
         diff = np.abs(np.asarray(e2e_out.score) - np.asarray(int8_out.score))
         agreement["int8 mean absolute score difference"] = float(diff.mean())
         agreement["fp32 score standard deviation"] = float(np.std(e2e_out.score))
-    if "bare forward bf16" in outputs:
-        agreement["bf16 argmax agreement"] = float(
-            np.mean(outputs["bare forward bf16"].argmax(1) == bare_out.argmax(1))
-        )
+    if "scalecode bf16" in outputs and state is not None:
+        bf16_out = outputs["scalecode bf16"]
+        if task.type is TaskType.CLASSIFICATION:
+            agreement["bf16 argmax agreement"] = float(
+                np.mean(np.array(e2e_out.label) == np.array(bf16_out.label))
+            )
+        else:
+            diff = np.abs(np.asarray(e2e_out.score) - np.asarray(bf16_out.score))
+            agreement["bf16 mean absolute score difference"] = float(diff.mean())
+            agreement["bf16 largest score difference"] = float(diff.max())
     best_corpus = max(v for k, v in rows.items() if k.startswith("scalecode corpus ("))
     int8_corpus = next(v for k, v in rows.items() if k.startswith("scalecode corpus int8"))
+    loop = rows["pipeline, one call per document"]
+    bf16_ratios = {}
+    if bf16_backend is not None:
+        bf16_corpus = max(v for k, v in rows.items() if k.startswith("scalecode corpus bf16"))
+        bf16_ratios = {
+            "scalecode bf16 / bare forward bf16": round(
+                rows["scalecode bf16"] / rows["bare forward bf16"], 3
+            ),
+            "best bf16 corpus path / bare forward bf16": round(bf16_corpus / rows["bare forward bf16"], 3),
+            "best bf16 corpus path / pipeline loop": round(bf16_corpus / loop, 2),
+        }
     results = {
         "documents": len(texts),
         "tokens_mean": float(np.mean(lengths)),
@@ -257,6 +284,7 @@ def main() -> None:
             ),
             "scalecode fp32 / pipeline loop": round(e2e / rows["pipeline, one call per document"], 2),
             "scalecode int8 / pipeline loop": round(int8 / rows["pipeline, one call per document"], 2),
+            **bf16_ratios,
         },
         "agreement": agreement,
     }

@@ -398,6 +398,8 @@ class Seeded(Backend):
     def fit(self, train, eval, config):
         config.output_dir.mkdir(parents=True, exist_ok=True)
         (config.output_dir / "seed").write_text(str(config.seed))
+        config.checkpoint_dir.mkdir(parents=True, exist_ok=True)  # as a training loop would
+        (config.checkpoint_dir / "epoch-1").write_text(str(config.seed))
         return FitReport(n_train=len(train))
 
     def predict_batch(self, texts):
@@ -467,4 +469,7 @@ def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
         for run in point["runs"]:
             assert run["metrics"]["mae"]["value"] == pytest.approx(abs(run["seed"] - scores).mean())
     assert "## Learning curves" in (tmp_path / "run" / "comparison.md").read_text()
+    # Checkpoints served only while each training ran: none is left behind once its model is saved.
+    assert (tmp_path / "run" / "models" / "seeded" / "seed").is_file()
+    assert not list((tmp_path / "run" / "checkpoints").glob("seeded*"))
     assert "learned: training documents" in result.stdout

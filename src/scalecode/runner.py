@@ -485,6 +485,9 @@ class Runner:
         if state_dir.exists():
             shutil.rmtree(state_dir)
         scratch.rename(state_dir)  # trained state appears whole or not at all
+        # The checkpoints only served to resume this training, which is over: an encoder's are its
+        # weights and optimizer state twice over, a learning curve's one set per size and repeat.
+        shutil.rmtree(checkpoints, ignore_errors=True)
         return report
 
     def _evaluate(
