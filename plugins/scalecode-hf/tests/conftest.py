@@ -137,3 +137,32 @@ def minilm(data_dir: Path) -> Path:
 
     fetch("all-minilm-l6-v2", data_dir)
     return data_dir / "models" / "all-MiniLM-L6-v2"
+
+
+@pytest.fixture
+def fake_training(monkeypatch: pytest.MonkeyPatch):
+    """``fake_training(RecipeClass, configs=None)``: ``fit`` without Ray. Training "produces" seeded
+    random weights for what the recipe trains, the same on every call, and large enough that a LoRA
+    adapter visibly changes the outputs (peft starts B at zero). ``configs`` collects the recipe
+    configs training was given."""
+    return lambda recipe_class, configs=None: _fake_training(monkeypatch, recipe_class, configs)
+
+
+def _fake_training(monkeypatch: pytest.MonkeyPatch, recipe_class: type, configs: list[dict] | None) -> None:
+    import torch
+
+    from scalecode_hf import training
+
+    def run_training(recipe, recipe_config, table, options, **_):
+        if configs is not None:
+            configs.append(recipe_config)
+        model = recipe_class(recipe_config).build(torch.device("cpu"))
+        generator = torch.Generator().manual_seed(0)
+        weights = {
+            name: torch.randn(p.shape, generator=generator) * 0.3
+            for name, p in model.named_parameters()
+            if p.requires_grad
+        }
+        return training.Trained(best_weights=weights, history=[{"epoch": 1, "score": 0.5}], best_epoch=1)
+
+    monkeypatch.setattr(training, "run_training", run_training)

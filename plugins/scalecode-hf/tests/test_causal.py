@@ -183,27 +183,6 @@ def test_a_refit_trains_the_causal_lm_on_every_training_document(tiny_llama, tmp
     assert coded.label is not None and set(coded.label) <= {"positive", "negative"}
 
 
-def _fake_training(monkeypatch: pytest.MonkeyPatch, configs: list[dict] | None = None) -> None:
-    """``fit`` without Ray: training "produces" seeded random LoRA weights, the same on every call,
-    and large enough that the adapter visibly changes the likelihoods (peft starts B at zero)."""
-    from scalecode_hf import training
-    from scalecode_hf.causal_recipe import CausalRecipe
-
-    def run_training(recipe, recipe_config, table, options, **_):
-        if configs is not None:
-            configs.append(recipe_config)
-        model = CausalRecipe(recipe_config).build(torch.device("cpu"))
-        generator = torch.Generator().manual_seed(0)
-        weights = {
-            name: torch.randn(p.shape, generator=generator) * 0.3
-            for name, p in model.named_parameters()
-            if p.requires_grad
-        }
-        return training.Trained(best_weights=weights, history=[{"epoch": 1, "score": 0.5}], best_epoch=1)
-
-    monkeypatch.setattr(training, "run_training", run_training)
-
-
 def _likelihoods(backend: CausalLMBackend) -> np.ndarray:
     """Each review's log-likelihood of each label, from the backend's model as loaded for coding."""
     backend.load()
@@ -224,8 +203,10 @@ def _likelihoods(backend: CausalLMBackend) -> np.ndarray:
 ADAPTER = "adapter_model.safetensors"
 
 
-def test_lora_is_saved_as_an_adapter_over_the_base_model_unless_merged(tiny_llama, tmp_path, monkeypatch):
-    _fake_training(monkeypatch)
+def test_lora_is_saved_as_an_adapter_over_the_base_model_unless_merged(tiny_llama, tmp_path, fake_training):
+    from scalecode_hf.causal_recipe import CausalRecipe
+
+    fake_training(CausalRecipe)
     params = {"model": str(tiny_llama), "max_length": 64}
     gold = sample_gold(SENTIMENT, n=16)
     for merge in (True, False):
@@ -257,17 +238,18 @@ def test_lora_is_saved_as_an_adapter_over_the_base_model_unless_merged(tiny_llam
         CausalLMBackend(SENTIMENT, params, state_dir=adapter.parent).load()
 
 
-def test_a_moved_model_folder_is_the_same_training(tiny_llama, tmp_path, monkeypatch):
+def test_a_moved_model_folder_is_the_same_training(tiny_llama, tmp_path, fake_training):
     """The checkpoint claim knows the model by its content, not by the folder it sits in."""
     import shutil
 
     import pyarrow as pa
 
     from scalecode.errors import ScalecodeError
+    from scalecode_hf.causal_recipe import CausalRecipe
     from scalecode_hf.training import claim_checkpoints
 
     configs: list[dict] = []
-    _fake_training(monkeypatch, configs)
+    fake_training(CausalRecipe, configs)
     moved = shutil.copytree(tiny_llama, tmp_path / "moved" / "tiny-llama")
     gold = sample_gold(SENTIMENT, n=16)
     for model in (tiny_llama, moved):

@@ -210,25 +210,14 @@ def test_an_untrained_new_head_is_refused_before_any_work(tiny_bert):
         )
 
 
-def test_a_lora_adapter_codes_over_the_jobs_model_after_the_project_moved(tiny_bert, tmp_path, monkeypatch):
+def test_a_lora_adapter_codes_over_the_jobs_model_after_the_project_moved(tiny_bert, tmp_path, fake_training):
     """merge_lora: false keeps the adapter apart; coding loads it over the model the job names, not
     over the folder the base sat in at training (a project moved or copied elsewhere lacks that)."""
     import shutil
 
-    from scalecode_hf import training
     from scalecode_hf.encoder_recipe import EncoderRecipe
 
-    def run_training(recipe, recipe_config, table, options, **_):  # training without Ray: fixed weights
-        model = EncoderRecipe(recipe_config).build(torch.device("cpu"))
-        generator = torch.Generator().manual_seed(0)
-        weights = {
-            name: torch.randn(p.shape, generator=generator) * 0.3
-            for name, p in model.named_parameters()
-            if p.requires_grad
-        }
-        return training.Trained(best_weights=weights, history=[{"epoch": 1}], best_epoch=1)
-
-    monkeypatch.setattr(training, "run_training", run_training)
+    fake_training(EncoderRecipe)  # training without Ray: fixed weights
     task = sample_task(TaskType.REGRESSION)
     gold = sample_gold(task, n=24)
     texts = gold.texts[:6]
