@@ -43,6 +43,20 @@ def test_two_cpu_workers_with_deepspeed_zero2(tiny_bert, tmp_path):
 
 
 @pytest.mark.usefixtures("ray_local")
+def test_with_deepspeed_each_epoch_ends_with_a_step_of_its_own(tiny_bert, tmp_path):
+    """An epoch's last micro-batches, fewer than gradient_accumulation_steps, are a step of their own
+    (as without DeepSpeed), not added to the next epoch's first or, after the last epoch, dropped."""
+    _, report, _ = _fit_scores(
+        tiny_bert, tmp_path, deepspeed={"stage": 2}, epochs=2, gradient_accumulation_steps=4
+    )
+    micro_batches = -(-report.n_train // 8)
+    assert micro_batches % 4, "the test needs an epoch that ends part-way through an accumulation"
+    per_epoch = -(-micro_batches // 4)
+    history = json.loads((tmp_path / "state" / "training.json").read_text())
+    assert [h["optimizer_steps"] for h in history] == [per_epoch, 2 * per_epoch]
+
+
+@pytest.mark.usefixtures("ray_local")
 def test_a_run_restored_after_it_had_stopped_trains_no_further(tiny_bert, tmp_path):
     """As after a kill between the last checkpoint and the saved model: the rerun restores a run
     that had already stopped (here at max_steps, in its first epoch) and must not train on."""

@@ -230,12 +230,18 @@ def train_loop(config: dict[str, Any]) -> None:
         batches = _shuffled_batches(
             rows, batch_size, seed=config["seed"] * 1000 + epoch, group_by_length=config["group_by_length"]
         )
+        n_batches = -(-_row_count(rows) // batch_size)
         for i, batch in enumerate(batches):
             tensors = recipe.collate(batch, device)
             if engine is not None:
+                # The boundary is set for every micro-batch rather than left to DeepSpeed's own count,
+                # which runs on across epochs: an epoch's last few micro-batches (fewer than
+                # gradient_accumulation_steps) would be added to the next epoch's first, and after the
+                # last epoch never applied. Set here, each epoch ends with a step of its own, as on the
+                # path without DeepSpeed and as the learning-rate schedule counts them.
+                boundary = (i + 1) % accumulate == 0 or i + 1 == n_batches
+                engine.set_gradient_accumulation_boundary(boundary)
                 loss = recipe.loss(runner, tensors)
-                # Asked before step(), which moves DeepSpeed on to the next micro-batch.
-                boundary = engine.is_gradient_accumulation_boundary()
                 engine.backward(loss)
                 engine.step()
                 if boundary:
@@ -271,6 +277,7 @@ def train_loop(config: dict[str, Any]) -> None:
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)) if losses else None,
             "samples_per_second": seen * world / elapsed if elapsed > 0 else None,
+            "optimizer_steps": state["step"],  # since the start of training
             **scores,
         }
         state["history"].append(record)
@@ -410,6 +417,10 @@ def _shuffled_batches(
         batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     for take in batches:
         yield {name: column[take] for name, column in rows.items()}
+
+
+def _row_count(rows: dict[str, np.ndarray]) -> int:
+    return len(next(iter(rows.values()))) if rows else 0
 
 
 def _step(model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any, max_norm: float) -> None:
