@@ -12,19 +12,23 @@ documents that have one. That single rule gives:
   shard yet, and the output equals an unbroken run's (no document lost, none twice);
 - incremental runs: when files are added or documents edited, only new ids and changed texts are
   coded, in new shards beside the old ones. An edited document then has a row per version; each
-  row carries ``coded_at``, so the newest row per id is the current code;
+  row carries ``coded_at``, so the newest row per id is the current code. A CSV, TSV or JSON Lines
+  file appended to while it is read is read as far as it was when listed, in whole lines (never a
+  half-written last one): the rest is the next run's (``scalecode.sources.inspected_bytes``);
 - retries: an error row the backend marked as passing (``retry``: an API that timed out or was
   down) is not counted as coded, so the next run codes its document again, in a newer row.
 
 A shard is named after its input file, the file's version (size and modification time) and the
 first and last row of it that the shard holds, e.g. ``speeches__2024.jsonl.3f9a0c21be.000000000000-
 000000009999.parquet`` (``...-000000009999.2.parquet`` for a second shard over the same rows, of
-retried documents), written under a temporary name and renamed when complete: a shard is whole
-or absent. Rows a backend could not code are written too, as error rows with the reason.
+retried documents; a path too long for a file name is cut, and a hash of it added), written under a
+temporary name, flushed to disk and renamed when complete: a shard is whole or absent, after a
+crash too. Rows a backend could not code are written too, as error rows with the reason.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -58,6 +62,11 @@ from scalecode.sources import ID, ROW, TEXT, Piece, SourceFile, plan_pieces, rea
 
 PIECE_ROWS = 1_000_000  # rows of Parquet row groups read by one task
 COUNT_CHUNK_ROWS = 65_536  # rows read at a time when only counting what is left to code
+_NAME_BYTES = 255  # the longest file name ext4, XFS, btrfs, APFS and NTFS take
+_PATH_HASH = 12  # hex digits of the hash standing for the part of a path cut from a shard's name
+# Errors of fsync on a directory where the filesystem cannot flush one: some network filesystems say
+# EINVAL, and Windows does not open a directory as a file at all (EACCES).
+_NO_DIRECTORY_SYNC = (errno.EINVAL, errno.ENOTSUP, errno.EACCES)
 _NULL_TEXT = b"\xff"  # never valid UTF-8, so a null text hashes unlike any real one
 
 
@@ -97,10 +106,33 @@ def _in_sorted(values: np.ndarray, sorted_index: np.ndarray) -> np.ndarray:
 
 
 def shard_name(source: SourceFile, first_row: int, last_row: int, copy: int = 1) -> str:
-    """``copy`` > 1: another shard over the same rows of the same file version (documents retried)."""
-    flat = source.relative.replace("/", "__")
+    """``copy`` > 1: another shard over the same rows of the same file version (documents retried).
+
+    A name is at most ``_NAME_BYTES`` long, its temporary name included, or the filesystem refuses
+    it. Where the file's flattened path would make it longer (deep folders), the path is cut and a
+    hash of all of it follows: the name stays the same run after run and unlike any other file's.
+    A name that fits is as it always was, so shards of earlier runs keep their names; no code reads
+    anything but their rows (``coded_index``), whatever they are named.
+    """
     again = f".{copy}" if copy > 1 else ""
-    return f"{flat}.{source.version}.{first_row:012d}-{last_row:012d}{again}.parquet"
+    rest = f".{source.version}.{first_row:012d}-{last_row:012d}{again}.parquet"
+    return _flat_name(source.relative, _NAME_BYTES - len(_partial_name(rest))) + rest
+
+
+def _partial_name(name: str) -> str:
+    """The temporary name a shard is written under, renamed to ``name`` once whole."""
+    return f".{name}.partial"
+
+
+def _flat_name(relative: str, room: int) -> str:
+    """A file's path under the corpus root as a name of at most ``room`` bytes: folders joined by
+    ``__``, and where that is too long, as much of it as fits and a hash of the whole path."""
+    flat = relative.replace("/", "__")
+    if len(flat.encode()) <= room:
+        return flat
+    digest = hashlib.sha256(relative.encode()).hexdigest()[:_PATH_HASH]
+    head = flat.encode()[: room - len(digest) - 1].decode("utf-8", "ignore")  # whole characters only
+    return f"{head}-{digest}"
 
 
 @dataclass
@@ -144,9 +176,7 @@ class ShardWriter:
             while final.exists():  # retried documents may span the rows of a shard: never replace it
                 copy += 1
                 final = self.out_dir / shard_name(source, first, last, copy)
-            partial = final.with_name(f".{final.name}.partial")
-            pq.write_table(rows, partial)
-            os.replace(partial, final)
+            write_durably(rows, final)
             self._count(rows)
 
     def _count(self, rows: pa.Table) -> None:
@@ -162,6 +192,40 @@ class ShardWriter:
         if "cost_usd" in rows.column_names:
             cost = pc.sum(rows.column("cost_usd")).as_py()
             summary.cost_usd = (summary.cost_usd or 0.0) + float(cost or 0.0)
+
+
+def write_durably(rows: pa.Table, final: Path) -> None:
+    """Write ``rows`` to ``final`` as a Parquet file that is whole or absent, even after a crash.
+
+    The rename alone does not do it: the system may write the rename to disk before the file's
+    data, so that after a power cut ``final`` is there but empty or cut short, and the next run
+    would take its documents as coded or fail on it. The data is flushed before the rename, and the
+    folder, which holds the rename, after it.
+    """
+    partial = final.with_name(_partial_name(final.name))
+    with partial.open("wb") as handle:
+        pq.write_table(rows, handle)
+        handle.flush()  # Python's buffer to the system, before the system's to the disk
+        os.fsync(handle.fileno())
+    os.replace(partial, final)
+    _fsync_directory(final.parent)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Flush a folder's entries (a rename in it) to disk, where its filesystem can."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        if exc.errno in _NO_DIRECTORY_SYNC:
+            return  # the rename is as durable as this filesystem makes it
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _NO_DIRECTORY_SYNC:
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_dataset(

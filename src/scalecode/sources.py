@@ -9,8 +9,9 @@ error row instead of stopping the run or vanishing.
 
 Parquet files are read by row group, and a big file is cut into pieces of whole row groups that
 are read in parallel. CSV and TSV are parsed by pyarrow's streaming reader, JSON Lines line by line
-in blocks; formats added through ``register_readers`` are read whole by their reader (local files
-only) and then cut into chunks.
+in blocks, each only as far as the file was when listed (``inspected_bytes``), so that a file that
+grows meanwhile is read as counted; formats added through ``register_readers`` are read whole by
+their reader (local files only) and then cut into chunks.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
@@ -40,6 +42,9 @@ from scalecode.readers import Reader
 ID, TEXT, ROW, CORRUPT = "id", "text", "row", "corrupt"
 BUILTIN_FORMATS = ("parquet", "csv", "tsv", "jsonl")
 _JSONL_BLOCK = 8 * 1024 * 1024  # bytes of JSON Lines parsed at once
+_LINE_BLOCK = 1 << 20  # bytes read at a time while looking for the last whole line
+# The compressions pyarrow's ``open_input_stream`` detects from a path, and how it spells them.
+_CODECS = ((".bz2", "bz2"), (".gz", "gzip"), (".lz4", "lz4"), (".zst", "zstd"))
 
 
 def is_uri(path: str) -> bool:
@@ -126,6 +131,125 @@ def list_sources(config: TableConfig, readers: Sequence[Reader]) -> list[SourceF
         mtime = entry.mtime_ns if entry.mtime_ns is not None else 0
         sources.append(SourceFile(entry.path, relative, entry.size or 0, mtime, reader))
     return sources
+
+
+def changed_since_inspection(fs: pafs.FileSystem, source: SourceFile) -> bool:
+    """Whether the file is no longer as it was listed: another size, or modified later.
+
+    Only a later modification time counts: a filesystem that lists times more finely than it states
+    one file's (an object store's listing and its HEAD, say) would otherwise make every file look
+    changed, and an unchanged file's last line without a newline would never be read.
+    """
+    info = fs.get_file_info(source.path)
+    mtime = info.mtime_ns if info.mtime_ns is not None else 0
+    return (info.size or 0) != source.size or mtime > source.mtime_ns
+
+
+class _Filter:
+    """A read-only file object over a pyarrow stream, as pyarrow's readers and ``PythonFile`` take one."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:  # the stream under it is closed by whoever opened it
+        self.closed = True
+
+
+class _Head(_Filter):
+    """The first ``limit`` bytes of a stream: a growing file as large as it was when listed.
+
+    ``finish_line``: and the rest of the line those bytes end in, where the file now holds it. A
+    file listed while its last line was being written then gives that line whole, as the one
+    document it was counted as, and not a fragment.
+    """
+
+    def __init__(self, stream: Any, limit: int, finish_line: bool = False) -> None:
+        super().__init__(stream)
+        self._left = limit
+        self._finish = finish_line
+        self._last = b"\n"  # the last byte read: a line is finished once it is a newline
+        self._ended = False
+
+    def read(self, nbytes: int | None = -1) -> bytes:
+        if nbytes is None or nbytes < 0:
+            return b"".join(iter(lambda: self.read(_LINE_BLOCK), b""))
+        if self._ended or nbytes == 0:
+            return b""
+        if self._left:
+            data: bytes = self._stream.read(min(nbytes, self._left))
+            self._left = self._left - len(data) if data else 0
+        elif self._finish and self._last != b"\n":
+            data = self._stream.read(nbytes)
+            end = data.find(b"\n") + 1
+            data = data[:end] if end else data  # nothing after the line's newline: appended since
+        else:
+            data = b""
+        if not data:
+            self._ended = True
+            return data
+        self._last = data[-1:]
+        return data
+
+
+class _WholeLines(_Filter):
+    """A stream that ends at its last newline: what follows it may be a line its writer is still
+    writing, and read now it would be coded as a document that never existed."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._ready = b""  # bytes up to a newline, not yet read
+        self._at = 0  # how far into ``_ready`` the reads have come
+        self._pending = b""  # bytes after the last newline seen: kept back until one follows them
+        self._ended = False
+
+    def read(self, nbytes: int | None = -1) -> bytes:
+        if nbytes is None or nbytes < 0:
+            return b"".join(iter(lambda: self.read(_LINE_BLOCK), b""))
+        while self._at == len(self._ready) and not self._ended:
+            block = self._stream.read(_LINE_BLOCK)
+            if not block:
+                self._ended = True  # ``_pending``, the unfinished line, is never read
+                break
+            data = self._pending + block
+            cut = data.rfind(b"\n") + 1
+            self._ready, self._at, self._pending = data[:cut], 0, data[cut:]
+        data = self._ready[self._at : self._at + nbytes]
+        self._at += len(data)
+        return data
+
+
+def _codec(path: str) -> str | None:
+    return next((codec for suffix, codec in _CODECS if path.endswith(suffix)), None)
+
+
+@contextmanager
+def inspected_bytes(fs: pafs.FileSystem, source: SourceFile) -> Iterator[Any]:
+    """A line-based file's bytes as they were when listed, for a reader to parse.
+
+    Only the ``source.size`` bytes listed are read: rows appended since are left for the next run,
+    which lists the file again, so the documents read are the documents counted. Of a file that
+    changed since it was listed, only whole lines are read: its last line may be half written (a
+    collector appending to it); the line the listed bytes end in is read to its newline where it
+    has one by now, and else left for the next run. A last line without a newline in a file that
+    has not changed is a normal last line (many files lack the newline).
+
+    A compressed file is cut at its listed compressed size, which is where a stream appended to
+    (``gzip >>``, one member after another) ended when listed; the line it ends in is not finished,
+    which would take decompressing past the cut. One rewritten since it was listed ends mid-stream
+    there, and the decompressor refuses it (truncated stream): that run stops, and the next one,
+    listing the file again, reads it whole.
+    """
+    whole_lines = changed_since_inspection(fs, source)
+    with fs.open_input_stream(source.path, compression=None) as raw:
+        codec = _codec(source.path)
+        stream: Any = _Head(raw, source.size, finish_line=whole_lines and codec is None)
+        if codec is not None:
+            stream = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), codec)
+        yield _WholeLines(stream) if whole_lines else stream
 
 
 @dataclass(frozen=True)
@@ -245,12 +369,12 @@ def unclosed_quote(config: TableConfig, source: SourceFile) -> int | None:
         return None
     fs, _ = filesystem(config.path)
     quotes = 0
-    with fs.open_input_stream(source.path) as stream:
+    with inspected_bytes(fs, source) as stream:
         while block := stream.read(1 << 24):
             quotes += block.count(b'"')
     if quotes % 2 == 0:
         return None
-    with fs.open_input_stream(source.path) as stream:
+    with inspected_bytes(fs, source) as stream:
         lines = (line.decode("utf-8", "replace") + "\n" for line in _lines(stream))
         reader = csv.reader(lines, strict=True)
         # The runaway field holds the rest of the file: past csv's default limit (128 KiB), it would
@@ -395,7 +519,7 @@ def _read_csv(
         delimiter=parse.delimiter, quote_char=parse.quote_char, invalid_row_handler=lambda row: "skip"
     )
     _require(_csv_header(fs, source, header_parse, read), config, source.path)
-    with fs.open_input_stream(source.path) as stream:
+    with inspected_bytes(fs, source) as stream:
         try:
             reader = pacsv.open_csv(
                 stream,
@@ -460,7 +584,7 @@ def _read_csv(
 def _csv_header(
     fs: pafs.FileSystem, source: SourceFile, parse: pacsv.ParseOptions, read: pacsv.ReadOptions
 ) -> list[str]:
-    with fs.open_input_stream(source.path) as stream:
+    with inspected_bytes(fs, source) as stream:
         try:
             return list(pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names)
         except pa.ArrowInvalid as exc:
@@ -474,7 +598,7 @@ def _read_jsonl(
     schema = {config.id_column: pl.String, config.text_column: pl.String}
     row = 0
     seen_columns: set[str] = set()
-    with fs.open_input_stream(source.path) as stream:
+    with inspected_bytes(fs, source) as stream:
         carry = b""
         while True:
             block = stream.read(_JSONL_BLOCK)

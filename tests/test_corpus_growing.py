@@ -1,0 +1,184 @@
+"""A corpus that grows while it is coded, and shards that survive a crash and any depth of folders."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from scalecode.backend import Resources
+from scalecode.config import TableConfig
+from scalecode.corpus import CorpusSummary, ShardWriter, code_corpus, coded_index, doc_hashes, shard_name
+from scalecode.data import inspect_corpus
+from scalecode.inference import DOC_HASH, PATH, BackendSpec
+from scalecode.readers import BUILTIN_READERS
+from scalecode.sources import ROW, Piece, SourceFile, read_piece
+
+# Three documents, then what a collector appends: one whole line and the start of the next.
+LINES = {
+    "jsonl": (
+        "".join(f'{{"id": "d{i}", "text": "document {i} in full"}}\n' for i in range(3)),
+        '{"id": "d3", "text": "document 3 in full"}\n{"id": "d4", "te',
+        'xt": "document 4 in full"}\n',
+    ),
+    "csv": (
+        "id,text\n" + "".join(f"d{i},document {i} in full\n" for i in range(3)),
+        "d3,document 3 in full\nd4,docu",
+        "ment 4 in full\n",
+    ),
+}
+
+
+def code(spec: BackendSpec, table: TableConfig, out: Path) -> CorpusSummary:
+    info = inspect_corpus(table, BUILTIN_READERS)
+    return code_corpus(spec, Resources(batch_size=4), table, info.files, info.n_documents, out)
+
+
+def whole(n: int) -> list[int]:
+    """The hashes of the first ``n`` documents as written in full: shards keep the hash, not the text."""
+    ids = pa.array([f"d{i}" for i in range(n)])
+    hashes: list[int] = doc_hashes(ids, pa.array([f"document {i} in full" for i in range(n)])).to_pylist()
+    return hashes
+
+
+def rows(out: Path) -> pl.DataFrame:
+    return pl.concat([pl.read_parquet(p) for p in sorted(out.glob("*.parquet"))]).sort("id")
+
+
+def read(table: TableConfig, files: Sequence[SourceFile]) -> list[str]:
+    """The texts of the first file as a coding run reads them (CSV gives bytes, JSON Lines text)."""
+    chunks = read_piece(Piece(files[0]), table, BUILTIN_READERS, 100)
+    return [t if isinstance(t, str) else t.decode() for c in chunks for t in c.column("text").to_pylist()]
+
+
+@pytest.mark.usefixtures("ray_local")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_file_appended_to_during_a_run_is_coded_as_inspected_and_the_rest_next_time(spec, tmp_path, fmt):
+    corpus, out = tmp_path / f"docs.{fmt}", tmp_path / "out"
+    first, appended, rest = LINES[fmt]
+    corpus.write_text(first)
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    with corpus.open("a") as handle:  # the collector writes between inspection and reading
+        handle.write(appended)
+
+    summary = code_corpus(spec, Resources(batch_size=4), table, info.files, info.n_documents, out)
+    coded = rows(out)
+    assert coded["id"].to_list() == ["d0", "d1", "d2"]  # what was inspected, no half line
+    assert coded[DOC_HASH].to_list() == whole(3)  # texts not cut short
+    assert coded["error"].null_count() == coded.height
+    assert (summary.documents, summary.coded, summary.errors, summary.already_coded) == (3, 3, 0, 0)
+
+    with corpus.open("a") as handle:  # the collector finishes its line
+        handle.write(rest)
+    again = code(spec, table, out)
+    coded = rows(out)
+    assert coded["id"].to_list() == [f"d{i}" for i in range(5)]  # each once, none lost
+    assert coded[DOC_HASH].to_list() == whole(5)
+    assert coded["error"].null_count() == coded.height
+    assert (again.documents, again.coded, again.errors, again.already_coded) == (5, 2, 0, 3)
+
+
+def test_a_last_line_without_a_newline_is_read_while_its_file_is_unchanged(tmp_path):
+    corpus = tmp_path / "docs.csv"
+    corpus.write_text("id,text\n1,one\n2,two")
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    assert info.n_documents == 2 and read(table, info.files) == ["one", "two"]
+
+
+def test_a_line_listed_half_written_is_read_whole_once_finished_and_nothing_after_it(tmp_path):
+    """Inspection counted the unfinished line as a document: it is read whole, as that one document."""
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text('{"id": 1, "text": "one"}\n{"id": 2, "text": "tw')
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    with corpus.open("a") as handle:
+        handle.write('o"}\n{"id": 3, "text": "three"}\n')
+    assert read(table, info.files) == ["one", "two"]
+
+    unfinished = tmp_path / "still.csv"  # still unfinished when read: left for the next run
+    unfinished.write_text("id,text\n1,one\n2,tw")
+    table = TableConfig(path=str(unfinished))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    with unfinished.open("a") as handle:
+        handle.write("o and on")
+    assert read(table, info.files) == ["one"]
+
+
+def test_a_compressed_file_is_read_as_far_as_it_was_listed(tmp_path):
+    """A gzip file grows by members; the members listed are read, the one appended since is not."""
+    corpus = tmp_path / "docs.csv.gz"
+    corpus.write_bytes(gzip.compress(b"id,text\n1,one\n2,two\n"))
+    table = TableConfig(path=str(corpus), format="csv")
+    info = inspect_corpus(table, BUILTIN_READERS)
+    with corpus.open("ab") as handle:
+        handle.write(gzip.compress(b"3,three\n4,fo"))
+    assert read(table, info.files) == ["one", "two"]
+    assert inspect_corpus(table, BUILTIN_READERS).n_documents == 4  # the next run sees them
+
+
+def batch(relative: str, rows: list[int]) -> pa.Table:
+    return pa.table(
+        {
+            "id": [str(r) for r in rows],
+            "error": pa.nulls(len(rows), pa.string()),
+            DOC_HASH: pa.array([100 + r for r in rows], pa.uint64()),
+            PATH: [relative] * len(rows),
+            ROW: rows,
+        }
+    )
+
+
+def test_a_shard_is_on_disk_before_its_rename_and_the_rename_after(tmp_path, monkeypatch):
+    corpus, out = tmp_path / "docs.csv", tmp_path / "out"
+    corpus.write_text("id,text\na,one\nb,two\n")
+    files = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS).files
+    calls: list[str] = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd: int) -> None:
+        calls.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        fsync(fd)
+
+    def recording_replace(src: str | Path, dst: str | Path) -> None:
+        calls.append("rename")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    ShardWriter(out, files, CorpusSummary(backend="x")).write(batch(files[0].relative, [0, 1]))
+    assert calls == ["fsync file", "rename", "fsync folder"]
+    assert coded_index(out).tolist() == [100, 101]
+
+
+def test_a_file_deep_in_folders_gets_a_shard_name_the_filesystem_takes(tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    deep = corpus.joinpath(*[f"{level:02d}-" + "folder" * 8 for level in range(6)])  # ~300 characters
+    deep.mkdir(parents=True)
+    (deep / "speeches.csv").write_text("id,text\na,one\n")
+    (deep / "speeches-too.csv").write_text("id,text\nb,two\n")
+    (corpus / "short.csv").write_text("id,text\nc,three\n")
+    files = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS).files
+    assert max(len(f.relative) for f in files) > 300
+
+    writer = ShardWriter(out, files, CorpusSummary(backend="x"))
+    for i, source in enumerate(files):
+        writer.write(batch(source.relative, [i]))
+    names = sorted(p.name for p in out.glob("*.parquet"))
+    assert len(names) == 3 and all(len(f".{n}.partial".encode()) <= 255 for n in names)
+    assert coded_index(out).tolist() == [100, 101, 102]
+
+    short = next(f for f in files if f.relative == "short.csv")  # as named before: old shards still match
+    assert shard_name(short, 0, 0) == f"short.csv.{short.version}.000000000000-000000000000.parquet"
+    long = [f for f in files if f is not short]
+    assert shard_name(long[0], 0, 9) == shard_name(long[0], 0, 9)  # stable
+    assert shard_name(long[0], 0, 9).startswith("00-folder")  # readable
+    # The same rows of the two files differ in the hash of their whole path, not only in the version.
+    assert shard_name(long[0], 0, 9).split(".")[0] != shard_name(long[1], 0, 9).split(".")[0]
