@@ -330,3 +330,14 @@ def test_learning_curve_sizes_are_fractions_up_to_1_or_whole_counts(workdir, plu
     assert "up to 1" in str(
         error_for(workdir, plugins, text + "evaluation:\n  learning_curve: {sizes: [0]}\n")
     )
+
+
+def test_min_coverage_is_a_share_from_0_to_1(workdir, plugins):
+    job = load_job(write(workdir, VALID + "evaluation:\n  min_coverage: 0.8\n"), plugins)
+    assert job.config.evaluation.min_coverage == 0.8
+    assert load_job(write(workdir, VALID), plugins).config.evaluation.min_coverage == 0.95
+    for value in ("95", "-0.1", ".nan"):
+        error = error_for(workdir, plugins, VALID + f"evaluation:\n  min_coverage: {value}\n")
+        assert error.key == "evaluation.min_coverage"
+        assert "a share of the test split from 0 to 1 (0.95 for 95%)" in str(error)
+        assert error.problems[0][2] == 15  # the line of min_coverage

@@ -409,3 +409,17 @@ def test_paired_differences_see_what_two_overlapping_intervals_hide():
     }
     assert apart["worse"].ci_low < apart["better"].ci_high
     assert compared.differences["worse"]["r2"].ci_high < 0
+
+
+def test_bootstrap_is_the_function_after_its_module_is_imported():
+    """Importing the module of the same name (the runner, the tables do) must not hide the function."""
+    import subprocess
+    import sys
+
+    code = (
+        "import scalecode.scoring.table\n"
+        "from scalecode.scoring import bootstrap\n"
+        "assert callable(bootstrap), bootstrap\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]

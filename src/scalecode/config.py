@@ -20,11 +20,12 @@ from typing import Any, Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scalecode.backend import BackendParams
 from scalecode.errors import ConfigError
 from scalecode.plugins import BackendInfo, Plugins
+from scalecode.scoring.ranking import DEFAULT_MIN_COVERAGE
 from scalecode.task import Task
 
 ENV_REF = "$env"
@@ -113,7 +114,18 @@ class EvaluationConfig(_Strict):
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     metrics: list[str] | None = None  # default: every metric for the task type
     primary_metric: str | None = None  # ranks the comparison; default: the first metric
+    # Share of the test split a backend must code to rank among (and be) the best: below it, its
+    # figures cover only the documents it managed, so it ranks after every backend that meets it.
+    min_coverage: float = DEFAULT_MIN_COVERAGE
     learning_curve: LearningCurveConfig | None = None
+
+    @field_validator("min_coverage")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0 <= value <= 1:  # NaN too
+            # 95 for 95% is the likely slip: say which scale the setting is on.
+            raise ValueError(f"a share of the test split from 0 to 1 (0.95 for 95%), not {value:g}")
+        return value
 
 
 class OutputConfig(_Strict):

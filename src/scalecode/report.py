@@ -14,12 +14,12 @@ from scalecode.manifest import write_json
 from scalecode.plugins import Plugins
 from scalecode.scoring import BackendScores, Metric, metrics_for
 from scalecode.scoring.paired import PairedComparison
+from scalecode.scoring.ranking import meets_min_coverage, rank
 from scalecode.scoring.table import (
     comparison_markdown,
     confusion_markdown,
     paired_markdown,
     per_label_markdown,
-    rank,
 )
 
 
@@ -50,7 +50,8 @@ def write_report(
     evaluation = job.config.evaluation
     metrics = metrics_for(job.task, plugins.metrics, evaluation.metrics)
     primary = primary_metric(job, plugins)
-    ranked = rank(scores, primary) if scores else []
+    min_coverage = evaluation.min_coverage
+    ranked = rank(scores, primary, min_coverage=min_coverage) if scores else []
     write_json(
         out / "metrics.json",
         {
@@ -60,7 +61,16 @@ def write_report(
             "bootstrap_resamples": evaluation.bootstrap.n,
             "seed": evaluation.seed,
             "ranking": [s.backend for s in ranked],
-            "backends": {s.backend: {**s.to_dict(), **dict(details.get(s.backend, {}))} for s in scores},
+            "min_coverage": min_coverage,
+            "backends": {
+                s.backend: {
+                    **s.to_dict(),
+                    # False: ranked after every backend that meets it, and not the best unless none does.
+                    "meets_min_coverage": meets_min_coverage(s, min_coverage),
+                    **dict(details.get(s.backend, {})),
+                }
+                for s in scores
+            },
             "paired_differences": paired.to_dict() if paired else None,
             "corpus": [asdict(c) for c in corpus],
             "learning_curves": dict(curves or {}),
@@ -69,7 +79,9 @@ def write_report(
     lines = [f"# {job.task.name}: {job.task.type} task", ""]
     summary: list[str] = []
     if scores:
-        table = comparison_markdown(scores, metrics, primary, details, evaluation.bootstrap.confidence)
+        table = comparison_markdown(
+            scores, metrics, primary, details, evaluation.bootstrap.confidence, min_coverage=min_coverage
+        )
         summary += [table, ""]
         lines += ["## Comparison on the gold test split", "", table, ""]
         if paired and paired.differences:

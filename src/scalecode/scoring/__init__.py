@@ -13,10 +13,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The function shares its module's name, and importing a submodule sets the package's attribute of
+# that name: bound lazily, ``bootstrap`` here was the module once anything had imported
+# ``scalecode.scoring.bootstrap`` (the runner, the tables). Bound now, the import is done and the
+# function stays; the module needs only numpy.
+from scalecode.scoring.bootstrap import Estimate, bootstrap
+
 if TYPE_CHECKING:
     from scalecode.scoring.agreement import cohen_kappa_score, krippendorff_alpha, krippendorff_alpha_score
     from scalecode.scoring.base import Metric, Resamples
-    from scalecode.scoring.bootstrap import Estimate, bootstrap
     from scalecode.scoring.evaluate import BackendScores, encode, metrics_for, score_predictions
     from scalecode.scoring.metrics import BUILTIN_METRICS
     from scalecode.scoring.paired import paired_differences
@@ -24,10 +29,8 @@ if TYPE_CHECKING:
 _MODULES = {
     "BUILTIN_METRICS": "metrics",
     "BackendScores": "evaluate",
-    "Estimate": "bootstrap",
     "Metric": "base",
     "Resamples": "base",
-    "bootstrap": "bootstrap",
     "cohen_kappa_score": "agreement",
     "encode": "evaluate",
     "krippendorff_alpha": "agreement",

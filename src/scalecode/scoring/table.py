@@ -10,6 +10,16 @@ from scalecode.scoring.base import Metric
 from scalecode.scoring.bootstrap import Estimate
 from scalecode.scoring.evaluate import BackendScores
 from scalecode.scoring.paired import supported
+from scalecode.scoring.ranking import (
+    DEFAULT_MIN_COVERAGE,
+    coverage_reason,
+    meets_min_coverage,
+    percent,
+    rank,
+)
+
+# Marks a backend below evaluation.min_coverage in the table; the note under it says why.
+BELOW_COVERAGE_MARK = "†"
 
 
 def _number(value: float) -> str:
@@ -23,26 +33,19 @@ def format_estimate(value: float, low: float, high: float) -> str:
     return f"{_number(value)} [{_number(low)}, {_number(high)}]"
 
 
-def rank(results: Sequence[BackendScores], primary: Metric) -> list[BackendScores]:
-    """Best first by the primary metric; backends with no figure go last."""
-
-    def key(result: BackendScores) -> float:
-        estimate = result.metrics.get(primary.name)
-        if estimate is None or not math.isfinite(estimate.value):
-            return math.inf
-        return -estimate.value if primary.greater_is_better else estimate.value
-
-    return sorted(results, key=key)
-
-
 def comparison_markdown(
     results: Sequence[BackendScores],
     metrics: Sequence[Metric],
     primary: Metric,
     details: Mapping[str, Mapping[str, Any]] | None = None,
     confidence: float = 0.95,
+    *,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> str:
-    """A Markdown table, best backend first by ``primary``, with n, coverage and timings."""
+    """A Markdown table, best backend first by ``primary``, with n, coverage and timings.
+
+    Backends that coded less than ``min_coverage`` of the test split rank last and are marked.
+    """
     details = details or {}
     costs = any("cost_usd" in d.get("spending", {}) for d in details.values())
     header = ["backend", "n", "coded", *[m.name for m in metrics], "fit s", "docs/s"]
@@ -51,9 +54,15 @@ def comparison_markdown(
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
-    for result in rank(results, primary):
+    below: list[BackendScores] = []
+    ranked = rank(results, primary, min_coverage=min_coverage)
+    for result in ranked:
         extra = details.get(result.backend, {})
-        cells = [result.backend, str(result.n_scored), f"{result.coverage:.1%}"]
+        name = result.backend
+        if not meets_min_coverage(result, min_coverage):
+            below.append(result)
+            name += f" {BELOW_COVERAGE_MARK}"
+        cells = [name, str(result.n_scored), f"{result.coverage:.1%}"]
         for metric in metrics:
             est = result.metrics.get(metric.name)
             cells.append(format_estimate(est.value, est.ci_low, est.ci_high) if est else "n/a")
@@ -71,7 +80,32 @@ def comparison_markdown(
         f"Figures are point estimates with {confidence:.0%} percentile bootstrap intervals over the "
         f"documents each backend coded ({arrows}); ranked by {primary.name}."
     )
+    if below:
+        first_meets = meets_min_coverage(ranked[0], min_coverage)
+        lines += ["", *_below_coverage_notes(below, min_coverage, first_meets=first_meets)]
     return "\n".join(lines)
+
+
+def _below_coverage_notes(
+    below: Sequence[BackendScores], min_coverage: float, *, first_meets: bool
+) -> list[str]:
+    """Why the marked backends rank last, and what the ranking's first is when none qualifies."""
+    if first_meets:
+        lines = [
+            f"{BELOW_COVERAGE_MARK} Ranked after every backend that coded at least {percent(min_coverage)} "
+            "of the test split: their figures come from the documents they did code, perhaps the "
+            "easiest, so none of them is the paired baseline or, under `corpus_backends: best`, the "
+            "corpus backend."
+        ]
+    else:
+        # Every ranked figure then comes from a subset of the documents; the first still serves.
+        lines = [
+            f"{BELOW_COVERAGE_MARK} No backend with a figure coded at least {percent(min_coverage)} of the "
+            "test split (evaluation.min_coverage): each is ranked on the documents it coded, and the "
+            "first is the paired baseline and, under `corpus_backends: best`, the corpus backend all the "
+            "same; read its figures with care."
+        ]
+    return lines + [f"- {result.backend}: {coverage_reason(result, min_coverage)}." for result in below]
 
 
 def _signed(value: float) -> str:
