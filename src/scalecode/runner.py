@@ -45,9 +45,10 @@ from scalecode.manifest import host, library_versions, now, plugin_records, tabl
 from scalecode.plugins import Plugins
 from scalecode.predictions import RETRY, to_retry
 from scalecode.readers import Reader
-from scalecode.report import write_report
+from scalecode.report import primary_metric, write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
 from scalecode.scoring.paired import PairedComparison
+from scalecode.scoring.ranking import Best, best_backend, no_backend_qualifies
 from scalecode.splits import draw_examples, split_gold, subsample_gold
 from scalecode.task import Task
 
@@ -465,8 +466,10 @@ class Runner:
             self.echo(f"{backend.name}: trained state found in {state_dir}, not training again")
             return FitReport(**json.loads(record.read_text(encoding="utf-8")))
         self.echo(f"{backend.name}: training on {len(train)} gold documents")
+        # Not loaded: fit() loads what it needs. A model backend trains on Ray Train's workers, and
+        # its weights loaded here as well (the driver, perhaps a head node without a GPU) would only
+        # take memory.
         instance = self._spec(backend, None).build()
-        instance.load()
         assert backend.train is not None
         scratch = state_dir.with_name(f".{state_dir.name}.partial")
         if scratch.exists():
@@ -523,12 +526,10 @@ class Runner:
         """Every backend against the best ranked, on the test documents both coded."""
         if len(scores) < 2:
             return None
-        from scalecode.report import primary_metric
         from scalecode.scoring.paired import paired_differences
-        from scalecode.scoring.table import rank
 
         evaluation = self.job.config.evaluation
-        best = rank(scores, primary_metric(self.job, self.plugins))[0].backend
+        best = self._best(scores, "paired differences are against it").backend
         frames = {
             s.backend: pl.read_parquet(self.out / "predictions" / "gold" / f"{s.backend}.parquet")
             for s in scores
@@ -593,16 +594,22 @@ class Runner:
             curves[backend.name] = summarise(runs, metrics, evaluation.bootstrap.confidence)
         return curves
 
+    def _best(self, scores: list[BackendScores], consequence: str) -> Best:
+        """The first-ranked backend; a warning, ending in ``consequence``, when it is below min_coverage."""
+        primary = primary_metric(self.job, self.plugins)
+        min_coverage = self.job.config.evaluation.min_coverage
+        best = best_backend(scores, primary, min_coverage=min_coverage)
+        if not best.meets_min_coverage:
+            self.echo(f"warning: {no_backend_qualifies(best, min_coverage, primary)}; {consequence}")
+        return best
+
     def _corpus_backends(self, scores: list[BackendScores]) -> list[ResolvedBackend]:
         chosen = self.job.config.output.corpus_backends
         if chosen == "all":
             return list(self.job.backends)
         if chosen == "best":
-            from scalecode.report import primary_metric
-            from scalecode.scoring.table import rank
-
+            best = self._best(scores, "coding the corpus with it all the same").backend
             primary = primary_metric(self.job, self.plugins)
-            best = rank(scores, primary)[0].backend
             self.echo(f"coding the corpus with the best backend by {primary.name}: {best}")
             return [b for b in self.job.backends if b.name == best]
         return [b for b in self.job.backends if b.name in chosen]

@@ -166,3 +166,19 @@ def _fake_training(monkeypatch: pytest.MonkeyPatch, recipe_class: type, configs:
         return training.Trained(best_weights=weights, history=[{"epoch": 1, "score": 0.5}], best_epoch=1)
 
     monkeypatch.setattr(training, "run_training", run_training)
+
+
+@pytest.fixture
+def weight_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The model classes whose weights this process loads from a folder (``from_pretrained``), in order."""
+    from transformers import PreTrainedModel
+
+    loads: list[str] = []
+    original = PreTrainedModel.from_pretrained.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, *args, **kwargs):
+        loads.append(cls.__name__)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(counted))
+    return loads

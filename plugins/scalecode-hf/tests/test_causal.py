@@ -262,3 +262,19 @@ def test_a_moved_model_folder_is_the_same_training(tiny_llama, tmp_path, fake_tr
     claim_checkpoints(folder, {"seed": 0, "recipe_config": configs[1]}, table)
     with pytest.raises(ScalecodeError, match="other options"):
         claim_checkpoints(folder, {"seed": 0, "recipe_config": {**configs[1], "mode": "full"}}, table)
+
+
+def test_fit_loads_the_weights_here_only_to_save_them(tiny_llama, tmp_path, fake_training, weight_loads):
+    """Training runs on Ray Train's workers: the process that calls fit (a head node, perhaps without
+    a GPU) loads the model once, to save it, and the trained one only when asked to code."""
+    from scalecode_hf.causal_recipe import CausalRecipe
+
+    fake_training(CausalRecipe)
+    backend = CausalLMBackend(SENTIMENT, {"model": str(tiny_llama), "max_length": 64})
+    options = TrainOptions(mode="lora", epochs=1)
+    backend.fit(sample_gold(SENTIMENT, n=16), None, FitConfig(output_dir=tmp_path / "state", options=options))
+    # One load stands for training (the fake trains here; Ray Train's workers would), one saves.
+    assert len(weight_loads) == 2
+    coded = backend.predict_batch(["a fine day", "a dreadful day"])  # the trained model, loaded now
+    assert len(weight_loads) == 3
+    assert coded.label is not None and len(coded.label) == 2

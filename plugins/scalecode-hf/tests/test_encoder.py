@@ -246,3 +246,20 @@ def test_a_lora_adapter_codes_over_the_jobs_model_after_the_project_moved(tiny_b
     (moved / "merge-False" / "model" / "adapter" / "adapter_model.safetensors").unlink()
     with pytest.raises(OSError, match="safetensors only"):
         EncoderBackend(task, params, state_dir=moved / "merge-False").load()
+
+
+def test_fit_loads_the_weights_here_only_to_save_them(tiny_bert, tmp_path, fake_training, weight_loads):
+    """Training runs on Ray Train's workers: the process that calls fit loads the model once, to save
+    it, and the trained one only when asked to code."""
+    from scalecode_hf.encoder_recipe import EncoderRecipe
+
+    fake_training(EncoderRecipe)
+    task = sample_task(TaskType.REGRESSION)
+    backend = EncoderBackend(task, {"model": str(tiny_bert), "pooling": "mean", "max_length": 32})
+    options = TrainOptions(mode="full", epochs=1, refit=False)
+    backend.fit(sample_gold(task, n=24), None, FitConfig(output_dir=tmp_path / "state", options=options))
+    # One load stands for training (the fake trains here; Ray Train's workers would), one saves.
+    assert len(weight_loads) == 2
+    coded = backend.predict_batch(["good great", "terrible crisis"])  # the trained model, loaded now
+    assert len(weight_loads) == 3
+    assert coded.score is not None and len(coded.score) == 2

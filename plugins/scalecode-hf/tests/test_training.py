@@ -86,6 +86,7 @@ def test_a_refit_trains_on_every_training_document_for_the_chosen_epochs(tiny_be
     # and its weights are the refit's last epoch, not the validation run's best.
     meta = json.loads((tmp_path / "state" / "model" / "scalecode-encoder.json").read_text())
     assert meta["target_mean"] == pytest.approx(float(np.mean(gold.scores())))
+    backend.load()  # the saved model, as coding loads it
     kept = {name: p.detach() for name, p in backend.model.named_parameters()}
     refit_last = _last_checkpoint(tmp_path / "checkpoints" / "refit" / "train", "current.safetensors")
     validation_best = _last_checkpoint(tmp_path / "checkpoints" / "train", "best.safetensors")

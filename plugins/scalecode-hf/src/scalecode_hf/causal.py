@@ -205,7 +205,7 @@ class CausalLMBackend(Backend):
 
     def load(self) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         from scalecode_hf.devices import choose_device, choose_precision, quiet_libraries
 
@@ -217,13 +217,21 @@ class CausalLMBackend(Backend):
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, int(self.params.cpus)))
         location, kwargs = self._location()
-        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
         if self.state_dir is not None and (Path(location) / ADAPTER_CONFIG).is_file():
             self.model = self._with_adapter(Path(location)).eval()
         else:
             self.model = AutoModelForCausalLM.from_pretrained(location, use_safetensors=True, **kwargs).eval()
         self.model.to(self.device)
-        self.scorer = CausalScorer(self.task, tokenizer, self.params.model_dump())
+        self.scorer = self._prompt_scorer()
+
+    def _prompt_scorer(self) -> CausalScorer:
+        """The prompts and answers of the model in use, from its tokenizer alone (no weights)."""
+        from transformers import AutoTokenizer
+
+        location, kwargs = self._location()
+        return CausalScorer(
+            self.task, AutoTokenizer.from_pretrained(location, **kwargs), self.params.model_dump()
+        )
 
     def _with_adapter(self, folder: Path) -> Any:
         """The base model (``model:``) with the LoRA adapter saved in ``folder``, merged in memory:
@@ -269,9 +277,10 @@ class CausalLMBackend(Backend):
                 "train.mode: a causal LM has no separate head; use lora (the default here) or full"
             )
         started = time.perf_counter()
-        if self.scorer is None:
-            self.load()
-        assert self.scorer is not None
+        # Training sequences need the tokenizer and the prompts, not the weights: the model is trained
+        # by Ray Train's workers, and loaded here (the driver, perhaps a head node without a GPU) only
+        # once, to save it. A model already loaded (predictions before training) is not used.
+        scorer = self._prompt_scorer()
         fit_set, validation = eval, None
         if validation is None:
             fit_set, validation = split_gold(
@@ -281,7 +290,7 @@ class CausalLMBackend(Backend):
                 stratify=self.task.type is TaskType.CLASSIFICATION,
             )
         assert fit_set is not None
-        ids, lengths = training_rows(self.scorer, fit_set)
+        ids, lengths = training_rows(scorer, fit_set)
         table = pa.table(
             {"input_ids": pa.array(ids, pa.list_(pa.int32())), "answer_length": pa.array(lengths)}
         )
@@ -304,7 +313,7 @@ class CausalLMBackend(Backend):
         )
         trained_on = fit_set
         if options.refit:
-            all_ids, all_lengths = training_rows(self.scorer, train)
+            all_ids, all_lengths = training_rows(scorer, train)
             trained = refit_on_all(
                 "scalecode_hf.causal_recipe:CausalRecipe",
                 recipe_config,
@@ -329,10 +338,13 @@ class CausalLMBackend(Backend):
         shutil.rmtree(folder, ignore_errors=True)
         # A peft model writes only its adapter (adapter_config.json, adapter_model.safetensors).
         model.save_pretrained(folder, safe_serialization=True)
-        self.scorer.tokenizer.save_pretrained(folder)
+        scorer.tokenizer.save_pretrained(folder)
+        del model
         (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
         self.state_dir = config.output_dir
-        self.load()
+        # The trained model is loaded when this instance is asked to code (predict_batch), not now:
+        # the runner codes through Ray actors, each of which loads it from the saved folder.
+        self.model = self.scorer = None
         return FitReport(
             seconds=time.perf_counter() - started,
             n_train=len(trained_on),

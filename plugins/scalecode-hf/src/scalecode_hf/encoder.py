@@ -317,9 +317,12 @@ class EncoderBackend(Backend):
         folder = config.output_dir / MODEL_DIR
         assert isinstance(model, EncoderModel)
         save_encoder(model, folder, meta, tokenizer, merge=options.merge_lora)
+        del model
         (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
         self.state_dir = config.output_dir
-        self.load()
+        # The trained model is loaded when this instance is asked to code (predict_batch), not now:
+        # the runner codes through Ray actors, each of which loads it from the saved folder.
+        self.model = None
         notes = [
             epochs_note(options.mode, trained, len(trained_on)),
             f"{trained.workers} worker(s)"
