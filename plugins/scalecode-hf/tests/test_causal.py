@@ -278,3 +278,143 @@ def test_fit_loads_the_weights_here_only_to_save_them(tiny_llama, tmp_path, fake
     coded = backend.predict_batch(["a fine day", "a dreadful day"])  # the trained model, loaded now
     assert len(weight_loads) == 3
     assert coded.label is not None and len(coded.label) == 2
+
+
+def test_a_coding_option_changed_between_runs_is_still_the_same_training(tiny_llama, tmp_path, fake_training):
+    """batch_size, device and cpus may change between runs (operational): a killed training still
+    resumes its checkpoints, and validation still scores in the batch size asked for."""
+    import pyarrow as pa
+
+    from scalecode_hf.causal_recipe import CausalRecipe
+    from scalecode_hf.training import claim_checkpoints
+
+    configs: list[dict] = []
+    fake_training(CausalRecipe, configs)
+    gold = sample_gold(SENTIMENT, n=16)
+    base = {"model": str(tiny_llama), "max_length": 64}
+    for changed in ({"batch_size": 8}, {"batch_size": 2, "device": "cpu", "cpus": 3}):
+        CausalLMBackend(SENTIMENT, base | changed).fit(
+            gold, None, FitConfig(output_dir=tmp_path / "state", options=TrainOptions(mode="lora", epochs=1))
+        )
+    folder, table = tmp_path / "checkpoints", pa.table({"input_ids": [[1, 2], [3]]})
+    claim_checkpoints(folder, {"seed": 0, "recipe_config": configs[0]}, table)
+    claim_checkpoints(folder, {"seed": 0, "recipe_config": configs[1]}, table)
+    assert CausalRecipe(configs[1]).scorer.params["batch_size"] == 2
+
+
+def test_weights_load_in_the_precision_asked_for_whatever_the_checkpoint_holds(tiny_llama, tmp_path):
+    """precision fp32 means fp32 weights for a bf16 checkpoint; bf16 means bf16 weights for an fp32
+    one (half the memory of fp32 weights cast op by op)."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    folder = shutil.copytree(tiny_llama, tmp_path / "bf16")
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(folder)
+    backend = CausalLMBackend(SENTIMENT, {"model": str(folder), "max_length": 64, "precision": "fp32"})
+    backend.load()
+    assert {p.dtype for p in backend.model.parameters()} == {torch.float32}
+    fp32 = shutil.copytree(tiny_llama, tmp_path / "fp32")
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).save_pretrained(fp32)
+    backend = CausalLMBackend(SENTIMENT, {"model": str(fp32), "max_length": 64, "precision": "bf16"})
+    backend.load()
+    assert {p.dtype for p in backend.model.parameters()} == {torch.bfloat16}
+    coded = backend.predict_batch(["a fine day"])
+    assert coded.probabilities is not None
+    assert sum(p[0] for p in coded.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_an_evaluation_set_given_to_fit_is_the_validation_set(tiny_llama, tmp_path, fake_training):
+    """fit(train, eval): every training document is trained on and eval validates; no second split."""
+    from scalecode_hf.causal_recipe import CausalRecipe
+
+    configs: list[dict] = []
+    fake_training(CausalRecipe, configs)
+    gold = sample_gold(SENTIMENT, n=20)
+    train, held_out = gold.subset(range(16)), gold.subset(range(16, 20))
+    backend = CausalLMBackend(SENTIMENT, {"model": str(tiny_llama), "max_length": 64})
+    options = TrainOptions(mode="lora", epochs=1)
+    report = backend.fit(train, held_out, FitConfig(output_dir=tmp_path / "state", options=options))
+    assert (report.n_train, report.n_eval) == (16, 4)
+    assert configs[0]["validation"]["texts"] == list(held_out.texts)
+
+
+def test_a_label_too_rare_to_stratify_leaves_the_validation_split_unstratified(
+    tiny_llama, tmp_path, fake_training
+):
+    from scalecode_hf.causal_recipe import CausalRecipe
+
+    fake_training(CausalRecipe)
+    gold = sample_gold(SENTIMENT, n=16)
+    first = gold.targets.index("negative")
+    gold = gold.subset([i for i, t in enumerate(gold.targets) if t != "negative" or i == first])
+    backend = CausalLMBackend(SENTIMENT, {"model": str(tiny_llama), "max_length": 64})
+    options = TrainOptions(mode="lora", epochs=1)
+    report = backend.fit(gold, None, FitConfig(output_dir=tmp_path / "state", options=options))
+    assert any("not stratified" in note for note in report.notes)
+
+
+def test_precision_int8_is_refused_before_any_training(tiny_llama):
+    params = CausalLMBackend.Params.model_validate({"model": str(tiny_llama), "precision": "int8"})
+    with pytest.raises(ValueError, match="precision: int8"):
+        CausalLMBackend.check(SENTIMENT, params, train=True)
+
+
+def test_lora_adapts_every_linear_layer_of_an_architecture_peft_has_no_choice_for(tiny_llama, tmp_path):
+    """peft names no default targets for Phi-3: LoRA then adapts its linear layers (not the output
+    layer) rather than failing in a training worker without naming train.lora.target_modules."""
+    from dataclasses import asdict
+
+    from transformers import AutoTokenizer, Phi3Config, Phi3ForCausalLM
+
+    from scalecode_hf.causal_recipe import CausalRecipe
+    from scalecode_hf.models import resolve
+
+    folder = tmp_path / "tiny-phi3"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    tokenizer.save_pretrained(folder)
+    config = Phi3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    Phi3ForCausalLM(config).save_pretrained(folder)
+    recipe = CausalRecipe(
+        {
+            "source": asdict(resolve(str(folder))),
+            "mode": "lora",
+            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": None},
+            "task": SENTIMENT.model_dump(mode="json"),
+            "params": {"max_length": 64, "few_shot": None, "threshold": 0.5},
+            "operational": {"batch_size": 4},
+        }
+    )
+    trainable = [name for name, p in recipe.build(torch.device("cpu")).named_parameters() if p.requires_grad]
+    assert any("qkv_proj.lora_A" in name for name in trainable)
+    assert not any("lm_head" in name for name in trainable)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (0, 1, [i / 10 for i in range(11)]),  # not a yes/no answer
+        (-1.5, 1.5, [round(-1.5 + 0.3 * i, 2) for i in range(11)]),  # never off the scale
+        (1, 5, [1, 2, 3, 4, 5]),
+        (-4, 4, list(range(-4, 5))),
+        (0.5, 6.5, [1, 2, 3, 4, 5, 6]),
+        (0, 100, list(range(0, 101, 10))),
+    ],
+)
+def test_rating_points_are_on_the_scale_and_fine_enough(low, high, expected):
+    from scalecode_hf.prompts import rating_points
+
+    task = Task(type=TaskType.REGRESSION, scale={"min": low, "max": high})
+    points = rating_points(task)
+    np.testing.assert_allclose(points, expected)
+    assert low <= min(points) and max(points) <= high

@@ -263,3 +263,176 @@ def test_fit_loads_the_weights_here_only_to_save_them(tiny_bert, tmp_path, fake_
     coded = backend.predict_batch(["good great", "terrible crisis"])  # the trained model, loaded now
     assert len(weight_loads) == 3
     assert coded.score is not None and len(coded.score) == 2
+
+
+def test_a_coding_option_changed_between_runs_is_still_the_same_training(tiny_bert, tmp_path, fake_training):
+    """batch_size, device and cpus may change between runs (operational): a killed training still
+    resumes its checkpoints, and validation still gets the batch size it runs in."""
+    import pyarrow as pa
+
+    from scalecode_hf.encoder_recipe import EncoderRecipe
+    from scalecode_hf.training import claim_checkpoints
+
+    configs: list[dict] = []
+    fake_training(EncoderRecipe, configs)
+    task = sample_task(TaskType.REGRESSION)
+    gold = sample_gold(task, n=24)
+    base = {"model": str(tiny_bert), "pooling": "mean", "max_length": 32}
+    for changed in ({"batch_size": 32}, {"batch_size": 4, "device": "cpu", "cpus": 3}):
+        options = TrainOptions(mode="full", epochs=1)
+        EncoderBackend(task, base | changed).fit(
+            gold, None, FitConfig(output_dir=tmp_path / "s", options=options)
+        )
+    folder, table = tmp_path / "checkpoints", pa.table({"input_ids": [[1, 2], [3]]})
+    claim_checkpoints(folder, {"seed": 0, "recipe_config": configs[0]}, table)
+    claim_checkpoints(folder, {"seed": 0, "recipe_config": configs[1]}, table)
+    recipe = EncoderRecipe(configs[1])
+    assert "score" in recipe.validate(recipe.build(torch.device("cpu")), torch.device("cpu"), "fp32")
+
+
+def _sentiment_classifier(tiny_bert, folder, **config):
+    """The tiny BERT with a classifier head of its own (labels NEG and POS), as a fine-tuned hub model."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=2, id2label={0: "NEG", 1: "POS"}, **config
+    )
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+    return folder
+
+
+def test_max_length_beyond_the_models_positions_is_cut_to_them(
+    tiny_bert, tmp_path, fake_training, caplog, monkeypatch
+):
+    """The tiny BERT has 128 positions: max_length 256 codes long documents cut at 128, with a warning,
+    rather than failing whole batches at the position embeddings."""
+    from scalecode_hf import encoder
+    from scalecode_hf.encoder_recipe import EncoderRecipe
+
+    monkeypatch.setattr(encoder, "_warned", set())  # warned once per process: maybe by another test
+    long_text = "good " * 400
+    folder = _sentiment_classifier(tiny_bert, tmp_path / "sentiment")
+    task = Task(type=TaskType.CLASSIFICATION, labels=["positive", "negative"])
+    params = {"model": str(folder), "max_length": 256, "label_map": {"POS": "positive", "NEG": "negative"}}
+    with caplog.at_level("WARNING"):
+        out = EncoderBackend(task, params).predict_batch([long_text, "bad"])
+    assert out.extra["tokens"].tolist()[0] == 128 and out.extra["truncated"].tolist() == [True, False]
+    assert "max_length 256" in caplog.text
+
+    fake_training(EncoderRecipe)
+    task = sample_task(TaskType.REGRESSION)
+    params = {"model": str(tiny_bert), "pooling": "mean", "max_length": 256}
+    state = tmp_path / "state"
+    options = TrainOptions(mode="full", epochs=1)
+    EncoderBackend(task, params).fit(
+        sample_gold(task, n=24), None, FitConfig(output_dir=state, options=options)
+    )
+    coded = EncoderBackend(task, params, state_dir=state).predict_batch([long_text])
+    assert coded.extra["tokens"].tolist() == [128]
+
+    # RoBERTa's positions start after the padding index: 514 embeddings hold 512 tokens.
+    from transformers import RobertaConfig
+
+    from scalecode_hf.encoder import position_limit
+
+    assert position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1), None) == 512
+
+
+def test_a_bf16_classifier_used_as_it_is_codes_in_fp32(tiny_bert, tmp_path):
+    """precision fp32 means fp32 weights, whatever dtype the checkpoint was saved in."""
+    folder = _sentiment_classifier(tiny_bert, tmp_path / "sentiment", dtype=torch.bfloat16)
+    task = Task(type=TaskType.CLASSIFICATION, labels=["positive", "negative"])
+    params = {"model": str(folder), "precision": "fp32", "label_map": {"POS": "positive", "NEG": "negative"}}
+    backend = EncoderBackend(task, params)
+    backend.load()
+    assert {p.dtype for p in backend.model.parameters()} == {torch.float32}
+
+
+def test_an_evaluation_set_given_to_fit_is_the_validation_set(tiny_bert, tmp_path, fake_training):
+    """fit(train, eval): every training document is trained on and eval validates; no second split."""
+    from scalecode_hf.encoder_recipe import EncoderRecipe
+
+    configs: list[dict] = []
+    fake_training(EncoderRecipe, configs)
+    task = sample_task(TaskType.REGRESSION)
+    gold = sample_gold(task, n=30)
+    train, held_out = gold.subset(range(24)), gold.subset(range(24, 30))
+    backend = EncoderBackend(task, {"model": str(tiny_bert), "pooling": "mean", "max_length": 32})
+    options = TrainOptions(mode="full", epochs=1)
+    report = backend.fit(train, held_out, FitConfig(output_dir=tmp_path / "state", options=options))
+    assert (report.n_train, report.n_eval) == (24, 6)
+    assert configs[0]["validation"]["targets"] == list(held_out.targets)
+
+
+def test_a_label_too_rare_to_stratify_leaves_the_validation_split_unstratified(
+    tiny_bert, tmp_path, fake_training
+):
+    from scalecode_hf.encoder_recipe import EncoderRecipe
+
+    fake_training(EncoderRecipe)
+    task = sample_task(TaskType.CLASSIFICATION)
+    gold = sample_gold(task, n=40)
+    rare = task.label_names[0]
+    first = gold.targets.index(rare)
+    gold = gold.subset([i for i, t in enumerate(gold.targets) if t != rare or i == first])
+    backend = EncoderBackend(task, {"model": str(tiny_bert), "pooling": "mean", "max_length": 32})
+    options = TrainOptions(mode="full", epochs=1)
+    report = backend.fit(gold, None, FitConfig(output_dir=tmp_path / "state", options=options))
+    assert any("not stratified" in note for note in report.notes)
+
+
+def _multilabel_classifier(tiny_bert, folder, bias):
+    """A multi-label classifier (labels TOXIC and INSULT) whose sigmoid outputs follow ``bias`` alone."""
+    folder = _sentiment_classifier(tiny_bert, folder, problem_type="multi_label_classification")
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, id2label={0: "TOXIC", 1: "INSULT"})
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor(bias))
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_multilabel_classifier_used_as_it_is_assigns_its_likely_labels(tiny_bert, tmp_path):
+    """Its labels are independent: each codebook label gets the sigmoid of its model label's logit."""
+    folder = _multilabel_classifier(tiny_bert, tmp_path / "toxic", [3.0, -3.0])
+    task = Task(type=TaskType.MULTILABEL, labels=["toxic", "insult"])
+    params = {"model": str(folder), "label_map": {"TOXIC": "toxic", "INSULT": "insult"}}
+    out = EncoderBackend(task, params).predict_batch(["bad day", "good"])
+    assert out.labels == [["toxic"], ["toxic"]]
+    np.testing.assert_allclose(out.probabilities["toxic"], 1 / (1 + np.exp(-3.0)), rtol=1e-4)
+    np.testing.assert_allclose(out.probabilities["insult"], 1 / (1 + np.exp(3.0)), rtol=1e-4)
+
+
+def test_label_map_keys_the_model_lacks_are_refused(tiny_bert, tmp_path):
+    folder = _multilabel_classifier(tiny_bert, tmp_path / "toxic", [0.0, 0.0])
+    task = Task(type=TaskType.MULTILABEL, labels=["toxic", "insult"])
+    params = {"model": str(folder), "label_map": {"Toxic": "toxic", "INSULT": "insult"}}
+    with pytest.raises(ValueError, match=r"label_map: \['Toxic'\].*'TOXIC'"):
+        EncoderBackend(task, params).load()
+
+
+@pytest.mark.parametrize("pooling", ["mean", "model"])
+def test_lora_adapts_every_linear_layer_of_an_architecture_peft_has_no_choice_for(
+    tiny_bert, tmp_path, pooling
+):
+    """peft names no default targets for DistilBERT: LoRA then adapts its linear layers, the head
+    trained whole, rather than failing in a training worker."""
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    folder = tmp_path / "tiny-distilbert"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    tokenizer.save_pretrained(folder)
+    config = DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    DistilBertModel(config).save_pretrained(folder)
+    model = load_encoder(resolve(str(folder)), pooling, 3, problem_type="single_label_classification")
+    model = apply_mode(model, "lora", {"r": 4})
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert any("q_lin.lora_A" in name for name in trainable)
+    assert any("ffn.lin1.lora_A" in name for name in trainable)
+    head = [n for n in trainable if "lora_" not in n]
+    assert head and not any("lora_" in n and ("classifier" in n or "head" in n) for n in trainable)
+    ids = torch.tensor([[2, 7, 9, 3]])
+    assert model(ids, torch.ones_like(ids)).shape == (1, 3)

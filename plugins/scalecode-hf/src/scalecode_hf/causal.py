@@ -7,7 +7,8 @@ answer (see prompts.py) by the model's likelihood of it and turns the scores int
   answer is a valid label and comes with per-label probabilities;
 - multi-label: for each label, P(yes) against P(no) for the question whether the label applies;
 - regression: the expected value of the model's distribution over the rating points (whole numbers on
-  the task's scale), which is finer and less prone to ties than the single most likely number.
+  the task's scale, or eleven points across a narrow or wide one; see prompts.rating_points), which is
+  finer and less prone to ties than the single most likely number.
 
 Fine-tuning (``train:``, LoRA by default, full also possible) teaches the model the gold answers with
 the same prompts, the loss on the answer's tokens only.
@@ -49,10 +50,6 @@ MODEL_DIR = "model"
 # peft's files: a model folder with this config holds a LoRA adapter (merge_lora: false), not a model.
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-# The options the training workers need not: the model comes to them as ``source``, and where coding
-# runs is no part of the training. Left out, a moved model folder or another machine's CPU count
-# does not make the training look different to its checkpoints (training.claim_checkpoints).
-NOT_FOR_TRAINING = frozenset({"model", "revision", "trust_remote_code", "device", "cpus", "gpus"})
 
 
 class CausalParams(BackendParams):
@@ -71,6 +68,13 @@ class CausalParams(BackendParams):
         None, ge=0, description="codebook examples shown before each document (default all)"
     )
     threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: P(yes) above which a label applies")
+
+
+# The options that are no part of what training trains: the model comes to the workers as ``source``,
+# and the operational ones (where and in what batches coding runs) may change between runs. Left out,
+# a moved model folder or a coding batch size changed does not make the training look different to
+# its checkpoints (training.claim_checkpoints); validation's batch size reaches the workers apart.
+NOT_FOR_TRAINING = frozenset({"model", "revision", "trust_remote_code"}) | CausalParams.operational_options()
 
 
 class CausalScorer:
@@ -183,6 +187,11 @@ class CausalLMBackend(Backend):
     def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
         assert isinstance(params, CausalParams)
         resolve(params.model, revision=params.revision, trust_remote_code=params.trust_remote_code)
+        # Refused here, before any training: load() could not code with it, after the training ran.
+        if params.precision == "int8":
+            raise ValueError(
+                "precision: int8 is supported by the encoder backend only; use auto, fp32, bf16 or fp16"
+            )
         if task.type is TaskType.REGRESSION and task.scale is None:
             raise ValueError(
                 "a regression task needs task.scale (min, max) to offer the model its rating points"
@@ -207,7 +216,7 @@ class CausalLMBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM
 
-        from scalecode_hf.devices import choose_device, choose_precision, quiet_libraries
+        from scalecode_hf.devices import autocast_dtype, choose_device, choose_precision, quiet_libraries
 
         quiet_libraries()
         self.device = choose_device(self.params.device)
@@ -220,7 +229,15 @@ class CausalLMBackend(Backend):
         if self.state_dir is not None and (Path(location) / ADAPTER_CONFIG).is_file():
             self.model = self._with_adapter(Path(location)).eval()
         else:
-            self.model = AutoModelForCausalLM.from_pretrained(location, use_safetensors=True, **kwargs).eval()
+            # In the precision asked for, whatever the checkpoint holds (transformers keeps its dtype
+            # by default): fp32 must mean fp32, and a 7B model coded in bf16 on a GPU takes 14 GB, not
+            # the 28 GB of fp32 weights cast op by op.
+            self.model = AutoModelForCausalLM.from_pretrained(
+                location,
+                use_safetensors=True,
+                dtype=autocast_dtype(self.precision) or torch.float32,
+                **kwargs,
+            ).eval()
         self.model.to(self.device)
         self.scorer = self._prompt_scorer()
 
@@ -263,11 +280,17 @@ class CausalLMBackend(Backend):
         import pyarrow as pa
         import torch
 
-        from scalecode.splits import split_gold
         from scalecode_hf.causal_recipe import CausalRecipe, training_rows
         from scalecode_hf.devices import quiet_libraries
         from scalecode_hf.encoder_model import load_trainable
-        from scalecode_hf.training import epochs_note, refit_on_all, run_training, validation_metrics
+        from scalecode_hf.training import (
+            OPERATIONAL,
+            epochs_note,
+            refit_on_all,
+            run_training,
+            validation_metrics,
+            validation_split,
+        )
 
         quiet_libraries()
         options = config.options
@@ -281,15 +304,7 @@ class CausalLMBackend(Backend):
         # by Ray Train's workers, and loaded here (the driver, perhaps a head node without a GPU) only
         # once, to save it. A model already loaded (predictions before training) is not used.
         scorer = self._prompt_scorer()
-        fit_set, validation = eval, None
-        if validation is None:
-            fit_set, validation = split_gold(
-                train,
-                test_size=options.validation_size,
-                seed=config.seed,
-                stratify=self.task.type is TaskType.CLASSIFICATION,
-            )
-        assert fit_set is not None
+        fit_set, validation, split_note = validation_split(train, eval, options.validation_size, config.seed)
         ids, lengths = training_rows(scorer, fit_set)
         table = pa.table(
             {"input_ids": pa.array(ids, pa.list_(pa.int32())), "answer_length": pa.array(lengths)}
@@ -301,6 +316,7 @@ class CausalLMBackend(Backend):
             "lora": options.lora.model_dump(),
             "task": self.task.model_dump(mode="json"),
             "params": self.params.model_dump(exclude=set(NOT_FOR_TRAINING)),
+            OPERATIONAL: {"batch_size": self.params.batch_size},  # validation's passes; not in the claim
             "validation": {"texts": validation.texts, "targets": list(validation.targets)},
         }
         trained = run_training(
@@ -354,7 +370,8 @@ class CausalLMBackend(Backend):
             metrics=validation_metrics(trained),
             notes=[
                 f"{epochs_note(options.mode, trained, len(trained_on))}; {len(ids)} training sequences; "
-                f"model from {location}"
+                f"model from {location}",
+                *([split_note] if split_note else []),
             ],
         )
 

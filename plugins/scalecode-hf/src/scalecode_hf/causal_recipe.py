@@ -15,9 +15,10 @@ import torch
 from scalecode import Example, GoldSet, Task, TaskType
 from scalecode_hf.batching import pad
 from scalecode_hf.causal import CausalScorer
+from scalecode_hf.encoder_model import lora_targets
 from scalecode_hf.likelihood import answer_logits
 from scalecode_hf.models import ModelSource
-from scalecode_hf.training import validation_scores
+from scalecode_hf.training import OPERATIONAL, validation_scores
 
 
 def _as_example(task: Task, text: str, target: Any) -> Example:
@@ -54,9 +55,9 @@ class CausalRecipe:
         self.task = Task.model_validate(config["task"])
         self.source = ModelSource(**config["source"])
         location, kwargs = self.source.pretrained()
-        self.scorer = CausalScorer(
-            self.task, AutoTokenizer.from_pretrained(location, **kwargs), config["params"]
-        )
+        # The operational options (validation's batch size) travel apart, outside the checkpoints' claim.
+        params = {**config["params"], **config.get(OPERATIONAL, {})}
+        self.scorer = CausalScorer(self.task, AutoTokenizer.from_pretrained(location, **kwargs), params)
 
     def build(self, device: torch.device) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
@@ -77,7 +78,7 @@ class CausalRecipe:
                     r=lora["r"],
                     lora_alpha=lora["alpha"],
                     lora_dropout=lora["dropout"],
-                    target_modules=lora["target_modules"],
+                    target_modules=lora_targets(model, lora["target_modules"]),
                     task_type="CAUSAL_LM",
                     bias="none",
                 ),

@@ -9,6 +9,7 @@ labels mapped to the codebook with ``label_map``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -42,6 +43,26 @@ CONFIG_FILE = "scalecode-encoder.json"  # written by encoder_model.save_encoder
 # there are, the less padding: on SOTU paragraphs, 128 documents per call pad the forward passes
 # with 14% more tokens than sorting the whole corpus, 1,024 with 1.5% (and coded 17% faster).
 CALL_DOCUMENTS = 1024
+# Architectures whose position ids start after the padding index (RoBERTa's fairseq heritage): the
+# first pad_token_id + 1 of their max_position_embeddings never hold a token.
+PADDING_OFFSET_POSITIONS = frozenset(
+    {
+        "roberta",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "camembert",
+        "longformer",
+        "roberta-prelayernorm",
+        "data2vec-text",
+        "ibert",
+        "mpnet",
+    }
+)
+# Tokenizers without a limit of their own report one as large as this, or larger.
+UNSET_TOKENIZER_LIMIT = 1_000_000
+
+log = logging.getLogger(__name__)
+_warned: set[tuple[int, int]] = set()  # (asked, limit) pairs already warned about in this process
 
 
 def problem_type(task: Task) -> str:
@@ -78,6 +99,40 @@ def to_predictions(outputs: np.ndarray, task: Task, meta: dict[str, Any], thresh
     )
 
 
+def position_limit(config: Any, tokenizer: Any) -> int | None:
+    """The most tokens the model can take at once: its position embeddings, less the positions its
+    architecture reserves, or the tokenizer's own limit where that is lower; None where neither says."""
+    limits = []
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        reserved = 0
+        if getattr(config, "model_type", None) in PADDING_OFFSET_POSITIONS:
+            reserved = int(getattr(config, "pad_token_id", None) or 0) + 1
+        limits.append(positions - reserved)
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < UNSET_TOKENIZER_LIMIT:
+        limits.append(declared)
+    return min(limits) if limits else None
+
+
+def capped_length(asked: int, config: Any, tokenizer: Any) -> int:
+    """``max_length`` as the model can take it. Longer sequences would fail at the position embeddings
+    (a tensor-size error that turns whole batches into error rows), so documents are cut to the
+    model's limit instead, with a warning once per process."""
+    limit = position_limit(config, tokenizer)
+    if limit is None or asked <= limit:
+        return asked
+    if (asked, limit) not in _warned:
+        _warned.add((asked, limit))
+        log.warning(
+            "max_length %d is more than the model's %d positions; documents are cut at %d",
+            asked,
+            limit,
+            limit,
+        )
+    return limit
+
+
 def targets(gold: GoldSet, mean: float = 0.0, std: float = 1.0) -> pa.Array:
     """Training targets: label indices, multi-hot rows, or standardised scores."""
     if gold.task.type is TaskType.CLASSIFICATION:
@@ -106,6 +161,7 @@ class EncoderBackend(Backend):
         self.model: torch.nn.Module | None = None
         self.tokenizer: Any = None
         self.meta: dict[str, Any] = {}
+        self.max_length = self.params.max_length  # capped at the model's limit once it is loaded
 
     @classmethod
     def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
@@ -152,12 +208,16 @@ class EncoderBackend(Backend):
             self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         else:  # an already fine-tuned classifier, used as it is
             location, kwargs = self.source.pretrained()
+            # fp32 whatever the checkpoint holds (transformers keeps its dtype by default): precision
+            # fp32 must mean fp32, and autocast gives bf16 or fp16 where they are asked for.
             encoder = AutoModelForSequenceClassification.from_pretrained(
-                location, use_safetensors=True, **kwargs
+                location, use_safetensors=True, dtype=torch.float32, **kwargs
             )
             model = EncoderModel(encoder, "model", int(encoder.config.num_labels))
             self.tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
             self.meta = {"id2label": {int(k): v for k, v in encoder.config.id2label.items()}}
+            self._check_label_map(list(self.meta["id2label"].values()))
+        self.max_length = capped_length(self.params.max_length, model.encoder.config, self.tokenizer)
         self.model = self._prepare(model)
 
     def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -174,7 +234,7 @@ class EncoderBackend(Backend):
 
         assert self.model is not None
         model = self.model
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.params.max_length)["input_ids"]
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         outputs = forward_sorted(
             model,
             encoded,
@@ -191,16 +251,29 @@ class EncoderBackend(Backend):
         if self.model is None:
             self.load()
         outputs, lengths = self._outputs(texts)
-        extra = {"tokens": np.asarray(lengths), "truncated": np.asarray(lengths) >= self.params.max_length}
+        extra = {"tokens": np.asarray(lengths), "truncated": np.asarray(lengths) >= self.max_length}
         if self.state_dir is None and self.params.label_map:
             outputs = self._map_labels(outputs)
         predictions = to_predictions(outputs, self.task, self.meta, self.params.threshold)
         predictions.extra = extra
         return predictions
 
+    def _check_label_map(self, model_labels: list[str]) -> None:
+        """Refuse ``label_map`` keys the classifier does not have: one spelt otherwise than the model
+        spells it ("Toxic" for "TOXIC") would map nothing, and its codebook label never be coded."""
+        if not self.params.label_map:
+            return
+        unknown = [key for key in self.params.label_map if key not in model_labels]
+        if unknown:
+            raise ValueError(
+                f"label_map: {unknown} are not labels of the model; its labels are {model_labels}"
+            )
+
     def _map_labels(self, outputs: np.ndarray) -> np.ndarray:
-        """An untrained classifier's logits, summed in probability per codebook label (as logits)."""
+        """An untrained classifier's logits as logits of the codebook labels (see to_predictions)."""
         assert self.params.label_map is not None
+        if self.task.type is TaskType.MULTILABEL:
+            return self._map_multilabel(outputs)
         probs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         mapped = np.full((len(outputs), len(self.task.labels)), 1e-12)
@@ -210,15 +283,35 @@ class EncoderBackend(Backend):
                 mapped[:, self.task.label_names.index(target)] += probs[:, j]
         return np.asarray(np.log(mapped))
 
+    def _map_multilabel(self, outputs: np.ndarray) -> np.ndarray:
+        """A multi-label classifier's own labels are independent (sigmoid, not softmax): each codebook
+        label is as likely as the likeliest model label mapped to it, returned as a logit."""
+        assert self.params.label_map is not None
+        probs = 1.0 / (1.0 + np.exp(-outputs))
+        mapped = np.zeros((len(outputs), len(self.task.labels)))
+        for j, name in self.meta["id2label"].items():
+            target = self.params.label_map.get(name)
+            if target is not None:
+                column = self.task.label_names.index(target)
+                mapped[:, column] = np.maximum(mapped[:, column], probs[:, j])
+        mapped = np.clip(mapped, 1e-12, 1 - 1e-12)
+        return np.asarray(np.log(mapped) - np.log1p(-mapped))
+
     def fit(self, train: GoldSet, eval: GoldSet | None, config: FitConfig) -> FitReport:
         import torch
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
-        from scalecode.splits import split_gold
         from scalecode_hf.devices import quiet_libraries
         from scalecode_hf.encoder_model import EncoderModel, detect_pooling, load_trainable, save_encoder
         from scalecode_hf.encoder_recipe import EncoderRecipe
-        from scalecode_hf.training import epochs_note, refit_on_all, run_training, validation_metrics
+        from scalecode_hf.training import (
+            OPERATIONAL,
+            epochs_note,
+            refit_on_all,
+            run_training,
+            validation_metrics,
+            validation_split,
+        )
 
         quiet_libraries()
         options = config.options
@@ -226,13 +319,10 @@ class EncoderBackend(Backend):
         started = time.perf_counter()
         location, kwargs = self.source.pretrained()
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        stratify = self.task.type is TaskType.CLASSIFICATION
-        fit_set, validation = eval, None
-        if validation is None:
-            fit_set, validation = split_gold(
-                train, test_size=options.validation_size, seed=config.seed, stratify=stratify
-            )
-        assert fit_set is not None
+        max_length = capped_length(
+            self.params.max_length, AutoConfig.from_pretrained(location, **kwargs), tokenizer
+        )
+        fit_set, validation, split_note = validation_split(train, eval, options.validation_size, config.seed)
 
         def standardisation(gold: GoldSet) -> tuple[float, float]:
             if self.task.type is not TaskType.REGRESSION:
@@ -241,9 +331,7 @@ class EncoderBackend(Backend):
             return float(scores.mean()), float(scores.std() or 1.0)
 
         def tokenize(texts: Sequence[str]) -> list[list[int]]:
-            ids: list[list[int]] = tokenizer(list(texts), truncation=True, max_length=self.params.max_length)[
-                "input_ids"
-            ]
+            ids: list[list[int]] = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
             return ids
 
         def training_table(gold: GoldSet, mean: float, std: float) -> pa.Table:
@@ -271,7 +359,9 @@ class EncoderBackend(Backend):
             "lora": options.lora.model_dump(),
             "task": self.task.model_dump(mode="json"),
             "pad_id": tokenizer.pad_token_id or 0,
-            "batch_size": self.params.batch_size,
+            # Validation's forward passes read it; an operational option, so left out of the
+            # checkpoints' claim: a job may change it between runs and still resume.
+            OPERATIONAL: {"batch_size": self.params.batch_size},
             "target_mean": mean,
             "target_std": std,
             "validation": {"input_ids": tokenize(validation.texts), "targets": list(validation.targets)},
@@ -313,7 +403,7 @@ class EncoderBackend(Backend):
                 "source",
             )
         }
-        meta |= {"mode": options.mode, "max_length": self.params.max_length, "best_epoch": trained.best_epoch}
+        meta |= {"mode": options.mode, "max_length": max_length, "best_epoch": trained.best_epoch}
         folder = config.output_dir / MODEL_DIR
         assert isinstance(model, EncoderModel)
         save_encoder(model, folder, meta, tokenizer, merge=options.merge_lora)
@@ -327,6 +417,7 @@ class EncoderBackend(Backend):
             epochs_note(options.mode, trained, len(trained_on)),
             f"{trained.workers} worker(s)"
             + (f", DeepSpeed ZeRO-{trained.deepspeed_stage}" if trained.deepspeed_stage is not None else ""),
+            *([split_note] if split_note else []),
         ]
         return FitReport(
             seconds=time.perf_counter() - started,

@@ -191,13 +191,26 @@ def apply_mode(model: EncoderModel, mode: str, lora: dict[str, Any] | None = Non
         r=settings.get("r", 8),
         lora_alpha=settings.get("alpha", 16),
         lora_dropout=settings.get("dropout", 0.1),
-        target_modules=settings.get("target_modules"),
+        target_modules=lora_targets(body, settings.get("target_modules")),
         bias="none",
     )
     _set_body(model, get_peft_model(body, config))
     for parameter in _head_parameters(model):
         parameter.requires_grad = True
     return model
+
+
+def lora_targets(model: nn.Module, asked: list[str] | None) -> list[str] | str | None:
+    """The modules LoRA adapts: those ``train.lora.target_modules`` names; else peft's choice for the
+    architecture (None), where it has one; else every linear layer but the output layer ("all-linear"),
+    since without a choice peft would fail inside a training worker. An encoder's body holds no head,
+    so its head is trained whole, never adapted."""
+    if asked:
+        return asked
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_CHOICES
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return None if model_type in PEFT_CHOICES else "all-linear"
 
 
 def _set_body(model: EncoderModel, body: nn.Module) -> None:

@@ -12,7 +12,7 @@ from scalecode_hf.batching import forward_sorted, pad
 from scalecode_hf.encoder import to_predictions
 from scalecode_hf.encoder_model import apply_mode, load_encoder
 from scalecode_hf.models import ModelSource
-from scalecode_hf.training import validation_scores
+from scalecode_hf.training import OPERATIONAL, validation_scores
 
 
 class EncoderRecipe:
@@ -60,7 +60,7 @@ class EncoderRecipe:
         outputs = forward_sorted(
             model,
             validation["input_ids"],
-            batch_size=c["batch_size"],
+            batch_size=c[OPERATIONAL]["batch_size"],
             pad_id=c["pad_id"],
             device=device,
             precision=precision,

@@ -24,7 +24,12 @@ class EncoderParams(BackendParams):
     revision: str | None = Field(None, description="hub revision (a commit hash pins it)")
     trust_remote_code: bool = Field(False, description="run the model's own code from the hub")
     pooling: Pooling = "auto"
-    max_length: int = Field(256, ge=8, le=8192, description="tokens per document; longer ones are truncated")
+    max_length: int = Field(
+        256,
+        ge=8,
+        le=8192,
+        description="tokens per document; longer ones are truncated (at most the model's own limit)",
+    )
     batch_size: int = operational(32, ge=1, description="documents per forward pass when coding")
     precision: Precision = "auto"
     device: DeviceChoice = operational("auto")
@@ -44,7 +49,8 @@ class LoraOptions(BackendParams):
     r: int = Field(8, ge=1)
     alpha: float = Field(16, gt=0)
     dropout: float = Field(0.1, ge=0, lt=1)
-    target_modules: list[str] | None = None  # default: peft's choice for the architecture (attention)
+    # default: peft's choice for the architecture (attention), or every linear layer where it has none
+    target_modules: list[str] | None = None
 
 
 class DeepSpeedOptions(BackendParams):

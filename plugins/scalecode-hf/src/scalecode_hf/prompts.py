@@ -7,7 +7,8 @@ answer format only has to make the right answer likely, not parseable.
 
 - classification: the answer is a label's name;
 - multi-label: one yes/no question per label;
-- regression: a whole number on the task's scale (or eleven points across it when it is wide).
+- regression: a whole number on the task's scale (or eleven points across it when it is too narrow or
+  too wide for whole numbers).
 """
 
 from __future__ import annotations
@@ -21,14 +22,22 @@ from scalecode import Example, Task, TaskType
 YES, NO = "yes", "no"
 
 
+# Whole numbers are the rating points of a scale this many units wide, or wider up to WHOLE_AT_MOST: a
+# narrower one (0-1, -1.5-1.5) has too few of them to rate on (0-1 would be a yes/no answer).
+WHOLE_AT_LEAST, WHOLE_AT_MOST = 4, 20
+EVEN_POINTS = 11  # on a scale too narrow or too wide for whole numbers
+
+
 def rating_points(task: Task) -> list[float]:
-    """The answers a regression prompt offers: whole numbers on the scale, or 11 points on a wide one."""
+    """The answers a regression prompt offers, all on the scale: its whole numbers where it spans 4 to
+    20 units, else 11 points evenly across it."""
     assert task.scale is not None
-    low, high = math.floor(task.scale.min), math.ceil(task.scale.max)
-    if high - low <= 20:
-        return [float(v) for v in range(low, high + 1)]
-    step = (task.scale.max - task.scale.min) / 10
-    return [round(task.scale.min + i * step, 2) for i in range(11)]
+    low, high = task.scale.min, task.scale.max
+    if WHOLE_AT_LEAST <= high - low <= WHOLE_AT_MOST:
+        return [float(v) for v in range(math.ceil(low), math.floor(high) + 1)]
+    step = (high - low) / (EVEN_POINTS - 1)
+    # Rounded for the prompt's sake, then clipped: rounding must not step off the scale.
+    return [min(high, max(low, round(low + i * step, 2))) for i in range(EVEN_POINTS)]
 
 
 def number(value: float) -> str:

@@ -38,7 +38,7 @@ import pyarrow as pa
 import torch
 from safetensors.torch import load_file, save_file
 
-from scalecode import Predictions, Task, TaskType
+from scalecode import GoldSet, Predictions, Task, TaskType
 from scalecode.scoring import BUILTIN_METRICS, encode, metrics_for
 from scalecode.scoring.bootstrap import bootstrap
 from scalecode_hf.batching import autocast
@@ -317,19 +317,28 @@ def _better(score: float | None, best: float) -> bool:
     return math.isnan(best) or score > best
 
 
+# A recipe config's entry for the backend's operational options the workers still read (the batch
+# size of validation's forward passes): how training runs, not what it trains, so no part of its identity.
+OPERATIONAL = "operational"
+
+
 def training_identity(config: dict[str, Any]) -> dict[str, Any]:
     """What makes ``train_loop``'s config this training: what changes the numbers trained or what a
-    checkpoint holds. Not the thread count, which follows the machine, nor the folder the model sits
-    in (a project moved to another directory resumes its own checkpoints): the model counts by its
-    content. The DeepSpeed stage stays, though ``auto`` resolves it from the GPUs: ZeRO trains other
-    numbers, and its checkpoints keep the optimizer state where a run without it would not look."""
+    checkpoint holds. Not the thread count, which follows the machine, nor the recipe's operational
+    options (a coding batch size changed between runs, as a job may, still resumes), nor the folder
+    the model sits in (a project moved to another directory resumes its own checkpoints): the model
+    counts by its content. The DeepSpeed stage stays, though ``auto`` resolves it from the GPUs: ZeRO
+    trains other numbers, and its checkpoints keep the optimizer state where a run without it would
+    not look."""
     from scalecode_hf.models import ModelSource, content_identity
 
     identity = {k: v for k, v in config.items() if k != "threads"}
     recipe_config = identity.get("recipe_config")
-    if isinstance(recipe_config, dict) and "source" in recipe_config:
-        source = content_identity(ModelSource(**recipe_config["source"]))
-        identity["recipe_config"] = {**recipe_config, "source": source}
+    if isinstance(recipe_config, dict):
+        recipe_config = {k: v for k, v in recipe_config.items() if k != OPERATIONAL}
+        if "source" in recipe_config:
+            recipe_config["source"] = content_identity(ModelSource(**recipe_config["source"]))
+        identity["recipe_config"] = recipe_config
     return identity
 
 
@@ -456,6 +465,35 @@ def validation_scores(task: Task, predicted: Predictions, targets: list[Any]) ->
     y_pred = encode(task, list(codes))  # type: ignore[arg-type]
     values = {name: e.value for name, e in bootstrap(metrics, y_true, y_pred, n_boot=0).items()}
     return {**values, "score": values[VALIDATION_METRIC[task.type]]}
+
+
+def validation_split(
+    train: GoldSet, eval: GoldSet | None, validation_size: float, seed: int
+) -> tuple[GoldSet, GoldSet, str | None]:
+    """(documents to train on, documents to validate on, a note for the report or None).
+
+    An evaluation set given to ``fit`` is the validation set, and every training document is trained
+    on. Otherwise a share of ``train`` is held out, stratified by label where the task is a
+    classification and every label has documents enough; where one has not, the split is not
+    stratified (and the note says so) rather than failing with advice about evaluation options that
+    do not govern this split.
+    """
+    from scalecode.errors import ScalecodeError
+    from scalecode.splits import split_gold
+
+    if eval is not None:
+        return train, eval, None
+    if train.task.type is TaskType.CLASSIFICATION:
+        try:
+            fit_set, validation = split_gold(train, test_size=validation_size, seed=seed, stratify=True)
+            return fit_set, validation, None
+        except ScalecodeError:
+            pass  # too few documents of some label to stratify; an unstratified split may still do
+        fit_set, validation = split_gold(train, test_size=validation_size, seed=seed, stratify=False)
+        note = "validation split not stratified: some label has too few training documents to stratify"
+        return fit_set, validation, note
+    fit_set, validation = split_gold(train, test_size=validation_size, seed=seed, stratify=False)
+    return fit_set, validation, None
 
 
 def run_training(
