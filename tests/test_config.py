@@ -309,7 +309,8 @@ def test_nothing_to_do(workdir, plugins):
 
 def test_corpus_backends_must_exist(workdir, plugins):
     error = error_for(workdir, plugins, VALID.replace("dir: out", "dir: out\n  corpus_backends: [lex, nope]"))
-    assert "unknown backends: nope" in str(error)
+    assert error.key == "output.corpus_backends[1]"
+    assert "unknown backend 'nope'; the backends are lex" in str(error)
 
 
 def test_several_problems_are_reported_together(workdir, plugins):
@@ -341,3 +342,23 @@ def test_min_coverage_is_a_share_from_0_to_1(workdir, plugins):
         assert error.key == "evaluation.min_coverage"
         assert "a share of the test split from 0 to 1 (0.95 for 95%)" in str(error)
         assert error.problems[0][2] == 15  # the line of min_coverage
+
+
+def test_corpus_backends_match_names_with_their_case(workdir, plugins):
+    """The run picks corpus backends by exact name: `[vader]` for a backend VADER validated and then
+    coded no corpus at all, while `[VADER]` was refused as unknown."""
+    from scalecode.runner import Runner
+
+    (workdir / "corpus.csv").write_text("id,text\n1,good day\n")
+    text = (
+        VALID.replace("name: lex", "name: VADER")
+        .replace("    path: gold.csv\n", "    path: gold.csv\n  corpus:\n    path: corpus.csv\n")
+        .replace("dir: out", "dir: out\n  corpus_backends: [VADER]")
+    )
+    job = load_job(write(workdir, text), plugins)
+    assert [b.name for b in Runner(job, plugins, out=workdir / "out")._corpus_backends([])] == ["VADER"]
+
+    error = error_for(workdir, plugins, text.replace("[VADER]", "[vader]"))
+    assert error.key == "output.corpus_backends[0]"
+    assert "unknown backend 'vader'; did you mean 'VADER'?" in str(error)
+    assert error.problems[0][2] == 16  # the line of corpus_backends

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -51,6 +53,32 @@ def _allow() -> tuple[str, ...] | None:
     return tuple(a.strip() for a in allow.split(",")) if allow is not None else None
 
 
+@contextmanager
+def _warnings_as_lines(*categories: type[Warning]) -> Iterator[None]:
+    """Show these warnings as this command's own ``warning:`` lines on stderr: they are about the
+    user's job (a split's share, a learning-curve size), not about the code that raised them."""
+    with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+        for category in categories:
+            warnings.simplefilter("default", category)
+        show_other = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if issubclass(category, categories):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                show_other(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 plugins_dir_option = click.option(
     "--plugins-dir",
     # Absolute, so that Ray workers (whose working directory is their own) find the same folder.
@@ -72,7 +100,8 @@ def cli() -> None:
 @click.option(
     "--output", type=click.Path(file_okay=False), help="Run directory (default: the job's output.dir)."
 )
-@click.option("--num-cpus", type=int, help="CPUs for the embedded Ray (default: all).")
+# Fewer than one CPU leaves the embedded Ray nothing to run a task on.
+@click.option("--num-cpus", type=click.IntRange(min=1), help="CPUs for the embedded Ray (default: all).")
 @click.option("--no-progress", is_flag=True, help="No progress line on stderr.")
 @_friendly
 def run(
@@ -81,7 +110,9 @@ def run(
     """Run a job: train, evaluate every backend on the gold test split, code the corpus."""
 
     from scalecode.config import load_job
+    from scalecode.curves import CurveSizeWarning
     from scalecode.runner import Runner
+    from scalecode.splits import SplitShareWarning
 
     plugins = _plugins(plugins_dir)
     job = load_job(job_file, plugins)
@@ -95,7 +126,8 @@ def run(
         echo=lambda line: click.echo(line, err=True),
         progress=not no_progress,
     )
-    result = runner.run()
+    with _warnings_as_lines(SplitShareWarning, CurveSizeWarning):
+        result = runner.run()
     click.echo(result.report)
 
 
@@ -199,8 +231,22 @@ def backends(plugins_dir: str | None, as_json: bool) -> None:
     "--prediction-column", help="Predicted code column (default: label, labels or score by task type)."
 )
 @click.option("--label-separator", help="Separator of multi-label codes given as one string.")
-@click.option("--bootstrap", "n_boot", default=1000, show_default=True, help="Bootstrap resamples.")
-@click.option("--confidence", default=0.95, show_default=True)
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples; 0 for no intervals.",
+)
+@click.option(
+    "--confidence",
+    # A share, as evaluation.bootstrap.confidence: 95 or 1.5 would fail later, blamed on the file.
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Level of the intervals, from 0 to 1.",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON here."
@@ -238,9 +284,16 @@ def score(
         confidence=confidence,
         seed=seed,
     )
-    click.echo(report)
+    click.echo(report if n_boot else _without_intervals(report, confidence))
     if json_path:
         Path(json_path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _without_intervals(report: str, confidence: float) -> str:
+    """The table's note, which speaks of intervals, for a table scored with no resamples: its
+    intervals are all n/a."""
+    promised = f"with {confidence:.0%} percentile bootstrap intervals"
+    return report.replace(promised, "without intervals (--bootstrap 0)")
 
 
 @cli.group()

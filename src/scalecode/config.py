@@ -5,12 +5,16 @@ backend's name, task type, options and training options (against the backend's o
 models), the metrics, and that the data files exist. Errors name the file, the key and the line.
 
 Secrets never live in a job file: a value ``{"$env": "OPENAI_API_KEY"}`` is read from the environment
-when the backend is built, and a literal value under a key that looks like a secret is rejected.
+when the backend is built, and a literal secret anywhere in the job (under a key that names one, or a
+value that is one: a login or key in a URL, an Authorization value, an API key) is rejected, since
+the job is copied to job.json and the manifest and printed by ``scalecode plan``.
 Paths are relative to the directory scalecode runs in.
 """
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,15 +27,47 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scalecode.backend import BackendParams
-from scalecode.errors import ConfigError
+from scalecode.errors import ConfigError, DataError
 from scalecode.plugins import BackendInfo, Plugins
 from scalecode.scoring.ranking import DEFAULT_MIN_COVERAGE
 from scalecode.task import Task
 
 ENV_REF = "$env"
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd)", re.IGNORECASE)
-# Values that carry a secret under any key: credentials in a URL, an API key, an Authorization header.
-_SECRET_VALUE = re.compile(r"://[^/\s:@]+:[^/\s@]+@|\bsk-[A-Za-z0-9_-]{16,}|^\s*bearer\s+\S", re.IGNORECASE)
+# Keys whose literal string values are secrets, wherever in the job they are.
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization)", re.IGNORECASE)
+# A URL: userinfo and query parameters are only credentials in a string that has a scheme (a local
+# folder named "me@work" is a path, not a login).
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
+# Userinfo: ``token@`` or ``user:password@`` before the host. A password may hold '/' (AWS secret
+# keys do), so after a colon anything up to '@' counts, unless the colon starts a port
+# (``host:8080/@user`` is a path on a host, a Mastodon profile say).
+_USERINFO = re.compile(
+    r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^\s/?#@:]+|[^\s/?#@:]*:(?!\d*(?:[/?#\s]|$))[^\s@]*)@",
+    re.IGNORECASE,
+)
+# Query parameters that carry a credential: API keys, OAuth tokens, signed-URL signatures (S3's
+# X-Amz-Signature and X-Amz-Credential, GCS's X-Goog-Signature, Azure SAS's sig).
+_SECRET_PARAM = re.compile(
+    r"api_?key|token|secret|passw|signature|credential|^(key|sig|pwd|pass|auth)$|_key$", re.IGNORECASE
+)
+_QUERY_PAIR = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
+# An Authorization header's value, the whole string: a scheme and one credential.
+_AUTH_VALUE = re.compile(
+    r"^\s*(?P<scheme>bearer|basic|token|digest|apikey|api-key|sharedkey)\s+(?P<credential>\S{6,})\s*$",
+    re.IGNORECASE,
+)
+# An Authorization header written out in one string ("Authorization: Bearer ...").
+_AUTH_HEADER = re.compile(
+    r"(?P<head>\bauthorization\s*[:=]\s*(?P<scheme>bearer|basic|token|digest|apikey|api-key|sharedkey)\s+)"
+    r"(?P<credential>[^\s\"',;]{6,})",
+    re.IGNORECASE,
+)
+# Keys with a known form: OpenAI (sk-, with a digit: "sk-learn-pipeline" is a name), Hugging Face
+# (hf_), GitHub (ghp_ ...), AWS access key ids.
+_API_KEY = re.compile(
+    r"\b(?:sk-(?=[A-Za-z_-]*\d)[A-Za-z0-9_-]{20,}|hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{36,}"
+    r"|github_pat_[A-Za-z0-9_]{40,}|A[KS]IA[A-Z0-9]{16}\b)"
+)
 _BACKEND_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -150,10 +186,6 @@ class JobConfig(_Strict):
         if self.data.gold is None and self.data.corpus is None:
             raise ValueError("data needs 'gold' (to evaluate) or 'corpus' (to code), or both")
         selected = self.output.corpus_backends
-        if isinstance(selected, list):
-            unknown = [n for n in selected if n not in names]
-            if unknown:
-                raise ValueError(f"output.corpus_backends names unknown backends: {', '.join(unknown)}")
         if selected == "best" and self.data.gold is None:
             raise ValueError("output.corpus_backends 'best' needs data.gold to rank the backends")
         return self
@@ -310,17 +342,133 @@ def is_env_ref(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) == {ENV_REF}
 
 
-def literal_secrets(params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """Where params hold a literal secret: under a key that names one (api_key, token, password),
-    or a value that is one under any key (``https://user:pass@host``, ``sk-...``, ``Bearer ...``).
-    Params are written to job.json and the manifest and printed by ``scalecode plan``."""
+def _looks_like_credential(token: str) -> bool:
+    """A word after "Bearer" or "Basic" that is a credential, not prose ("Basic income", "Bearer bonds"):
+    it holds a digit or a symbol, or mixes cases after its first letter, as keys and base64 do."""
+    rest = token[1:]
+    return not token.isalpha() or (rest.lower() != rest and rest.upper() != rest)
+
+
+def _url_secrets(text: str) -> list[str]:
+    """What credentials the URLs in ``text`` carry: userinfo, or query parameters named as secrets."""
     found = []
-    for loc, value in _walk(params):
-        if not loc or not isinstance(value, str) or not value:
-            continue
-        if (isinstance(loc[-1], str) and _SECRET_KEY.search(loc[-1])) or _SECRET_VALUE.search(value):
-            found.append(loc)
+    if _USERINFO.search(text):
+        found.append("credentials in a URL (user:password@ or token@ before the host)")
+    for url in _URL.finditer(text):
+        names = [
+            m["name"] for m in _QUERY_PAIR.finditer(url[0]) if m["value"] and _is_secret_param(m["name"])
+        ]
+        found += [f"a secret in the URL's query parameter {name!r}" for name in names]
     return found
+
+
+def _is_secret_param(name: str) -> bool:
+    return bool(_SECRET_PARAM.search(name.replace("-", "_")))
+
+
+def secret_kind(key: Any, value: str) -> str | None:
+    """Why a string of a job file is a literal secret, or None: under a key that names one (api_key,
+    token, password), or a value that is one under any key (a URL with a login or a key in its
+    query, an Authorization value, an API key)."""
+    if not value:
+        return None
+    if isinstance(key, str) and _SECRET_KEY.search(key):
+        return f"a literal value under {key!r}"
+    urls = _url_secrets(value)
+    if urls:
+        return urls[0]
+    auth = _AUTH_VALUE.match(value) or _AUTH_HEADER.search(value)
+    if auth is not None and _looks_like_credential(auth["credential"]):
+        return f"an Authorization value ({auth['scheme']} ...)"
+    if _API_KEY.search(value):
+        return "an API key"
+    return None
+
+
+def find_secrets(data: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """Every literal secret anywhere in ``data`` (a whole job file): where it is and what it is.
+
+    A job file is written to job.json and the manifest and echoed by ``scalecode plan``; no part of
+    it (data paths, backend params, training options, the codebook) may hold a credential.
+    """
+    found = []
+    for loc, value in _walk(data):
+        if not isinstance(value, str):
+            continue
+        kind = secret_kind(loc[-1] if loc else None, value)
+        if kind is not None:
+            found.append((loc, kind))
+    return found
+
+
+def literal_secrets(params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Where ``params`` (or any part of a job) hold a literal secret; see ``secret_kind``."""
+    return [loc for loc, _ in find_secrets(params)]
+
+
+def secret_advice(loc: Sequence[Any]) -> str:
+    """How to give what was found at ``loc`` instead: ``$env`` where the job reads it, else elsewhere."""
+    if len(loc) > 2 and loc[0] == "backends" and loc[2] == "params":
+        # Params are read with $env references resolved, at any depth.
+        key = f"{loc[-1]}: " if isinstance(loc[-1], str) else ""
+        return (
+            f'secrets come from the environment only: write {key}{{"$env": "VARIABLE_NAME"}} in place '
+            "of the whole value and set that variable"
+        )
+    if loc and loc[0] == "data":
+        return (
+            "secrets come from the environment only: a data path holds no credentials; cloud storage "
+            "reads them from the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "GOOGLE_APPLICATION_CREDENTIALS, ...) or the provider's own config (~/.aws/credentials, "
+            "gcloud auth), so write the bare location, e.g. s3://bucket/corpus/"
+        )
+    return (
+        "secrets come from the environment only and this key cannot read one: remove it "
+        "(the job is copied to job.json and the manifest and printed by scalecode plan)"
+    )
+
+
+def _secret_problems(data: Any, node: yaml.Node | None) -> list[tuple[str, str, int | None]]:
+    """A problem for each literal secret in the job file; the messages never repeat the value."""
+    return [
+        (key_path(loc), f"holds {kind}; {secret_advice(loc)}", line_of(node, loc))
+        for loc, kind in find_secrets(data)
+    ]
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every credential the checks above find replaced by ``***``.
+
+    Load refuses such values; this keeps anything printed or written (job.json, the manifest,
+    ``scalecode plan``, a backend's note naming its endpoint) free of one that came another way, from
+    an environment variable say.
+    """
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
+    text = _URL.sub(lambda url: _QUERY_PAIR.sub(_redact_pair, url[0]), text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m['head']}***", text)
+    auth = _AUTH_VALUE.match(text)
+    if auth is not None and _looks_like_credential(auth["credential"]):
+        text = f"{auth['scheme']} ***"
+    return _API_KEY.sub(lambda m: f"{m[0][:3]}***", text)
+
+
+def _redact_pair(pair: re.Match[str]) -> str:
+    if pair["value"] and _is_secret_param(pair["name"]):
+        return f"{pair['sep']}{pair['name']}=***"
+    return pair[0]
+
+
+def redact(data: Any, key: Any = None) -> Any:
+    """``data`` (a job as JSON) with every literal secret redacted; ``$env`` references kept."""
+    if isinstance(data, str):
+        if data and isinstance(key, str) and _SECRET_KEY.search(key):
+            return "***"
+        return redact_text(data)
+    if isinstance(data, Mapping) and not is_env_ref(data):
+        return {k: redact(v, k) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact(v, key) for v in data]
+    return data
 
 
 def resolve_env(params: Any, environ: Mapping[str, str] | None = None) -> Any:
@@ -360,12 +508,13 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
         raise ConfigError(
             label, "", "a job file is a mapping with keys task, data, backends, evaluation, output"
         )
+    # First, on the file as written: a secret anywhere is named even where the structure is wrong too.
+    problems = _secret_problems(data, node)
     try:
         config = JobConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError.many(label, _problems(exc, node, data)) from None
+        raise ConfigError.many(label, [*problems, *_problems(exc, node, data)]) from None
 
-    problems: list[tuple[str, str, int | None]] = []
     resolved: list[ResolvedBackend] = []
     for i, entry in enumerate(config.backends):
         backend = _resolve_backend(entry, i, config.task, plugins, node, problems)
@@ -374,11 +523,8 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
 
     evaluation = config.evaluation
     problems.extend(_metric_problems(config.task, evaluation, plugins, node))
-    for section in ("gold", "corpus"):
-        table = getattr(config.data, section)
-        if table is not None and "://" not in table.path and not Path(table.path).exists():
-            where = ("data", section, "path")
-            problems.append((key_path(where), f"{table.path} does not exist", line_of(node, where)))
+    problems.extend(_corpus_backend_problems(config, node))
+    problems.extend(_data_problems(config.data, plugins, node))
     curve = evaluation.learning_curve
     if curve is not None:
         trained = {r.name for r in resolved if r.train is not None}
@@ -402,6 +548,166 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
     if problems:
         raise ConfigError.many(label, problems)
     return Job(path=path, config=config, backends=resolved)
+
+
+def _corpus_backend_problems(config: JobConfig, node: yaml.Node | None) -> list[tuple[str, str, int | None]]:
+    """Names in ``output.corpus_backends`` that are no backend of the job.
+
+    The run picks the corpus backends by exact name, so a name that differs only in case would pass
+    a check that ignored case and then code nothing; it is named with the spelling that matches.
+    """
+    selected = config.output.corpus_backends
+    if not isinstance(selected, list):
+        return []
+    names = [b.name for b in config.backends]
+    problems = []
+    for i, name in enumerate(selected):
+        if name in names:
+            continue
+        loc = ("output", "corpus_backends", i)
+        same = [n for n in names if n.casefold() == name.casefold()]
+        hint = (
+            f"; did you mean {same[0]!r}? Names match with their case"
+            if same
+            else f"; the backends are {', '.join(names)}"
+        )
+        problems.append((key_path(loc), f"unknown backend {name!r}{hint}", line_of(node, loc)))
+    return problems
+
+
+def _data_problems(
+    data: DataConfig, plugins: Plugins, node: yaml.Node | None
+) -> list[tuple[str, str, int | None]]:
+    """What ``plan`` and ``run`` would refuse about the data files, found from their first lines.
+
+    The format is a reader's, the encoding one Python knows, the path exists, and the first file's
+    columns hold those the job names: read from Parquet metadata, a CSV header or the first JSON
+    lines, never the whole file. Locations behind a URI (s3://, gs://) are left to the run: listing a
+    bucket is neither free nor possible without its credentials.
+    """
+    problems = []
+    for section in ("gold", "corpus"):
+        table: TableConfig | None = getattr(data, section)
+        for key, message in _table_problems(table, section, plugins) if table is not None else []:
+            loc = ("data", section, key)
+            problems.append((key_path(loc), message, line_of(node, loc)))
+    return problems
+
+
+def _table_problems(table: TableConfig, section: str, plugins: Plugins) -> list[tuple[str, str]]:
+    """Problems with one table, as (its key under ``data.<section>``, message)."""
+    problems = []
+    readers = sorted(r.name for r in plugins.readers)
+    if table.format is not None and table.format not in readers:
+        close = difflib.get_close_matches(table.format, readers, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append(("format", f"unknown format {table.format!r}; known: {', '.join(readers)}{hint}"))
+    encoding = _encoding_problem(table.encoding)
+    if encoding is not None:
+        problems.append(("encoding", encoding))
+    if problems or "://" in table.path:
+        return problems  # the columns cannot be read without a reader and an encoding
+    if not Path(table.path).exists():
+        return [("path", f"{table.path} does not exist")]
+    try:
+        missing = _missing_columns(table, section, plugins)
+    except DataError as exc:  # no file of a known type, or one that cannot be read
+        return [("path", str(exc))]
+    return [missing] if missing is not None else []
+
+
+def _encoding_problem(encoding: str) -> str | None:
+    """Why Python cannot decode a file with ``encoding``, or None; the readers decode with Python's codecs."""
+    try:
+        known = codecs.lookup(encoding)
+    except LookupError:
+        return f"unknown encoding {encoding!r}; e.g. utf-8, latin-1, cp1252, utf-16"
+    if not getattr(known, "_is_text_encoding", True):  # base64, zlib, rot13: bytes to bytes
+        return f"{encoding!r} is not a text encoding; e.g. utf-8, latin-1, cp1252, utf-16"
+    return None
+
+
+def _missing_columns(table: TableConfig, section: str, plugins: Plugins) -> tuple[str, str] | None:
+    """The first key naming a column the table's first file lacks, and the run's message for it.
+
+    The files and their readers are found as the run finds them (``data_files`` for the gold,
+    ``list_sources`` for the corpus) and the columns checked by the run's own check
+    (``require_columns``), so validate refuses what the run would and with its words.
+    """
+    # Imported here: both import this module.
+    from scalecode.data import data_files, reader_for, require_columns
+    from scalecode.sources import list_sources
+
+    readers = plugins.readers
+    if section == "gold":
+        file = data_files(table.path, readers, table.format)[0]
+        path, reader = str(file), reader_for(file, readers, table.format).name
+    else:
+        source = list_sources(table, readers)[0]
+        path, reader = source.path, source.reader
+    names = column_names(Path(path), reader, table.encoding)
+    if names is None:
+        return None
+    columns = {f"data.{section}.id_column": table.id_column, f"data.{section}.text_column": table.text_column}
+    if isinstance(table, GoldConfig):
+        columns[f"data.{section}.label_column"] = table.label_column
+        if table.group_column:
+            columns[f"data.{section}.group_column"] = table.group_column
+    try:
+        require_columns(pl.DataFrame(schema=dict.fromkeys(names, pl.String)), path, columns)
+    except DataError as exc:
+        first = next(key for key, column in columns.items() if column not in names)
+        return first.rsplit(".", 1)[1], str(exc)
+    return None
+
+
+_HEAD_BYTES = 1 << 20  # of a text file, read for its columns
+
+
+def column_names(path: Path, reader: str, encoding: str) -> list[str] | None:
+    """A data file's column names, read cheaply; None where that needs the whole file.
+
+    Parquet: the schema in its footer. CSV and TSV: the header row, parsed as the readers parse it.
+    JSON Lines: the keys of the objects in its first megabyte, in case the first object leaves out
+    a key that others have. A format from a plugin: None, as its reader reads whole files.
+    """
+    import csv
+    import io
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if reader not in ("parquet", "csv", "tsv", "jsonl"):
+        return None
+    try:
+        if reader == "parquet":
+            return list(pq.read_schema(path).names)
+        with pa.input_stream(str(path)) as stream:  # a .gz file is read decompressed
+            head = stream.read(_HEAD_BYTES)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(str(path), f"cannot be read as {reader}: {exc}") from exc
+    # utf-8-sig: a byte-order mark is not part of the first column's name; the readers drop it too.
+    utf8 = encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
+    text = head.decode("utf-8-sig" if utf8 else encoding, errors="replace")
+    if reader == "jsonl":
+        keys: dict[str, None] = {}
+        lines = text.splitlines()
+        for line in lines[:-1] if len(head) == _HEAD_BYTES else lines:  # the last may be cut short
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # the run names a line that is not JSON; columns are what is checked here
+            if isinstance(record, dict):
+                keys.update(dict.fromkeys(record))
+        return list(keys) if keys else None
+    if reader == "tsv":  # unquoted, as read_tsv and the corpus reader read it
+        rows = csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        rows = csv.reader(io.StringIO(text))
+    if len(head) == _HEAD_BYTES and "\n" not in text:
+        return None  # a header longer than the head read: not worth reading further to check it
+    return next(rows, None)  # None: an empty file, which the run refuses with its own message
 
 
 def _metric_problems(
@@ -458,8 +764,7 @@ def _resolve_backend(
         problem(("plugin",), f"backend {info.name!r} codes {supported}, not {task.type}")
         return None
 
-    for loc in literal_secrets(entry.params):
-        problem(("params", *loc), 'secrets come from the environment only: write {"$env": "VARIABLE_NAME"}')
+    # Literal secrets in params were reported by load_job, which checks the whole job for them.
     params_raw, missing = _resolve_with_locations(entry.params)
     for loc, variable in missing:
         problem(("params", *loc), f"environment variable {variable} is not set")

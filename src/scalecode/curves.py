@@ -8,12 +8,14 @@ training documents were.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from scalecode.errors import ScalecodeError
 from scalecode.scoring import BackendScores, Metric
 from scalecode.scoring.bootstrap import percentile_interval
 
@@ -37,11 +39,37 @@ def _size_count(size: float, n_train: int) -> int:
     return int(size)
 
 
+class CurveSizeWarning(UserWarning):
+    """A learning-curve size above the training split, trained at the whole split instead."""
+
+
 def curve_sizes(sizes: Sequence[float], n_train: int) -> list[int]:
-    """Training sizes as document counts, capped at the training split: a float in (0, 1] is a
-    fraction of the split (1.0 all of it), an int or a float above 1 a count."""
-    counts = {min(n_train, _size_count(s, n_train)) for s in sizes}
-    return sorted(c for c in counts if c > 0)
+    """Training sizes as document counts: a float in (0, 1] is a fraction of the split (1.0 all of
+    it), an int or a float above 1 a count.
+
+    A size that comes to no document is an error: that point would be left out, and a curve of such
+    sizes alone would be no curve at all. A count above the split trains on the whole split, as a
+    large count is a way to say "and all of it" and one job file may serve gold sets of several
+    sizes; a ``CurveSizeWarning`` says so, as the curve then has no point at the size asked for.
+    """
+    counts = set()
+    for size in sizes:
+        count = _size_count(size, n_train)
+        if count < 1:
+            raise ScalecodeError(
+                f"evaluation.learning_curve.sizes: {size:g} of the {n_train} training documents is "
+                f"{size * n_train:.2g} documents, which rounds to none; use a larger fraction or a count"
+            )
+        if count > n_train:
+            warnings.warn(
+                CurveSizeWarning(
+                    f"evaluation.learning_curve.sizes: {size:g} is more than the {n_train} training "
+                    f"documents; that point of the learning curve trains on all {n_train}"
+                ),
+                stacklevel=2,
+            )
+        counts.add(min(count, n_train))
+    return sorted(counts)
 
 
 def summarise(runs: Sequence[CurveRun], metrics: Sequence[Metric], confidence: float) -> list[dict[str, Any]]:

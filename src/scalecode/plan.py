@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from scalecode.backend import Estimate
-from scalecode.config import Job
+from scalecode.config import Job, redact_text
 from scalecode.data import inspect_corpus
 from scalecode.plugins import Plugins
 from scalecode.runner import spec_for, split_job_gold
@@ -74,7 +74,8 @@ def plan_job(
     task = job.task
     test_texts: list[str] = []
     if config.data.gold is not None:
-        _, _, test, task = split_job_gold(job, plugins.readers)
+        # The run directory's own split where it has one: the documents the run will code.
+        _, _, test, task = split_job_gold(job, plugins.readers, Path(config.output.dir))
         test_texts = test.texts
     corpus_texts: list[str] = []
     corpus_size = 0
@@ -133,4 +134,6 @@ def render(rows: list[PlanRow]) -> str:
     lines.append(f"Estimated cost of new requests: ${total:,.4f}" + (" plus unknown" if unknown else ""))
     lines.append("Tokens are estimated (about four characters per token); cached requests cost nothing.")
     lines += [f"- {note}" for note in dict.fromkeys(notes)]
-    return "\n".join(lines)
+    # Backends' notes name their endpoint, which may have come from the environment with a login
+    # or a key in it: what is printed never holds one.
+    return redact_text("\n".join(lines))

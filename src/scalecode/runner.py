@@ -23,6 +23,7 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,9 +36,9 @@ import pyarrow.parquet as pq
 
 from scalecode import __version__
 from scalecode.backend import FitConfig, FitReport, GoldSet
-from scalecode.config import Job, ResolvedBackend
+from scalecode.config import Job, ResolvedBackend, redact
 from scalecode.corpus import CorpusSummary, code_corpus
-from scalecode.curves import CurveRun, curve_sizes, summarise
+from scalecode.curves import CurveRun, CurveSizeWarning, curve_sizes, summarise
 from scalecode.data import CorpusInfo, inspect_corpus, load_gold
 from scalecode.errors import ScalecodeError
 from scalecode.inference import BackendSpec, predict_texts, start_ray
@@ -131,7 +132,12 @@ def _claim(out: Path, job: Job, identity: dict[str, Any]) -> None:
     predictions kept here were made from them.
     """
     marker = out / "job.json"
-    record = {"job_file": str(job.path), "job": job.config.model_dump(mode="json"), "identity": identity}
+    # Redacted though load refuses literal secrets: job.json must never hold one, however it came.
+    record = {
+        "job_file": str(job.path),
+        "job": redact(job.config.model_dump(mode="json")),
+        "identity": identity,
+    }
     if not marker.exists():
         write_json(marker, record)
         return
@@ -211,23 +217,54 @@ def spending(frame: pl.DataFrame) -> dict[str, float]:
     return out
 
 
-def split_job_gold(job: Job, readers: Sequence[Reader]) -> tuple[GoldSet, GoldSet, GoldSet, Task]:
+def split_job_gold(
+    job: Job, readers: Sequence[Reader], out: Path | None = None
+) -> tuple[GoldSet, GoldSet, GoldSet, Task]:
     """The job's gold, its seeded train and test splits, and the codebook with any examples drawn
-    from the training split (``task.examples_from_gold``)."""
+    from the training split (``task.examples_from_gold``).
+
+    ``out``: the run directory. The split its split.json records is kept, so that the models and
+    predictions it holds stay those of its split whatever version of scalecode runs it again. A
+    directory claimed by a version that split grouped classification gold one way (one fold of
+    round(1/test_size)) and left no split.json is split that way; a new one as near ``test_size`` as
+    the groups allow.
+    """
     config = job.config
     assert config.data.gold is not None
     gold = load_gold(config.data.gold, job.task, readers)
-    train, test = split_gold(
-        gold,
-        test_size=config.evaluation.test_size,
-        seed=config.evaluation.seed,
-        stratify=config.evaluation.stratify,
-    )
+    recorded = recorded_split(gold, out / "split.json") if out is not None else None
+    if recorded is not None:
+        train, test = recorded
+    else:
+        train, test = split_gold(
+            gold,
+            test_size=config.evaluation.test_size,
+            seed=config.evaluation.seed,
+            stratify=config.evaluation.stratify,
+            match_share=out is None or not (out / "job.json").is_file(),
+        )
     task = job.task
     if task.examples_from_gold:
         drawn = draw_examples(train, task.examples_from_gold, seed=config.evaluation.seed)
         task = task.model_copy(update={"examples": (*task.examples, *drawn)})
     return gold, train, test, task
+
+
+def recorded_split(gold: GoldSet, path: Path) -> tuple[GoldSet, GoldSet] | None:
+    """(train, test) as ``path`` (a run's split.json) records them, where it records a split of exactly
+    these gold documents; else None (no file, or other gold, which the run directory's identity then
+    refuses)."""
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    train_ids, test_ids = recorded.get("train"), recorded.get("test")
+    if not isinstance(train_ids, list) or not isinstance(test_ids, list):
+        return None
+    where = {doc_id: i for i, doc_id in enumerate(gold.ids)}
+    ids = [*train_ids, *test_ids]
+    if len(ids) != len(where) or set(ids) != set(where):
+        return None
+    return gold.subset([where[i] for i in train_ids]), gold.subset([where[i] for i in test_ids])
 
 
 def spec_for(
@@ -300,8 +337,14 @@ class Runner:
         corpus: CorpusInfo | None = None
         step = time.perf_counter()
         if config.data.gold is not None:
-            gold, train, test, self.task = split_job_gold(job, readers)
+            gold, train, test, self.task = split_job_gold(job, readers, self.out)
             self.echo(f"gold: {len(gold)} documents, {len(train)} to train, {len(test)} to evaluate")
+            if config.evaluation.learning_curve is not None:
+                # Sizes that come to no document are refused now, not after the main training; the
+                # warning for a size above the split comes once, with the curve.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", CurveSizeWarning)
+                    curve_sizes(config.evaluation.learning_curve.sizes, len(train))
         if config.data.corpus is not None:
             corpus = inspect_corpus(config.data.corpus, readers)
             self.echo(f"corpus: {corpus.n_documents} documents in {len(corpus.files)} file(s)")
@@ -320,7 +363,7 @@ class Runner:
             "command": sys.argv,
             "job_file": str(job.path),
             "job_fingerprint": fingerprint,
-            "job": config.model_dump(mode="json"),
+            "job": redact(config.model_dump(mode="json")),  # as job.json: never a credential
             "plugins": plugin_records(self.plugins),
             "libraries": library_versions(),
             "host": host(),
@@ -377,7 +420,7 @@ class Runner:
                 "plugin": backend.info.name,
                 "plugin_package": backend.info.plugin.name,
                 "plugin_version": backend.info.plugin.version,
-                "params": backend.config.params,
+                "params": redact(backend.config.params),
                 "trained": backend.train is not None,
                 "fit": asdict(fits[backend.name]) if backend.name in fits else None,
                 "fingerprint": self._fingerprint(backend, specs[backend.name]),

@@ -8,6 +8,8 @@ both sides of a split flatter bag-of-words models.
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -17,11 +19,32 @@ from scalecode.backend import GoldSet
 from scalecode.errors import ScalecodeError
 from scalecode.task import Example, TaskType
 
+# A held-out share further than this from the one asked for is warned of: whole groups go to one side,
+# so a grouped split can only come near the share, and a grouped, stratified one by default did not try.
+SHARE_TOLERANCE = 0.05
+# The most folds a grouped, stratified split that matches its share combines: shares in steps of 1/20.
+MAX_FOLDS = 20
+# Fold counts whose share m/k is this close to the one asked for are close enough: fewer, larger
+# folds come nearer their nominal size than many small ones of a few groups each.
+_PLAN_TOLERANCE = 0.01
+
+
+class SplitShareWarning(UserWarning):
+    """A split holds out a share of the gold more than ``SHARE_TOLERANCE`` from the one asked for."""
+
 
 def split_gold(
-    gold: GoldSet, *, test_size: float, seed: int, stratify: bool = True
+    gold: GoldSet, *, test_size: float, seed: int, stratify: bool = True, match_share: bool = False
 ) -> tuple[GoldSet, GoldSet]:
-    """Return (train, test). With groups and stratification, the test share is 1/round(1/test_size)."""
+    """Return (train, test), with a ``SplitShareWarning`` when the test share misses ``test_size``
+    by more than ``SHARE_TOLERANCE``.
+
+    With groups and stratification the test share is by default 1/round(1/test_size) (0.4 gives 0.5):
+    one of that many folds, the split earlier versions made. The runner splits again on every run
+    and reuses the models and predictions a run directory holds, so that split must not change
+    under an existing directory. ``match_share`` combines folds to come as near ``test_size`` as the
+    groups allow instead.
+    """
     if len(gold) < 2:
         raise ScalecodeError(f"a split needs at least 2 gold documents, got {len(gold)}")
     ordered = gold.subset(sorted(range(len(gold)), key=lambda i: gold.ids[i]))
@@ -38,7 +61,7 @@ def split_gold(
     if ordered.groups is not None and len(set(ordered.groups)) < 2:
         raise ScalecodeError("a grouped split needs at least 2 groups")
     try:
-        train_idx, test_idx = _split(ordered, indices, test_size, seed, stratified)
+        train_idx, test_idx = _split(ordered, indices, test_size, seed, stratified, match_share)
     except ValueError as exc:  # scikit-learn's word on too few documents, labels or groups per side
         raise ScalecodeError(
             f"the {len(gold)} gold documents cannot be split {test_size:g} for testing: {exc}; add gold "
@@ -48,14 +71,48 @@ def split_gold(
         raise ScalecodeError(
             "the split left one side empty; add gold documents or change evaluation.test_size"
         )
+    _warn_if_share_missed(
+        ordered, len(test_idx), test_size, _shortfall(ordered, test_size, stratified, match_share)
+    )
     return ordered.subset(np.sort(train_idx)), ordered.subset(np.sort(test_idx))
 
 
+def _shortfall(ordered: GoldSet, test_size: float, stratified: bool, match_share: bool) -> str:
+    """Why a split may hold out another share than the one asked for."""
+    if ordered.groups is None:
+        return "too few documents to come nearer"
+    if stratified and not match_share:
+        return f"a split by group and label holds out one of {max(2, round(1 / test_size))} folds"
+    return f"whole groups go to one side, and there are {len(set(ordered.groups))}"
+
+
+def _warn_if_share_missed(ordered: GoldSet, n_test: int, test_size: float, why: str) -> None:
+    """Say so when the held-out share is not the one asked for: figures quoted as from a 0.4 split
+    that came from a 0.5 one would mislead, and the run's own lines give only the counts."""
+    share = n_test / len(ordered)
+    if abs(share - test_size) <= SHARE_TOLERANCE:
+        return
+    warnings.warn(
+        SplitShareWarning(
+            f"the split holds out {n_test} of the {len(ordered)} gold documents ({share:.1%}), not the "
+            f"{test_size:.1%} asked for (evaluation.test_size, or train.validation_size): {why}"
+        ),
+        stacklevel=3,
+    )
+
+
 def _split(
-    ordered: GoldSet, indices: np.ndarray, test_size: float, seed: int, stratified: bool
+    ordered: GoldSet,
+    indices: np.ndarray,
+    test_size: float,
+    seed: int,
+    stratified: bool,
+    match_share: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     if ordered.groups is not None:
         groups = np.asarray(ordered.groups)
+        if stratified and match_share:
+            return _grouped_stratified(indices, np.asarray(ordered.targets), groups, test_size, seed)
         if stratified:
             folds = max(2, round(1 / test_size))
             splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -70,6 +127,38 @@ def _split(
         random_state=seed,
         stratify=ordered.targets if stratified else None,
     )
+    return train_idx, test_idx
+
+
+def _fold_plan(test_size: float, n_groups: int) -> tuple[int, int]:
+    """(folds, test folds): the fewest folds k (at most ``MAX_FOLDS``, and no more than there are
+    groups) whose m/k is within ``_PLAN_TOLERANCE`` of ``test_size``; else the nearest m/k."""
+    plans = [(k, m) for k in range(2, min(n_groups, MAX_FOLDS) + 1) for m in range(1, k)]
+    close = [(k, m) for k, m in plans if abs(m / k - test_size) <= _PLAN_TOLERANCE]
+    if close:
+        return close[0]  # plans run by k: the first close one has the fewest folds
+    return min(plans, key=lambda plan: (abs(plan[1] / plan[0] - test_size), plan[0]))
+
+
+def _grouped_stratified(
+    indices: np.ndarray, labels: np.ndarray, groups: np.ndarray, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified folds of whole groups, m of k held out: the m whose documents come nearest
+    ``test_size`` of the whole, as folds of whole groups differ in size."""
+    k, m = _fold_plan(test_size, len(set(groups)))
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # scikit-learn's note that a rare label cannot be in every fold ("The least populated class
+        # ... n_splits") is about folds the user never asked for: the test side joins m of them.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        folds = [test for _, test in splitter.split(indices, labels, groups)]
+    target = test_size * len(indices)
+    sizes = [len(fold) for fold in folds]
+    # At most C(19, 9) sets of folds (_fold_plan keeps k small unless no near share has fewer);
+    # ties go to the first, so the split stays a function of the seed.
+    chosen = min(itertools.combinations(range(k), m), key=lambda c: abs(sum(sizes[i] for i in c) - target))
+    test_idx = np.concatenate([folds[i] for i in chosen])
+    train_idx = np.setdiff1d(indices, test_idx)
     return train_idx, test_idx
 
 
