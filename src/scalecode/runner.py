@@ -50,7 +50,7 @@ from scalecode.report import primary_metric, write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
 from scalecode.scoring.paired import PairedComparison
 from scalecode.scoring.ranking import Best, best_backend, no_backend_qualifies
-from scalecode.splits import draw_examples, split_gold, subsample_gold
+from scalecode.splits import draw_examples, leakage, split_gold, subsample_gold
 from scalecode.task import Task
 
 
@@ -339,6 +339,8 @@ class Runner:
         if config.data.gold is not None:
             gold, train, test, self.task = split_job_gold(job, readers, self.out)
             self.echo(f"gold: {len(gold)} documents, {len(train)} to train, {len(test)} to evaluate")
+            for warning in leakage(train, test, self.task.examples):
+                self.echo(f"warning: {warning}")
             if config.evaluation.learning_curve is not None:
                 # Sizes that come to no document are refused now, not after the main training; the
                 # warning for a size above the split comes once, with the curve.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
@@ -211,3 +212,45 @@ def draw_examples(train: GoldSet, per_label: int, *, seed: int) -> list[Example]
         else:
             examples.append(Example(id=train.ids[i], text=train.texts[i], score=float(code)))
     return examples
+
+
+def _normalised(text: str) -> str:
+    """A text as compared for leakage: case and runs of whitespace do not make two texts differ."""
+    return " ".join(text.split()).casefold()
+
+
+def leakage(train: GoldSet, test: GoldSet, examples: Sequence[Example]) -> list[str]:
+    """What of the test split a coder may have seen: codebook examples that are test documents (by
+    id or text), and test texts that are also training texts (a repeated paragraph, a press release
+    quoted twice). Either makes test figures look better than the coder is on new documents.
+
+    Warnings, not errors: a repeated boilerplate sentence can be on both sides with good reason, and
+    the user decides; the run says how many and which.
+    """
+    found = []
+    test_ids = set(test.ids)
+    test_texts = {_normalised(t): i for i, t in zip(test.ids, test.texts, strict=True)}
+    shown = [
+        e.id if e.id in test_ids else test_texts[_normalised(e.text)]
+        for e in examples
+        if e.id in test_ids or _normalised(e.text) in test_texts
+    ]
+    if shown:
+        found.append(
+            f"{len(shown)} codebook example(s) are test documents ({_some(shown)}): a prompt-based "
+            "coder is shown their codes, and its test figures count them"
+        )
+    train_texts = {_normalised(t) for t in train.texts}
+    both = [i for i, t in zip(test.ids, test.texts, strict=True) if _normalised(t) in train_texts]
+    if both:
+        found.append(
+            f"{len(both)} test document(s) have the text of a training document ({_some(both)}): "
+            "a trained coder may have learned their codes; set data.gold.group_column to keep such "
+            "documents on one side, or remove the repeats"
+        )
+    return found
+
+
+def _some(ids: Sequence[str], shown: int = 5) -> str:
+    more = f", and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
