@@ -84,3 +84,11 @@ def spec(plugins_dir) -> BackendSpec:
         plugins_dir=str(plugins_dir),
         allow=("moody",),
     )
+
+
+@pytest.fixture(scope="module")
+def plugins():
+    """The dictionary plugin alone: what most job-file tests name (a test file may define its own)."""
+    from scalecode.plugins import load_plugins
+
+    return load_plugins(allow=["scalecode-dictionary"])

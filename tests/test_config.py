@@ -14,11 +14,6 @@ from scalecode.plugins import load_plugins
 LEXICON = "good\t2.0\nbad\t-2.0\n"
 
 
-@pytest.fixture(scope="module")
-def plugins():
-    return load_plugins(allow=["scalecode-dictionary"])
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

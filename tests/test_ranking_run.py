@@ -16,17 +16,11 @@ import pytest
 
 from scalecode.backend import GoldSet
 from scalecode.config import Job, load_job
-from scalecode.plugins import load_plugins
 from scalecode.report import write_report
 from scalecode.runner import Runner
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
 
 N_TEST = 40
-
-
-@pytest.fixture(scope="module")
-def plugins():
-    return load_plugins(allow=["scalecode-dictionary"])
 
 
 def load(workdir: Path, plugins, evaluation: str = "") -> Job:

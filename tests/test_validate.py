@@ -16,12 +16,6 @@ from scalecode.cli import cli
 from scalecode.config import load_job
 from scalecode.data import load_gold
 from scalecode.errors import ConfigError, DataError
-from scalecode.plugins import load_plugins
-
-
-@pytest.fixture(scope="module")
-def plugins():
-    return load_plugins(allow=["scalecode-dictionary"])
 
 
 @pytest.fixture
