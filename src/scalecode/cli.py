@@ -284,16 +284,9 @@ def score(
         confidence=confidence,
         seed=seed,
     )
-    click.echo(report if n_boot else _without_intervals(report, confidence))
+    click.echo(report)
     if json_path:
         Path(json_path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def _without_intervals(report: str, confidence: float) -> str:
-    """The table's note, which speaks of intervals, for a table scored with no resamples: its
-    intervals are all n/a."""
-    promised = f"with {confidence:.0%} percentile bootstrap intervals"
-    return report.replace(promised, "without intervals (--bootstrap 0)")
 
 
 @cli.group()

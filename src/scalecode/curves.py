@@ -111,8 +111,11 @@ def summarise(runs: Sequence[CurveRun], metrics: Sequence[Metric], confidence: f
     return points
 
 
-def curve_markdown(backend: str, points: Sequence[dict[str, Any]], metrics: Sequence[Metric]) -> str:
-    """A table: training size in rows, metrics in columns, each figure with its interval."""
+def curve_markdown(
+    backend: str, points: Sequence[dict[str, Any]], metrics: Sequence[Metric], *, intervals: bool = True
+) -> str:
+    """A table: training size in rows, metrics in columns, each figure with its interval (the figure
+    alone when ``intervals`` is False: no bootstrap resamples were drawn)."""
     from scalecode.scoring.table import format_estimate
 
     lines = [
@@ -123,7 +126,7 @@ def curve_markdown(backend: str, points: Sequence[dict[str, Any]], metrics: Sequ
         cells = []
         for m in metrics:
             figure = point["metrics"][m.name]
-            cell = format_estimate(figure["value"], figure["ci_low"], figure["ci_high"])
+            cell = format_estimate(figure["value"], figure["ci_low"], figure["ci_high"], interval=intervals)
             scored = figure.get("repeats_scored", point["repeats"])
             if scored != point["repeats"]:
                 cell += f" ({scored} of {point['repeats']} repeats)"

@@ -16,6 +16,7 @@ from scalecode.scoring import BackendScores, Metric, metrics_for
 from scalecode.scoring.paired import PairedComparison
 from scalecode.scoring.ranking import meets_min_coverage, rank
 from scalecode.scoring.table import (
+    NO_RESAMPLES,
     comparison_markdown,
     confusion_markdown,
     paired_markdown,
@@ -51,6 +52,8 @@ def write_report(
     metrics = metrics_for(job.task, plugins.metrics, evaluation.metrics)
     primary = primary_metric(job, plugins)
     min_coverage = evaluation.min_coverage
+    # With no resamples every interval is n/a: the tables then show figures alone and say why.
+    confidence = evaluation.bootstrap.confidence if evaluation.bootstrap.n else None
     ranked = rank(scores, primary, min_coverage=min_coverage) if scores else []
     write_json(
         out / "metrics.json",
@@ -79,15 +82,11 @@ def write_report(
     lines = [f"# {job.task.name}: {job.task.type} task", ""]
     summary: list[str] = []
     if scores:
-        table = comparison_markdown(
-            scores, metrics, primary, details, evaluation.bootstrap.confidence, min_coverage=min_coverage
-        )
+        table = comparison_markdown(scores, metrics, primary, details, confidence, min_coverage=min_coverage)
         summary += [table, ""]
         lines += ["## Comparison on the gold test split", "", table, ""]
         if paired and paired.differences:
-            differences = paired_markdown(
-                paired.differences, metrics, paired.baseline, evaluation.bootstrap.confidence
-            )
+            differences = paired_markdown(paired.differences, metrics, paired.baseline, confidence)
             lines += [f"## Against {paired.baseline}, paired", "", differences, ""]
             summary += [f"Against {paired.baseline}, paired:", "", differences, ""]
         for result in ranked:
@@ -129,12 +128,16 @@ def write_report(
             "## Learning curves",
             "",
             "Each row trains on a seeded sample of the training split and scores on the same test split; "
-            "the interval pools the bootstrap draws of every repeat, so it is the spread of one run "
-            "(over test documents and training samples), not an interval for the mean beside it.",
+            + (
+                "the interval pools the bootstrap draws of every repeat, so it is the spread of one run "
+                "(over test documents and training samples), not an interval for the mean beside it."
+                if confidence is not None
+                else f"each figure is the mean over repeats, {NO_RESAMPLES}."
+            ),
             "",
         ]
         for backend, points in curves.items():
-            table = curve_markdown(backend, points, metrics)
+            table = curve_markdown(backend, points, metrics, intervals=confidence is not None)
             lines += [table, ""]
             summary += [table, ""]
     if corpus:

@@ -153,7 +153,9 @@ def score_files(
     # Ranked by the figure alone: predictions for part of a gold file (its test split, say) are the
     # usual input here, and there is no job whose evaluation.min_coverage would apply; the coverage
     # column still shows how much of the gold each file coded.
-    table = comparison_markdown(results, metrics, metrics[0], confidence=confidence, min_coverage=0.0)
+    table = comparison_markdown(
+        results, metrics, metrics[0], confidence=confidence if n_boot else None, min_coverage=0.0
+    )
     # The data goes to ``--json`` as it is: undefined figures as null, as in metrics.json.
     return table, nan_to_null(
         {"task": task.model_dump(mode="json"), "backends": {r.backend: r.to_dict() for r in results}}

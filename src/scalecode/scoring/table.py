@@ -22,14 +22,20 @@ from scalecode.scoring.ranking import (
 BELOW_COVERAGE_MARK = "†"
 
 
+NO_RESAMPLES = "without intervals (no bootstrap resamples were drawn)"
+
+
 def _number(value: float) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
     return f"{value:.3f}"
 
 
-def format_estimate(value: float, low: float, high: float) -> str:
-    """``0.712 [0.684, 0.739]``: a figure and its confidence interval."""
+def format_estimate(value: float, low: float, high: float, *, interval: bool = True) -> str:
+    """``0.712 [0.684, 0.739]``: a figure and its confidence interval (the figure alone where no
+    resamples were drawn, rather than an interval that is always ``[n/a, n/a]``)."""
+    if not interval:
+        return _number(value)
     return f"{_number(value)} [{_number(low)}, {_number(high)}]"
 
 
@@ -38,13 +44,15 @@ def comparison_markdown(
     metrics: Sequence[Metric],
     primary: Metric,
     details: Mapping[str, Mapping[str, Any]] | None = None,
-    confidence: float = 0.95,
+    confidence: float | None = 0.95,
     *,
     min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> str:
     """A Markdown table, best backend first by ``primary``, with n, coverage and timings.
 
     Backends that coded less than ``min_coverage`` of the test split rank last and are marked.
+    ``confidence`` None: the figures were scored with no bootstrap resamples, so there are no
+    intervals to show or speak of.
     """
     details = details or {}
     costs = any("cost_usd" in d.get("spending", {}) for d in details.values())
@@ -65,7 +73,11 @@ def comparison_markdown(
         cells = [name, str(result.n_scored), f"{result.coverage:.1%}"]
         for metric in metrics:
             est = result.metrics.get(metric.name)
-            cells.append(format_estimate(est.value, est.ci_low, est.ci_high) if est else "n/a")
+            cells.append(
+                format_estimate(est.value, est.ci_low, est.ci_high, interval=confidence is not None)
+                if est
+                else "n/a"
+            )
         fit_s = extra.get("fit_seconds")
         docs_s = extra.get("docs_per_second")
         cells.append(f"{fit_s:.1f}" if fit_s is not None else "-")
@@ -76,9 +88,10 @@ def comparison_markdown(
         lines.append("| " + " | ".join(cells) + " |")
     arrows = ", ".join(f"{m.name} {'higher' if m.greater_is_better else 'lower'} is better" for m in metrics)
     lines.append("")
+    spread = NO_RESAMPLES if confidence is None else f"with {confidence:.0%} percentile bootstrap intervals"
     lines.append(
-        f"Figures are point estimates with {confidence:.0%} percentile bootstrap intervals over the "
-        f"documents each backend coded ({arrows}); ranked by {primary.name}."
+        f"Figures are point estimates {spread} over the documents each backend coded ({arrows}); "
+        f"ranked by {primary.name}."
     )
     if below:
         first_meets = meets_min_coverage(ranked[0], min_coverage)
@@ -116,9 +129,12 @@ def paired_markdown(
     differences: Mapping[str, Mapping[str, Estimate]],
     metrics: Sequence[Metric],
     baseline: str,
-    confidence: float = 0.95,
+    confidence: float | None = 0.95,
 ) -> str:
-    """Each backend minus ``baseline`` on the documents both coded; * where the interval excludes 0."""
+    """Each backend minus ``baseline`` on the documents both coded; * where the interval excludes 0.
+
+    ``confidence`` None: no resamples were drawn, so there are neither intervals nor marks.
+    """
     header = ["backend", "n", *[m.name for m in metrics]]
     lines = [
         "| " + " | ".join(header) + " |",
@@ -132,16 +148,25 @@ def paired_markdown(
             if e is None:
                 cells.append("n/a")
                 continue
+            if confidence is None:
+                cells.append(_signed(e.value))
+                continue
             mark = " *" if supported(e) else ""
             cells.append(f"{_signed(e.value)} [{_signed(e.ci_low)}, {_signed(e.ci_high)}]{mark}")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(
-        f"Each backend's figure minus {baseline}'s, on the test documents both coded, with {confidence:.0%} "
-        "paired bootstrap intervals (the same resampled documents score both); * marks an interval "
-        "that excludes 0, a difference these documents support. For a figure where lower is better, "
-        "a negative difference is the better backend."
-    )
+    direction = "For a figure where lower is better, a negative difference is the better backend."
+    if confidence is None:
+        lines.append(
+            f"Each backend's figure minus {baseline}'s, on the test documents both coded, {NO_RESAMPLES}: "
+            f"nothing here tells a difference from chance. {direction}"
+        )
+    else:
+        lines.append(
+            f"Each backend's figure minus {baseline}'s, on the test documents both coded, with "
+            f"{confidence:.0%} paired bootstrap intervals (the same resampled documents score both); "
+            f"* marks an interval that excludes 0, a difference these documents support. {direction}"
+        )
     return "\n".join(lines)
 
 
