@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -35,8 +36,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scalecode import __version__
-from scalecode.backend import FitConfig, FitReport, GoldSet
-from scalecode.config import Job, ResolvedBackend, redact
+from scalecode.backend import BackendParams, FitConfig, FitReport, GoldSet
+from scalecode.config import Job, ResolvedBackend, redact, resolve_env
 from scalecode.corpus import CorpusSummary, code_corpus
 from scalecode.curves import CurveRun, CurveSizeWarning, curve_sizes, summarise
 from scalecode.data import CorpusInfo, inspect_corpus, load_gold
@@ -50,6 +51,7 @@ from scalecode.report import primary_metric, write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
 from scalecode.scoring.paired import PairedComparison
 from scalecode.scoring.ranking import Best, best_backend, no_backend_qualifies
+from scalecode.sources import is_uri
 from scalecode.splits import draw_examples, leakage, split_gold, subsample_gold
 from scalecode.task import Task
 
@@ -87,36 +89,99 @@ def run_identity(job: Job, gold: str | None, inputs: dict[str, list[str]]) -> di
     The codebook, the data settings, the backends (options and the files they read: lexicons, model
     weights), how the gold is split, and the gold documents themselves. Not what only scores or
     reports them (bootstrap, metrics, learning-curve sizes, which backends code the corpus): those
-    may change between runs over one directory.
+    may change between runs over one directory. Settings are hashed in a normal form, so a job that
+    says the same thing in other words (``train: true`` or ``train: {}``, an option left out or
+    given at its default, ``./data/x.csv`` or ``data/x.csv``) resumes the directory.
     """
     return {
-        "config": _made_from_hash(job, operational=False),
+        "config": _made_from_hash(job),
         "gold": gold,
         "backend_inputs": inputs,
     }
 
 
-def _made_from_hash(job: Job, *, operational: bool) -> str:
-    """The hash of the settings a run's results come from; ``operational`` keeps the options that
-    only say how a backend runs (concurrency, budget, devices), as earlier versions hashed them."""
+def _made_from_hash(job: Job) -> str:
+    """The hash of the settings a run's results come from, however the job spells them."""
     config = job.config.model_dump(mode="json")
+    data = {section: _normal_table(table) for section, table in config["data"].items()}
+    return _settings_hash(config, data, [_result_backend(backend) for backend in job.backends])
+
+
+def _written_hashes(job: Job) -> tuple[str, str]:
+    """The hashes earlier versions recorded for ``job``: its options as written less the operational
+    ones, and before that with them. A directory they claimed resumes with the same job file."""
+    config = job.config.model_dump(mode="json")
+    written = config["backends"]
+    without_operational = [
+        _written_result_backend(entry, backend) for entry, backend in zip(written, job.backends, strict=True)
+    ]
+    return (
+        _settings_hash(config, config["data"], without_operational),
+        _settings_hash(config, config["data"], written),
+    )
+
+
+def _settings_hash(config: dict[str, Any], data: Any, backends: list[dict[str, Any]]) -> str:
+    """The hash of a job's codebook, ``data`` and ``backends`` settings, and how its gold is split."""
     evaluation = config["evaluation"]
-    backends = config["backends"]
-    if not operational:
-        backends = [
-            _result_backend(entry, resolved) for entry, resolved in zip(backends, job.backends, strict=True)
-        ]
     made_from = {
         "task": config["task"],
-        "data": config["data"],
+        "data": data,
         "backends": backends,
         "split": {key: evaluation[key] for key in ("test_size", "seed", "stratify")},
     }
     return hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()
 
 
-def _result_backend(entry: dict[str, Any], backend: ResolvedBackend) -> dict[str, Any]:
-    """A backend entry of the job less its operational options (see ``scalecode.operational``)."""
+def _result_backend(backend: ResolvedBackend) -> dict[str, Any]:
+    """A backend of the job as what its results come from: its plugin by name (an alias is the same
+    class), its options as validated, and its training options as validated, or None when it is
+    not trained (``train: true`` and ``train: {}`` alike)."""
+    train = backend.config.train
+    return {
+        "name": backend.name,
+        "plugin": backend.info.name,
+        "params": _result_options(backend.params, backend.config.params),
+        "train": None
+        if backend.train is None
+        else _result_options(backend.train, train if isinstance(train, dict) else {}),
+    }
+
+
+def _result_options(options: BackendParams, written: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated ``options`` less those at their defaults and the operational ones (see
+    ``scalecode.operational``); ``written`` are the same options as the job wrote them."""
+    # Left out at their defaults: one given at its default says what leaving it out says, and an
+    # option a plugin adds later (at a default that keeps what it did) leaves identities alone.
+    values = options.model_dump(mode="json", exclude_defaults=True)
+    # A value read from the environment counts by its reference: the identity is not the secret's,
+    # and a rotated key or token is the same job.
+    values.update({key: value for key, value in written.items() if _reads_environment(value)})
+    return type(options).result_options(values)
+
+
+def _reads_environment(value: Any) -> bool:
+    """Whether ``value`` holds an ``{"$env": NAME}`` reference, at any depth."""
+    try:
+        resolve_env(value, {})
+    except KeyError:  # no variable is set in an empty environment: a reference was met
+        return True
+    return False
+
+
+def _normal_table(table: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if table is None else {**table, "path": _normal_path(table["path"])}
+
+
+def _normal_path(path: str) -> str:
+    """``path`` spelled plainly (no ``./``, ``//``, ``x/..`` or trailing ``/``), lexically: links are
+    not followed, as the job names a path, not what it points to today. A URI is left as written:
+    in an object store's key those are characters of the name, and ``a//b`` names another object."""
+    return path if is_uri(path) else os.path.normpath(path)
+
+
+def _written_result_backend(entry: dict[str, Any], backend: ResolvedBackend) -> dict[str, Any]:
+    """A backend entry as the job wrote it, less its operational options (as earlier versions hashed it)."""
     cls = backend.info.backend_class
     entry = {**entry, "params": cls.Params.result_options(entry["params"])}
     if isinstance(entry["train"], dict):
@@ -146,7 +211,7 @@ def _claim(out: Path, job: Job, identity: dict[str, Any]) -> None:
     if before is None:  # written by a version that hashed the whole job file
         if previous.get("fingerprint") != job_fingerprint(job):
             raise ScalecodeError(_refusal(out, f"a different job ({previous.get('job_file')})"))
-    elif before["config"] not in (identity["config"], _made_from_hash(job, operational=True)):
+    elif before["config"] not in (identity["config"], *_written_hashes(job)):
         raise ScalecodeError(_refusal(out, f"a different job ({previous.get('job_file')})"))
     elif before.get("gold") is not None and before["gold"] != identity["gold"]:
         raise ScalecodeError(
