@@ -17,6 +17,7 @@ the same prompts, the loss on the answer's tokens only.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Sequence
@@ -51,13 +52,19 @@ MODEL_DIR = "model"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
+log = logging.getLogger(__name__)
+_warned: set[tuple[Any, ...]] = set()  # warnings already given in this process
+
 
 class CausalParams(BackendParams):
     model: str = Field(description="a model folder, a hub id (org/name) or a .gguf file")
     revision: str | None = None
     trust_remote_code: bool = False
     max_length: int = Field(
-        512, ge=8, description="tokens of a document in the prompt; longer ones are truncated"
+        512,
+        ge=8,
+        description="tokens of a document in the prompt; longer ones are truncated (to fewer where the "
+        "model's positions hold no more besides the rest of the prompt)",
     )
     batch_size: int = operational(8, ge=1, description="sequences (document and answer) per forward pass")
     precision: Precision = "auto"
@@ -78,9 +85,12 @@ NOT_FOR_TRAINING = frozenset({"model", "revision", "trust_remote_code"}) | Causa
 
 
 class CausalScorer:
-    """Prompts, candidate answers and their likelihoods for one task, model and tokenizer."""
+    """Prompts, candidate answers and their likelihoods for one task, model and tokenizer.
 
-    def __init__(self, task: Task, tokenizer: Any, params: dict[str, Any]) -> None:
+    ``config``, the model's configuration, caps the documents' tokens so that every sequence fits in
+    the model's positions; without it, documents are cut at ``max_length`` only."""
+
+    def __init__(self, task: Task, tokenizer: Any, params: dict[str, Any], config: Any = None) -> None:
         from scalecode_hf import prompts
 
         self.task = task
@@ -90,21 +100,78 @@ class CausalScorer:
         shown = params.get("few_shot")
         self.examples: list[Example] = list(task.examples if shown is None else task.examples[:shown])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.system_role = prompts.takes_system_role(tokenizer)
+        self.max_length = self._document_length(config)
+        if not prompts.answers_end(tokenizer):
+            name = str(getattr(tokenizer, "name_or_path", "") or "the tokenizer")
+            _warn_once(
+                ("unended", name),
+                "%s: nothing ends an answer (the chat template writes no end of turn and the tokenizer "
+                "has no eos_token), so of two answers where one is a prefix of the other ('Pos' and "
+                "'Positive', '1' and '10') the shorter is always at least as likely: they cannot be "
+                "told apart",
+                name,
+            )
+
+    def _document_length(self, config: Any) -> int:
+        """``max_length``, or fewer tokens where the model's positions hold no more of the document
+        besides the rest of the prompt and the longest answer: beyond its positions a model with
+        learned position embeddings fails whole batches with an index error."""
+        from scalecode_hf.encoder import position_limit
+
+        asked: int = self.params["max_length"]
+        positions = None if config is None else position_limit(config, self.tokenizer)
+        if positions is None:
+            return asked
+        around = max(  # the prompt without a document and the longest answer
+            len(tokens) + max(map(len, answers))
+            for tokens, answers in (self.encode(c, r) for c, r in self.conversations(""))
+        )
+        room = positions - around
+        if room < 1:
+            raise ValueError(
+                f"the prompt takes {around} of the model's {positions} positions before any document: "
+                "show fewer codebook examples (few_shot) or shorten the instructions"
+            )
+        if asked <= room:
+            return asked
+        _warn_once(
+            ("positions", asked, room),
+            "max_length %d and the prompt's other %d tokens are more than the model's %d positions; "
+            "documents are cut at %d",
+            asked,
+            around,
+            positions,
+            room,
+        )
+        return room
 
     def truncate(self, text: str) -> tuple[str, bool]:
+        """The document cut to ``max_length`` tokens (as capped), and whether it was cut."""
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        limit = self.params["max_length"]
-        return (text, False) if len(ids) <= limit else (self.tokenizer.decode(ids[:limit]), True)
+        limit = keep = self.max_length
+        if len(ids) <= limit:
+            return text, False
+        # A cut in the middle of a character decodes to a replacement character, which encodes again
+        # as more tokens than it was cut from: one too many is past the model's positions.
+        while keep > 0:
+            cut: str = self.tokenizer.decode(ids[:keep])
+            if len(self.tokenizer(cut, add_special_tokens=False)["input_ids"]) <= limit:
+                return cut, True
+            keep -= 1
+        return "", True
 
     def conversations(self, text: str) -> list[tuple[list[dict[str, str]], list[str]]]:
         """(conversation, answers) pairs for one document: one pair, or one per label (multi-label)."""
-        p = self.prompts
+        p, system_role = self.prompts, self.system_role
         if self.task.type is TaskType.MULTILABEL:
             return [
-                (p.messages(self.task, text, self.examples, label), [p.YES, p.NO])
+                (p.messages(self.task, text, self.examples, label, system_role=system_role), [p.YES, p.NO])
                 for label in self.task.label_names
             ]
-        return [(p.messages(self.task, text, self.examples), p.candidates(self.task))]
+        return [
+            (p.messages(self.task, text, self.examples, system_role=system_role), p.candidates(self.task))
+        ]
 
     def encode(
         self, conversation: list[dict[str, str]], replies: Sequence[str]
@@ -162,6 +229,13 @@ class CausalScorer:
             )
         points = np.array(self.prompts.rating_points(self.task))
         return Predictions(score=np.array([float(p @ points) for p in probs]), extra=extra)
+
+
+def _warn_once(key: tuple[Any, ...], message: str, *args: Any) -> None:
+    """A warning given once per process: every Ray actor and training worker builds its own scorer."""
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
 
 
 class CausalLMBackend(Backend):
@@ -242,13 +316,17 @@ class CausalLMBackend(Backend):
         self.scorer = self._prompt_scorer()
 
     def _prompt_scorer(self) -> CausalScorer:
-        """The prompts and answers of the model in use, from its tokenizer alone (no weights)."""
-        from transformers import AutoTokenizer
+        """The prompts and answers of the model in use, from its tokenizer and configuration alone
+        (no weights)."""
+        from transformers import AutoConfig, AutoTokenizer
 
         location, kwargs = self._location()
-        return CausalScorer(
-            self.task, AutoTokenizer.from_pretrained(location, **kwargs), self.params.model_dump()
-        )
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        # The base model's configuration: a trained folder may hold only a LoRA adapter, and training
+        # changes no model's positions.
+        base, base_kwargs = self.source.pretrained()
+        config = AutoConfig.from_pretrained(base, **base_kwargs)
+        return CausalScorer(self.task, tokenizer, self.params.model_dump(), config)
 
     def _with_adapter(self, folder: Path) -> Any:
         """The base model (``model:``) with the LoRA adapter saved in ``folder``, merged in memory:

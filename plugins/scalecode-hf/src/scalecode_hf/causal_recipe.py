@@ -49,7 +49,7 @@ class CausalRecipe:
     """Built on each worker from the plain dict that ``CausalLMBackend.fit`` prepares."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         self.config = config
         self.task = Task.model_validate(config["task"])
@@ -57,7 +57,12 @@ class CausalRecipe:
         location, kwargs = self.source.pretrained()
         # The operational options (validation's batch size) travel apart, outside the checkpoints' claim.
         params = {**config["params"], **config.get(OPERATIONAL, {})}
-        self.scorer = CausalScorer(self.task, AutoTokenizer.from_pretrained(location, **kwargs), params)
+        self.scorer = CausalScorer(
+            self.task,
+            AutoTokenizer.from_pretrained(location, **kwargs),
+            params,
+            AutoConfig.from_pretrained(location, **kwargs),
+        )
 
     def build(self, device: torch.device) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM

@@ -77,15 +77,46 @@ def answer(task: Task, example: Example, label: str | None = None) -> str:
 
 
 def messages(
-    task: Task, text: str, examples: Sequence[Example], label: str | None = None
+    task: Task,
+    text: str,
+    examples: Sequence[Example],
+    label: str | None = None,
+    *,
+    system_role: bool = True,
 ) -> list[dict[str, str]]:
-    """The conversation for one document (and, multi-label, one label)."""
+    """The conversation for one document (and, multi-label, one label); without ``system_role`` the
+    instructions open the first user message (see takes_system_role)."""
     conversation = [{"role": "system", "content": system_message(task, label)}]
     for example in examples:
         conversation.append({"role": "user", "content": example.text})
         conversation.append({"role": "assistant", "content": answer(task, example, label)})
     conversation.append({"role": "user", "content": text})
-    return conversation
+    return conversation if system_role else without_system_role(conversation)
+
+
+def without_system_role(conversation: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The system message put at the start of the first user message, a blank line before it: what
+    later Mistral templates do themselves, and the usual way to instruct a model trained without a
+    system role (Gemma, Mistral v0.1)."""
+    system, first, *rest = conversation
+    assert system["role"] == "system"
+    assert first["role"] == "user"
+    return [{"role": "user", "content": f"{system['content']}\n\n{first['content']}"}, *rest]
+
+
+def takes_system_role(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template renders a system message. Gemma's and Mistral v0.1's call
+    raise_exception for one; asked once per tokenizer, so that no document has to fail to find out."""
+    if not getattr(tokenizer, "chat_template", None):
+        return True  # the plain transcript has a line for every role
+    from jinja2.exceptions import TemplateError
+
+    probe = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello."}]
+    try:
+        tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+    except TemplateError:
+        return False
+    return True
 
 
 def candidates(task: Task) -> list[str]:
@@ -113,9 +144,26 @@ def render(tokenizer: Any, conversation: list[dict[str, str]], reply: str | None
 
 
 def continuation(tokenizer: Any, conversation: list[dict[str, str]], reply: str) -> str:
-    """The text the model must produce to give ``reply``: the reply and the end of the turn."""
+    """The text the model must produce to give ``reply``: the reply and the end of the turn, which is
+    what the template writes after an answer or, where it writes nothing, the eos token.
+
+    Scored without an end, an answer that is the prefix of another ("Pos", "Positive") would be at least
+    as likely as the longer one whatever the model thinks: the longer one's likelihood is the shorter's
+    times that of the rest. With the end, the shorter one's includes the model's odds that it stops there.
+    """
     prompt = render(tokenizer, conversation)
     full = render(tokenizer, conversation, reply)
-    if full.startswith(prompt):
-        return full[len(prompt) :]
-    return reply + (tokenizer.eos_token or "")
+    text = full[len(prompt) :] if full.startswith(prompt) else reply
+    return text if ends_turn(text, reply) else text + (tokenizer.eos_token or "")
+
+
+def ends_turn(text: str, reply: str) -> bool:
+    """Whether ``text``, a reply as the template wrote it, goes on past the reply with more than spaces
+    (an end-of-turn token such as ``<|im_end|>``, or the eos token)."""
+    return not text.rstrip().endswith(reply.strip())
+
+
+def answers_end(tokenizer: Any) -> bool:
+    """Whether the answers scored with this tokenizer end with an end marker (see continuation)."""
+    probe = "Hello."
+    return ends_turn(continuation(tokenizer, [{"role": "user", "content": "Hi."}], probe), probe)
