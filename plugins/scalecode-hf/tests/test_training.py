@@ -21,11 +21,13 @@ from scalecode_hf.encoder import EncoderBackend
 from scalecode_hf.options import TrainOptions
 
 
-def _fit_scores(model: Path, out: Path, **options: Any) -> tuple[EncoderBackend, FitReport, GoldSet]:
-    """A tiny encoder fitted to 80 sample scores (state in out/state, checkpoints in out/checkpoints)."""
+def _fit_scores(
+    model: Path, out: Path, n: int = 80, **options: Any
+) -> tuple[EncoderBackend, FitReport, GoldSet]:
+    """A tiny encoder fitted to ``n`` sample scores (state in out/state, checkpoints in out/checkpoints)."""
     task = sample_task(TaskType.REGRESSION)
     backend = EncoderBackend(task, {"model": str(model), "pooling": "mean", "max_length": 32})
-    gold = sample_gold(task, n=80)
+    gold = sample_gold(task, n=n)
     train = TrainOptions(batch_size=8, learning_rate=5e-3, early_stopping_patience=0, **options)
     config = FitConfig(output_dir=out / "state", checkpoint_dir=out / "checkpoints", options=train)
     return backend, backend.fit(gold, None, config), gold
@@ -95,6 +97,30 @@ def test_a_refit_trains_on_every_training_document_for_the_chosen_epochs(tiny_be
     assert all(torch.equal(kept[name], refit_last[name]) for name in shared)
     assert not all(torch.equal(kept[name], validation_best[name]) for name in shared)
     assert backend.predict_batch(["good great", "terrible crisis"]).score is not None
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_two_workers_train_on_every_document_of_an_odd_count(tiny_bert, tmp_path):
+    """Ray Train's equal shards drop the rows left over; 81 documents on 2 workers must not lose one."""
+    _, report, _ = _fit_scores(
+        tiny_bert, tmp_path, n=81, workers=2, epochs=1, validation_size=0.25, refit=True
+    )
+    assert report.n_train == 81
+    history = json.loads((tmp_path / "state" / "training.json").read_text())
+    (refit,) = [h for h in history if h.get("phase") == "refit"]
+    assert refit["samples"] == 82  # 41 on each worker: every document, and one of them twice
+
+
+def test_rows_left_over_from_equal_shards_are_made_up_from_the_first():
+    import pyarrow as pa
+
+    from scalecode_hf.training import whole_for_workers
+
+    table = pa.table({"i": list(range(7))})
+    assert whole_for_workers(table, 1) is table
+    assert whole_for_workers(table, 4).column("i").to_pylist() == [0, 1, 2, 3, 4, 5, 6, 0]
+    assert whole_for_workers(table, 3).column("i").to_pylist() == [0, 1, 2, 3, 4, 5, 6, 0, 1]
+    assert whole_for_workers(table.slice(0, 6), 3).num_rows == 6
 
 
 def _last_checkpoint(run: Path, weights: str) -> dict[str, torch.Tensor]:

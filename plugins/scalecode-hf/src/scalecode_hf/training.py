@@ -277,6 +277,7 @@ def train_loop(config: dict[str, Any]) -> None:
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)) if losses else None,
             "samples_per_second": seen * world / elapsed if elapsed > 0 else None,
+            "samples": seen * world,  # every rank's shard is as long as this one's
             "optimizer_steps": state["step"],  # since the start of training
             **scores,
         }
@@ -384,6 +385,18 @@ def claim_checkpoints(checkpoint_dir: Path, config: dict[str, Any], table: pa.Ta
             "delete that folder or give this training another checkpoint folder"
         )
     marker.write_text(digest + "\n")
+
+
+def whole_for_workers(table: pa.Table, workers: int) -> pa.Table:
+    """``table`` with its first few rows again at the end, so that its rows divide among ``workers``.
+
+    Ray Train splits the training set among the workers in equal shards and drops the rows left
+    over: up to ``workers - 1`` training documents would never be trained on. Repeating as many as
+    are missing (what torch's DistributedSampler does) trains on every document, a few of them
+    twice an epoch.
+    """
+    missing = -table.num_rows % workers
+    return pa.concat_tables([table, table.slice(0, missing)]) if missing else table
 
 
 def _read_shard(shard: Any) -> dict[str, np.ndarray]:
@@ -595,7 +608,7 @@ def run_training(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             logging_config=LoggingConfig(log_level="WARNING"),
         ),
-        datasets={"train": ray.data.from_arrow(train_table)},
+        datasets={"train": ray.data.from_arrow(whole_for_workers(train_table, options.workers))},
     )
     result = trainer.fit()
     if result.checkpoint is None:
