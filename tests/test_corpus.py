@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -357,8 +358,20 @@ def test_a_document_that_kills_every_replica_stops_the_run_naming_the_backend(pl
     )
     corpus = tmp_path / "c.csv"
     corpus.write_text("id,text\n" + "".join(f"{i},{'poison' if i == 7 else 'good'} {i}\n" for i in range(20)))
-    with pytest.raises(BackendError, match=r"backend 'toxic': a replica's process died .* at most 2 times"):
+    with pytest.raises(
+        BackendError, match=r"backend 'toxic': a replica's process died .* at most 2 times"
+    ) as info:
         run_corpus(spec, corpus, tmp_path / "out")
+    # The error names the batch the replicas kept dying on: the poisoned document is among its few.
+    named = re.search(
+        r"The replicas died (\d+) times coding (\d+) documents? "
+        r"\(ids ([^;]*); rows (\d+) to (\d+) of c\.csv\)",
+        str(info.value),
+    )
+    assert named, str(info.value)
+    times, documents, first_row, last_row = (int(named[i]) for i in (1, 2, 4, 5))
+    assert times > 1 and documents <= 4 and first_row <= 7 <= last_row
+    assert "'7'" in named[3]
 
 
 @pytest.mark.parametrize(

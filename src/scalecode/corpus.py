@@ -48,17 +48,15 @@ from scalecode.backend import Resources
 from scalecode.config import TableConfig
 from scalecode.inference import (
     DOC_HASH,
-    PATH,
     READ_CPUS,
     BackendSpec,
     cluster_pool,
-    coded_batches,
-    map_with_backend,
+    code_dataset,
     plan_chunk_rows,
 )
 from scalecode.plugins import load_plugins
 from scalecode.predictions import CODED_AT, RETRY, to_retry
-from scalecode.sources import ID, ROW, TEXT, Piece, SourceFile, plan_pieces, read_piece
+from scalecode.sources import ID, PATH, ROW, TEXT, Piece, SourceFile, plan_pieces, read_piece
 
 PIECE_ROWS = 1_000_000  # rows of Parquet row groups read by one task
 COUNT_CHUNK_ROWS = 65_536  # rows read at a time when only counting what is left to code
@@ -326,8 +324,7 @@ def code_corpus(
         chunk_rows = corpus_chunk_rows(documents, todo, int(index.size), resources.batch_size, replicas)
         dataset = read_dataset(pieces, table, spec, chunk_rows, index)
         writer = ShardWriter(out_dir, files, summary)
-        coded = map_with_backend(dataset, spec, resources, batch_size=chunk_rows)
-        for batch in coded_batches(coded, spec):
+        for batch in code_dataset(dataset, spec, resources, batch_size=chunk_rows):
             writer.write(batch)
             if progress is not None:
                 progress(len(batch))

@@ -30,12 +30,13 @@ import pyarrow.compute as pc
 from scalecode.backend import Backend, Resources
 from scalecode.config import resolve_env
 from scalecode.errors import BackendError, StopRun
+from scalecode.inflight import BatchSummary, start_in_flight, suspects_message
 from scalecode.plugins import load_plugins
 from scalecode.predictions import BatchShapeError, conform, error_rows, predictions_table
-from scalecode.sources import CORRUPT, ID, ROW, TEXT
+from scalecode.sources import CORRUPT, ID, PATH, ROW, TEXT
 from scalecode.task import Task
 
-PATH, DOC_HASH = "path", "doc_hash"
+DOC_HASH = "doc_hash"
 PASSTHROUGH = (PATH, ROW, DOC_HASH)
 # Ray Data's actor pools restart a dead replica and resend its batch forever by default: a document
 # that kills the process (out of memory, a crash in native code) would be loaded and sent again
@@ -189,13 +190,24 @@ def check_stopped(table: pa.Table) -> None:
 class BackendActor:
     """Ray Data callable class: builds and loads the backend once per actor, codes batches."""
 
-    def __init__(self, spec: BackendSpec) -> None:
+    def __init__(self, spec: BackendSpec, in_flight: Any = None) -> None:
         self.spec = spec
+        self.in_flight = in_flight  # an ``InFlight`` actor, told of each batch (``scalecode.inflight``)
         self.backend = spec.build()
         self.backend.load()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return code_batch(self.backend, self.spec.name, batch)
+        if self.in_flight is None:
+            return code_batch(self.backend, self.spec.name, batch)
+        import ray
+
+        summary = BatchSummary.of(batch)
+        # Waited for: were this process to die at once, a message still on its way could be lost. The
+        # finish need not be: the next start, from this process to the same actor, comes after it.
+        ray.get(self.in_flight.start.remote(summary))
+        table = code_batch(self.backend, self.spec.name, batch)
+        self.in_flight.finish.remote(summary)
+        return table
 
 
 # --- Ray ---------------------------------------------------------------------------------------
@@ -330,11 +342,27 @@ def cluster_pool(resources: Resources) -> Pool:
     return plan_pool(resources, *cluster_resources())
 
 
-def map_with_backend(
+def code_dataset(
     dataset: Any, spec: BackendSpec, resources: Resources, batch_size: int | None = None
+) -> Iterator[pa.Table]:
+    """The dataset coded by an actor pool of the backend, ``batch_size`` documents per call at most
+    (the backend's own batch size unless given), as the coded batches come; a backend's StopRun and
+    a replica that kept dying are raised as errors naming the backend (and, for the latter, the
+    documents it died on)."""
+    in_flight = start_in_flight()
+    return coded_batches(map_with_backend(dataset, spec, resources, batch_size, in_flight), spec, in_flight)
+
+
+def map_with_backend(
+    dataset: Any,
+    spec: BackendSpec,
+    resources: Resources,
+    batch_size: int | None = None,
+    in_flight: Any = None,
 ) -> Any:
     """The dataset coded by an actor pool of the backend, ``batch_size`` documents per call at most
-    (the backend's own batch size unless given)."""
+    (the backend's own batch size unless given); ``in_flight``: an ``InFlight`` actor the replicas
+    tell of each batch."""
     from ray.data import ActorPoolStrategy
 
     pool = cluster_pool(resources)
@@ -346,7 +374,7 @@ def map_with_backend(
         )
         return dataset.map_batches(
             BackendActor,
-            fn_constructor_args=(spec,),
+            fn_constructor_args=(spec, in_flight),
             batch_size=batch_size or resources.batch_size,
             batch_format="pyarrow",
             # Every replica starts at once: started one by one as the pool grows, the last starts a
@@ -361,7 +389,7 @@ def map_with_backend(
         )
 
 
-def coded_batches(coded: Any, spec: BackendSpec) -> Iterator[pa.Table]:
+def coded_batches(coded: Any, spec: BackendSpec, in_flight: Any = None) -> Iterator[pa.Table]:
     """The batches of a dataset coded by ``map_with_backend``, as they come; a backend's StopRun and
     a replica that kept dying are raised here as errors naming the backend."""
     from ray.exceptions import RayActorError
@@ -376,7 +404,9 @@ def coded_batches(coded: Any, spec: BackendSpec) -> Iterator[pa.Table]:
             "a replica's process died (killed for lack of memory, or crashed in native code) more "
             f"often than it is replaced: a batch is sent again at most {BATCH_RETRIES} times, a "
             f"replica restarted at most {REPLICA_RESTARTS} times, so that a document that kills it "
-            f"stops the run instead of being retried forever. Ray said: {exc}",
+            f"stops the run instead of being retried forever."
+            + (suspects_message(in_flight) if in_flight is not None else "")
+            + f" Ray said: {exc}",
         ) from exc
 
 
@@ -392,8 +422,7 @@ def predict_texts(
     table = pa.table({ID: pa.array(list(ids), pa.string()), TEXT: pa.array(list(texts), pa.string())})
     rows = plan_chunk_rows(len(table), resources.batch_size, cluster_pool(resources).size)
     dataset = ray.data.from_arrow(table).repartition(max(1, -(-len(table) // rows)))
-    coded = map_with_backend(dataset, spec, resources, batch_size=rows)
-    parts = list(coded_batches(coded, spec))
+    parts = list(code_dataset(dataset, spec, resources, batch_size=rows))
     if not parts:
         return pa.table({})
     return pa.concat_tables(parts, promote_options="permissive")  # batches may differ as in code_batch

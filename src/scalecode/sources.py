@@ -40,6 +40,7 @@ from scalecode.errors import DataError
 from scalecode.readers import Reader
 
 ID, TEXT, ROW, CORRUPT = "id", "text", "row", "corrupt"
+PATH = "path"  # the corpus file a row came from, added where it is read for coding
 BUILTIN_FORMATS = ("parquet", "csv", "tsv", "jsonl")
 _JSONL_BLOCK = 8 * 1024 * 1024  # bytes of JSON Lines parsed at once
 _LINE_BLOCK = 1 << 20  # bytes read at a time while looking for the last whole line
