@@ -14,7 +14,7 @@ import numbers
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -55,6 +55,37 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+# Of those, the ones that compute the codes themselves (the rest shape scores, which every run
+# computes afresh from what is kept, or only the record).
+CODING_LIBRARIES = ("torch", "transformers", "peft")
+
+
+def versions_of(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The versions that shape the codes a run keeps, as a manifest records them: scalecode's, each
+    backend's plugin's, and those of the libraries that compute codes."""
+    versions: dict[str, Any] = {"scalecode": manifest.get("scalecode")}
+    for name, backend in (manifest.get("backends") or {}).items():
+        if isinstance(backend, Mapping) and backend.get("plugin_package"):
+            versions[f"{backend['plugin_package']} (backend {name})"] = backend.get("plugin_version")
+    libraries = manifest.get("libraries") or {}
+    versions.update({name: libraries[name] for name in CODING_LIBRARIES if name in libraries})
+    return {what: str(version) for what, version in versions.items() if version is not None}
+
+
+def version_changes(previous_manifest: Path, now: Mapping[str, str]) -> list[str]:
+    """``what before -> now`` for each version ``now`` holds that differs from the one the run which
+    wrote ``previous_manifest`` recorded; none where there is no such file, or it cannot be read."""
+    try:
+        before = versions_of(json.loads(previous_manifest.read_text(encoding="utf-8")))
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [
+        f"{what} {before[what]} -> {now[what]}"
+        for what in sorted(before.keys() & now.keys())
+        if before[what] != now[what]
+    ]
 
 
 def host() -> dict[str, Any]:

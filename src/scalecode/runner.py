@@ -43,7 +43,16 @@ from scalecode.curves import CurveRun, CurveSizeWarning, curve_sizes, summarise
 from scalecode.data import CorpusInfo, inspect_corpus, load_gold
 from scalecode.errors import ScalecodeError
 from scalecode.inference import BackendSpec, predict_texts, start_ray
-from scalecode.manifest import host, library_versions, now, plugin_records, table_hashes, write_json
+from scalecode.manifest import (
+    host,
+    library_versions,
+    now,
+    plugin_records,
+    table_hashes,
+    version_changes,
+    versions_of,
+    write_json,
+)
 from scalecode.plugins import Plugins
 from scalecode.predictions import RETRY, to_retry
 from scalecode.readers import Reader
@@ -380,6 +389,28 @@ class Runner:
         self.task = job.task  # the codebook handed to backends, with any examples drawn from the gold
         self._lock: IO[bytes] | None = None  # held while running (see _lock)
 
+    def _warn_of_upgrades(self) -> None:
+        """Say so where scalecode, a backend's plugin or a library that shapes results has another
+        version than in this directory's last run: what is kept here is reused as it is."""
+        now_installed = versions_of(
+            {
+                "scalecode": __version__,
+                "libraries": library_versions(),
+                "backends": {
+                    b.name: {"plugin_package": b.info.plugin.name, "plugin_version": b.info.plugin.version}
+                    for b in self.job.backends
+                },
+            }
+        )
+        changes = version_changes(self.out / "manifest.json", now_installed)
+        if changes:
+            self.echo(
+                f"warning: versions changed since this directory's last run: {', '.join(changes)}. "
+                "Trained models, gold predictions and coded corpus rows kept here are reused as they "
+                "are; to have all of them from the versions installed now, use another output.dir "
+                "(or delete what should be made again)"
+            )
+
     def _timed(self, name: str, started: float) -> None:
         self.timings[name] = round(time.perf_counter() - started, 3)
 
@@ -424,6 +455,7 @@ class Runner:
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.out)  # before the claim: two jobs starting at once on one new directory
         _claim(self.out, job, run_identity(job, gold_fingerprint(gold) if gold is not None else None, inputs))
+        self._warn_of_upgrades()
         self.manifest = {
             "scalecode": __version__,
             "started": now(),
