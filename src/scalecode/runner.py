@@ -18,9 +18,10 @@ model file. Scoring settings (bootstrap, metrics, learning-curve sizes) may chan
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
+import posixpath
 import shutil
 import sys
 import time
@@ -34,6 +35,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from scalecode import __version__
 from scalecode.backend import BackendParams, FitConfig, FitReport, GoldSet
@@ -160,13 +162,19 @@ def _result_backend(backend: ResolvedBackend) -> dict[str, Any]:
 def _result_options(options: BackendParams, written: Mapping[str, Any]) -> dict[str, Any]:
     """Validated ``options`` less those at their defaults and the operational ones (see
     ``scalecode.operational``); ``written`` are the same options as the job wrote them."""
+    cls = type(options)
+    # Validated again without the operational options: a validator may derive a result option from
+    # one (the openai backend's mode: batch sets structured_output), and switching those must not
+    # make another job. Where the rest does not validate alone, the options as validated serve.
+    with contextlib.suppress(ValidationError, KeyError):
+        options = cls.model_validate(cls.result_options(resolve_env(dict(written))))
     # Left out at their defaults: one given at its default says what leaving it out says, and an
     # option a plugin adds later (at a default that keeps what it did) leaves identities alone.
     values = options.model_dump(mode="json", exclude_defaults=True)
     # A value read from the environment counts by its reference: the identity is not the secret's,
     # and a rotated key or token is the same job.
     values.update({key: value for key, value in written.items() if _reads_environment(value)})
-    return type(options).result_options(values)
+    return cls.result_options(values)
 
 
 def _reads_environment(value: Any) -> bool:
@@ -186,7 +194,7 @@ def _normal_path(path: str) -> str:
     """``path`` spelled plainly (no ``./``, ``//``, ``x/..`` or trailing ``/``), lexically: links are
     not followed, as the job names a path, not what it points to today. A URI is left as written:
     in an object store's key those are characters of the name, and ``a//b`` names another object."""
-    return path if is_uri(path) else os.path.normpath(path)
+    return path if is_uri(path) else posixpath.normpath(path)  # the same on every system
 
 
 def _written_result_backend(entry: dict[str, Any], backend: ResolvedBackend) -> dict[str, Any]:

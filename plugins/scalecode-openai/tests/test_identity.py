@@ -89,6 +89,17 @@ def test_a_run_resumes_after_its_budget_is_raised_but_not_after_its_model_change
         claim(tmp_path, plugins, temperature=0.7)
 
 
+def test_a_run_coded_online_resumes_in_batch_mode_and_back(tmp_path, plugins):
+    """What a budget stop suggests: finish the corpus through the Batch API at half the price. Batch
+    mode's validation sets structured_output from auto to json_schema; that must not make it another
+    job, while naming json_schema outright does."""
+    claim(tmp_path, plugins)
+    claim(tmp_path, plugins, mode="batch", batch_poll_s=5)
+    claim(tmp_path, plugins)
+    with pytest.raises(ScalecodeError, match="holds a run made from a different job"):
+        claim(tmp_path, plugins, structured_output="json_object")
+
+
 def test_a_run_directory_claimed_by_the_earlier_identity_is_still_accepted(tmp_path, plugins):
     """Earlier versions hashed every option, operational ones included; their directories resume."""
     claim(tmp_path, plugins)
