@@ -260,3 +260,22 @@ def test_a_prompt_too_long_for_the_model_even_without_the_document_is_refused(ti
     folder = _tiny_gpt2(tiny_llama, tmp_path / "gpt2", positions=32)
     with pytest.raises(ValueError, match="few_shot"):
         CausalLMBackend(SENTIMENT, {"model": str(folder), "max_length": 64}).predict_batch(["bad"])
+
+
+def test_a_loaded_model_caps_documents_with_its_own_configuration(tiny_llama, tmp_path, monkeypatch):
+    """Reading the base model's configuration again in each replica could mean converting a GGUF
+    file in every one of them, or reaching the hub for a model already loaded from a run directory."""
+    folder = _tiny_gpt2(tiny_llama, tmp_path / "gpt2", positions=256)
+    given: list[object] = []
+    build = causal.CausalScorer.__init__
+
+    def spy(self, task, tokenizer, params, config=None):  # type: ignore[no-untyped-def]
+        given.append(config)
+        build(self, task, tokenizer, params, config)
+
+    monkeypatch.setattr(causal.CausalScorer, "__init__", spy)
+    backend = CausalLMBackend(SENTIMENT, {"model": str(folder), "max_length": 512})
+    backend.load()
+    assert backend.model is not None and given == [backend.model.config]
+    assert given[0] is backend.model.config
+    assert backend.scorer is not None and backend.scorer.max_length < 256

@@ -313,19 +313,21 @@ class CausalLMBackend(Backend):
                 **kwargs,
             ).eval()
         self.model.to(self.device)
-        self.scorer = self._prompt_scorer()
+        self.scorer = self._prompt_scorer(self.model.config)
 
-    def _prompt_scorer(self) -> CausalScorer:
+    def _prompt_scorer(self, config: Any = None) -> CausalScorer:
         """The prompts and answers of the model in use, from its tokenizer and configuration alone
-        (no weights)."""
+        (no weights); ``config``, the loaded model's, else the base model's is read."""
         from transformers import AutoConfig, AutoTokenizer
 
         location, kwargs = self._location()
         tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-        # The base model's configuration: a trained folder may hold only a LoRA adapter, and training
-        # changes no model's positions.
-        base, base_kwargs = self.source.pretrained()
-        config = AutoConfig.from_pretrained(base, **base_kwargs)
+        if config is None:
+            # The base model's: a trained folder may hold only a LoRA adapter, and training changes
+            # no model's positions. (Only before training: a loaded model brings its own, and reading
+            # the base's again could mean converting a GGUF file in every replica.)
+            base, base_kwargs = self.source.pretrained()
+            config = AutoConfig.from_pretrained(base, **base_kwargs)
         return CausalScorer(self.task, tokenizer, self.params.model_dump(), config)
 
     def _with_adapter(self, folder: Path) -> Any:
