@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from scalecode.backend import Backend, Resources
 from scalecode.config import resolve_env
 from scalecode.errors import BackendError, StopRun
-from scalecode.inflight import BatchSummary, start_in_flight, suspects_message
+from scalecode.inflight import BatchSummary, start_in_flight, suspects_message, tell
 from scalecode.plugins import load_plugins
 from scalecode.predictions import BatchShapeError, conform, error_rows, predictions_table
 from scalecode.sources import CORRUPT, ID, PATH, ROW, TEXT
@@ -199,14 +199,13 @@ class BackendActor:
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.in_flight is None:
             return code_batch(self.backend, self.spec.name, batch)
-        import ray
-
         summary = BatchSummary.of(batch)
         # Waited for: were this process to die at once, a message still on its way could be lost. The
         # finish need not be: the next start, from this process to the same actor, comes after it.
-        ray.get(self.in_flight.start.remote(summary))
+        self.in_flight = tell(self.in_flight, "start", summary, wait=True)
         table = code_batch(self.backend, self.spec.name, batch)
-        self.in_flight.finish.remote(summary)
+        if self.in_flight is not None:
+            self.in_flight = tell(self.in_flight, "finish", summary, wait=False)
         return table
 
 

@@ -5,7 +5,8 @@ exception and no trace in the process: Ray replaces the replica, sends the batch
 fails the run with a bare "actor died". The replicas therefore tell a small actor of their own, which
 holds no CPU, which batch they start and which they finish. A batch started more often than it was
 finished was being coded when a replica died; the one started most often is the one that kept killing
-them, and the run's error names its documents (their ids, and for a corpus their file and rows).
+them, and the run's error names its documents (their ids, and for a corpus their files and rows).
+Should this actor itself die, the replicas code on without it.
 
 Telling it costs one round trip per batch (a millisecond beside a batch of hundreds of documents).
 """
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from scalecode.sources import ID, PATH, ROW
 
@@ -30,67 +30,84 @@ class BatchSummary:
     documents: int
     ids: tuple[str, ...]  # up to NAMED_IDS, first to last
     last_id: str
-    path: str | None = None  # corpus file, where the batch comes from one
-    first_row: int | None = None
-    last_row: int | None = None
+    # (corpus file, first row, last row) for each file the batch holds rows of, rows counted from 1
+    # as in every other message about a file's rows.
+    places: tuple[tuple[str, int, int], ...] = ()
 
     @classmethod
     def of(cls, batch: pa.Table) -> BatchSummary:
         ids = [str(i) for i in batch.column(ID).to_pylist()]
-        path = first_row = last_row = None
-        if PATH in batch.column_names and ROW in batch.column_names:
-            paths = pc.unique(batch.column(PATH)).to_pylist()
-            path = paths[0] if len(paths) == 1 else f"{len(paths)} files"
-            first_row, last_row = (int(v.as_py()) for v in pc.min_max(batch.column(ROW)).values())
-        return cls(len(ids), tuple(ids[:NAMED_IDS]), ids[-1] if ids else "", path, first_row, last_row)
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        return (self.documents, self.ids, self.last_id, self.path, self.first_row, self.last_row)
+        places: tuple[tuple[str, int, int], ...] = ()
+        if len(batch) and PATH in batch.column_names and ROW in batch.column_names:
+            spans = batch.select([PATH, ROW]).group_by(PATH).aggregate([(ROW, "min"), (ROW, "max")])
+            places = tuple(
+                (str(path), int(first) + 1, int(last) + 1)
+                for path, first, last in zip(
+                    spans.column(PATH).to_pylist(),
+                    spans.column(f"{ROW}_min").to_pylist(),
+                    spans.column(f"{ROW}_max").to_pylist(),
+                    strict=True,
+                )
+            )
+        return cls(len(ids), tuple(ids[:NAMED_IDS]), ids[-1] if ids else "", places)
 
     def describe(self) -> str:
-        """``3 documents (ids '4', '5', '6'; rows 4 to 6 of c.csv)``, rows counted from 0."""
+        """``3 documents (ids '4', '5', '6'; rows 5 to 7 of c.csv)``."""
         if self.documents <= len(self.ids):
             ids = ", ".join(repr(i) for i in self.ids)
         else:
             ids = f"{self.ids[0]!r} to {self.last_id!r}"
-        where = f"; rows {self.first_row} to {self.last_row} of {self.path}" if self.path is not None else ""
-        return f"{self.documents} document{'s' if self.documents != 1 else ''} (ids {ids}{where})"
+        where = "".join(f"; rows {first} to {last} of {path}" for path, first, last in self.places)
+        plural = "s" if self.documents != 1 else ""
+        return f"{self.documents} document{plural} (ids {ids}{where})"
 
 
 class InFlight:
     """Ray actor: the batches replicas have started and not finished, with how many times."""
 
     def __init__(self) -> None:
-        self.open: dict[tuple[Any, ...], tuple[BatchSummary, int]] = {}
+        self.open: dict[BatchSummary, int] = {}  # batch -> starts less finishes
 
     def start(self, summary: BatchSummary) -> None:
-        _, times = self.open.get(summary.key, (summary, 0))
-        self.open[summary.key] = (summary, times + 1)
+        self.open[summary] = self.open.get(summary, 0) + 1
 
     def finish(self, summary: BatchSummary) -> None:
-        entry = self.open.get(summary.key)
-        if entry is None:
-            return
-        if entry[1] <= 1:
-            del self.open[summary.key]
-        else:
-            self.open[summary.key] = (entry[0], entry[1] - 1)
+        left = self.open.pop(summary, 0) - 1
+        if left > 0:
+            self.open[summary] = left
 
     def suspects(self) -> tuple[list[BatchSummary], int]:
         """The batches left unfinished most often, and how often. Once each is no evidence: a
         replica that was coding an innocent batch when the run failed has left it so too."""
         if not self.open:
             return [], 0
-        most = max(times for _, times in self.open.values())
-        return [summary for summary, times in self.open.values() if times == most], most
+        most = max(self.open.values())
+        return [summary for summary, times in self.open.items() if times == most], most
 
 
 def start_in_flight() -> Any:
-    """A handle to a new ``InFlight`` actor, holding no CPU (on a 2-CPU machine every CPU is taken)."""
+    """A handle to a new ``InFlight`` actor: it holds no CPU (on a 2-CPU machine every CPU is taken),
+    and lives beside the driver, on a node that stays as long as the run, not one the autoscaler
+    may take away."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+    return ray.remote(num_cpus=0, scheduling_strategy=here)(InFlight).remote()
+
+
+def tell(in_flight: Any, method: str, summary: BatchSummary, *, wait: bool) -> Any:
+    """Tell the ``InFlight`` actor of a batch; the actor, not the run, is given up if that fails:
+    it serves only to name documents in an error. Returns the handle, or None once given up."""
     import ray
 
-    return ray.remote(num_cpus=0)(InFlight).remote()
+    try:
+        sent = getattr(in_flight, method).remote(summary)
+        if wait:
+            ray.get(sent, timeout=60)
+    except Exception:  # its process died or is unreachable: code on without it
+        return None
+    return in_flight
 
 
 def suspects_message(in_flight: Any) -> str:
@@ -105,8 +122,9 @@ def suspects_message(in_flight: Any) -> str:
         return ""
     listed = "; ".join(b.describe() for b in batches)
     if times == 1:
-        return f" Replicas were coding, when the run stopped: {listed}."
+        return f" Batches started once more than they were finished when the run stopped: {listed}."
     return (
         f" The replicas died {times} times coding {listed}: one of these documents kills the process "
-        "coding it. Remove it from the corpus, or code it apart, to code the rest."
+        "coding it, or the batch as a whole does (too many long texts for the memory: lower the "
+        "backend's batch_size). Remove that document, or code it apart, to code the rest."
     )
