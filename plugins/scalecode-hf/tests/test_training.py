@@ -121,6 +121,9 @@ def test_rows_left_over_from_equal_shards_are_made_up_from_the_first():
     assert whole_for_workers(table, 4).column("i").to_pylist() == [0, 1, 2, 3, 4, 5, 6, 0]
     assert whole_for_workers(table, 3).column("i").to_pylist() == [0, 1, 2, 3, 4, 5, 6, 0, 1]
     assert whole_for_workers(table.slice(0, 6), 3).num_rows == 6
+    # Fewer documents than the rows missing: repeated whole, not cut short of a multiple.
+    assert whole_for_workers(table.slice(0, 1), 4).column("i").to_pylist() == [0, 0, 0, 0]
+    assert whole_for_workers(table.slice(0, 3), 8).column("i").to_pylist() == [0, 1, 2, 0, 1, 2, 0, 1]
 
 
 def _last_checkpoint(run: Path, weights: str) -> dict[str, torch.Tensor]:

@@ -395,8 +395,12 @@ def whole_for_workers(table: pa.Table, workers: int) -> pa.Table:
     are missing (what torch's DistributedSampler does) trains on every document, a few of them
     twice an epoch.
     """
-    missing = -table.num_rows % workers
-    return pa.concat_tables([table, table.slice(0, missing)]) if missing else table
+    rows = table.num_rows
+    missing = -rows % workers
+    if not missing or not rows:
+        return table
+    # Round and round from the first row: a set smaller than the missing count is repeated whole.
+    return table.take(pa.array(np.arange(rows + missing) % rows))
 
 
 def _read_shard(shard: Any) -> dict[str, np.ndarray]:
