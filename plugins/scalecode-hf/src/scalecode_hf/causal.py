@@ -53,6 +53,10 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 log = logging.getLogger(__name__)
+# Tokens kept free beside the prompt measured with an empty document: templates that trim a message
+# (Llama 3's, Gemma's) render an empty one without the spaces or newlines a real document keeps, and
+# a document's first and last tokens may merge differently with what surrounds them.
+TEMPLATE_SLACK = 4
 _warned: set[tuple[Any, ...]] = set()  # warnings already given in this process
 
 
@@ -123,7 +127,7 @@ class CausalScorer:
         positions = None if config is None else position_limit(config, self.tokenizer)
         if positions is None:
             return asked
-        around = max(  # the prompt without a document and the longest answer
+        around = TEMPLATE_SLACK + max(  # the prompt without a document and the longest answer
             len(tokens) + max(map(len, answers))
             for tokens, answers in (self.encode(c, r) for c, r in self.conversations(""))
         )
