@@ -39,6 +39,15 @@ def test_a_test_text_repeated_in_training_is_named():
     assert "group_column" in warning
 
 
+def test_with_groups_set_the_advice_is_not_to_set_them():
+    """SOTU paragraphs grouped by address: a paragraph repeated in two addresses is on both sides."""
+    train = GoldSet(task=TASK, ids=["a"], texts=["We the people"], targets=["pos"], groups=["1980-a"])
+    test = GoldSet(task=TASK, ids=["y"], texts=["we the people"], targets=["pos"], groups=["1980-b"])
+    [warning] = leakage(train, test, [])
+    assert "set data.gold.group_column" not in warning
+    assert "in different groups (data.gold.group_column)" in warning and "one group" in warning
+
+
 def test_many_are_counted_and_a_few_named():
     train = gold([f"t{i}" for i in range(8)], ["same"] * 8)
     test = gold([f"s{i}" for i in range(8)], ["same"] * 8)

@@ -243,10 +243,17 @@ def leakage(train: GoldSet, test: GoldSet, examples: Sequence[Example]) -> list[
     train_texts = {_normalised(t) for t in train.texts}
     both = [i for i, t in zip(test.ids, test.texts, strict=True) if _normalised(t) in train_texts]
     if both:
+        # Where groups are set, the split already keeps each group on one side: the repeats are in
+        # different groups, and telling the user to set group_column would send them in a circle.
+        advice = (
+            "they are in different groups (data.gold.group_column), which the split keeps apart; give "
+            "the repeats one group, or remove them"
+            if test.groups is not None
+            else "set data.gold.group_column to keep such documents on one side, or remove the repeats"
+        )
         found.append(
             f"{len(both)} test document(s) have the text of a training document ({_some(both)}): "
-            "a trained coder may have learned their codes; set data.gold.group_column to keep such "
-            "documents on one side, or remove the repeats"
+            f"a trained coder may have learned their codes; {advice}"
         )
     return found
 
