@@ -374,6 +374,50 @@ def test_a_document_that_kills_every_replica_stops_the_run_naming_the_backend(pl
     assert "'7'" in named[3]
 
 
+BROKEN = textwrap.dedent("""
+    from scalecode import Backend, Predictions, TaskType, hookimpl
+
+    class Broken(Backend):
+        \"\"\"Cannot load: a model folder that is not there, a prompt longer than the model's positions.\"\"\"
+        name = "broken"
+        task_types = frozenset({TaskType.CLASSIFICATION})
+
+        def load(self):
+            raise ValueError("the prompt takes 40 of the model's 32 positions before any document")
+
+        def predict_batch(self, texts):
+            return Predictions(label=["pos"] * len(texts))
+
+    @hookimpl
+    def register_backends(register):
+        register(Broken)
+""")
+
+
+@pytest.mark.usefixtures("ray_local")
+@pytest.mark.timeout(180)
+def test_a_replica_that_cannot_load_stops_the_run_with_the_reason_not_a_death(plugins_dir, tmp_path):
+    from scalecode.errors import BackendError
+
+    (plugins_dir / "broken.py").write_text(BROKEN)
+    spec = BackendSpec(
+        name="stuck",
+        plugin="broken",
+        params={},
+        task=TASK.model_dump(mode="json"),
+        plugins_dir=str(plugins_dir),
+        allow=("broken",),
+    )
+    corpus = tmp_path / "c.csv"
+    corpus.write_text("id,text\n" + "".join(f"{i},good {i}\n" for i in range(8)))
+    with pytest.raises(BackendError) as info:
+        run_corpus(spec, corpus, tmp_path / "out")
+    message = str(info.value)
+    assert message.startswith("backend 'stuck': a replica could not start")
+    assert "the prompt takes 40 of the model's 32 positions before any document" in message
+    assert "killed for lack of memory" not in message
+
+
 @pytest.mark.parametrize(
     ("documents", "todo", "indexed", "expected"),
     [

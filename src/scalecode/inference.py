@@ -398,6 +398,9 @@ def coded_batches(coded: Any, spec: BackendSpec, in_flight: Any = None) -> Itera
             check_stopped(batch)
             yield batch
     except RayActorError as exc:
+        if getattr(exc, "actor_init_failed", False):
+            # The backend's constructor or load() raised: no death to retry, and nothing of memory.
+            raise BackendError(spec.name, f"a replica could not start: {_raised(exc)}") from exc
         raise BackendError(
             spec.name,
             "a replica's process died (killed for lack of memory, or crashed in native code) more "
@@ -407,6 +410,12 @@ def coded_batches(coded: Any, spec: BackendSpec, in_flight: Any = None) -> Itera
             + (suspects_message(in_flight) if in_flight is not None else "")
             + f" Ray said: {exc}",
         ) from exc
+
+
+def _raised(exc: Exception) -> str:
+    """The exception a Ray error carries, as its traceback's last line says it (``ValueError: ...``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 # --- gold and corpus -----------------------------------------------------------------------------
