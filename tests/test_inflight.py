@@ -48,3 +48,34 @@ def test_replicas_code_on_when_the_in_flight_actor_is_gone():
     assert tell(handle, "start", summary, wait=True) is handle
     ray.kill(handle)
     assert tell(handle, "start", summary, wait=True) is None  # given up, not raised
+
+
+def test_a_batch_of_many_chunks_from_several_files_gets_the_same_summary_every_time():
+    """The summary is the key under which a batch's start and finish meet: it must not depend on the
+    order a threaded group_by happens to give."""
+    chunks = [
+        batch([f"{f}{i}" for i in range(50)], [f"{f}.csv"] * 50, list(range(50)))
+        for f in ("c", "a", "b", "a", "c", "b")
+    ]
+    table = pa.concat_tables(chunks)
+    summaries = {BatchSummary.of(table) for _ in range(200)}
+    assert len(summaries) == 1
+    (summary,) = summaries
+    assert [path for path, _, _ in summary.places] == ["a.csv", "b.csv", "c.csv"]
+
+
+def test_an_error_raised_while_a_replica_starts_is_told_from_its_type_line_on():
+    from scalecode.inference import _raised
+
+    transformers_like = Exception(
+        "The actor died because of an error raised in its creation task\n"
+        '  File "backend.py", line 3, in load\n'
+        "OSError: data/models/missing is not a local folder and is not a valid model identifier\n"
+        "If this is a private repository, make sure to pass a token having permission to this repo"
+    )
+    assert _raised(transformers_like) == (
+        "OSError: data/models/missing is not a local folder and is not a valid model identifier "
+        "If this is a private repository, make sure to pass a token having permission to this repo"
+    )
+    assert _raised(Exception("no type line here")) == "no type line here"
+    assert len(_raised(Exception("ValueError: " + "x" * 5000))) == 600

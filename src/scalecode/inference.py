@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -412,10 +413,17 @@ def coded_batches(coded: Any, spec: BackendSpec, in_flight: Any = None) -> Itera
         ) from exc
 
 
-def _raised(exc: Exception) -> str:
-    """The exception a Ray error carries, as its traceback's last line says it (``ValueError: ...``)."""
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*: ")  # "ValueError: ...", "pydantic.ValidationError: ..."
+
+
+def _raised(exc: Exception, most: int = 600) -> str:
+    """The exception a Ray error carries, from its traceback's ``Type: message`` line to the end, on one
+    line: a message may span lines (transformers' "not found" goes on with advice about tokens,
+    pydantic's with a link), and its last line alone would hide the type and the cause."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
+    starts = [i for i, line in enumerate(lines) if _RAISED.match(line)]
+    text = " ".join(lines[starts[-1] :] if starts else lines[-1:]) or type(exc).__name__
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 # --- gold and corpus -----------------------------------------------------------------------------

@@ -40,13 +40,17 @@ class BatchSummary:
         places: tuple[tuple[str, int, int], ...] = ()
         if len(batch) and PATH in batch.column_names and ROW in batch.column_names:
             spans = batch.select([PATH, ROW]).group_by(PATH).aggregate([(ROW, "min"), (ROW, "max")])
+            # Sorted: a threaded group_by gives its groups in no fixed order, and the summary is the
+            # key under which a batch's start and finish must meet, retry after retry.
             places = tuple(
-                (str(path), int(first) + 1, int(last) + 1)
-                for path, first, last in zip(
-                    spans.column(PATH).to_pylist(),
-                    spans.column(f"{ROW}_min").to_pylist(),
-                    spans.column(f"{ROW}_max").to_pylist(),
-                    strict=True,
+                sorted(
+                    (str(path), int(first) + 1, int(last) + 1)
+                    for path, first, last in zip(
+                        spans.column(PATH).to_pylist(),
+                        spans.column(f"{ROW}_min").to_pylist(),
+                        spans.column(f"{ROW}_max").to_pylist(),
+                        strict=True,
+                    )
                 )
             )
         return cls(len(ids), tuple(ids[:NAMED_IDS]), ids[-1] if ids else "", places)

@@ -166,8 +166,10 @@ def _result_options(options: BackendParams, written: Mapping[str, Any]) -> dict[
     # Validated again without the operational options: a validator may derive a result option from
     # one (the openai backend's mode: batch sets structured_output), and switching those must not
     # make another job. Where the rest does not validate alone, the options as validated serve.
-    with contextlib.suppress(ValidationError, KeyError):
-        options = cls.model_validate(cls.result_options(resolve_env(dict(written))))
+    with contextlib.suppress(KeyError):  # a variable gone since load: the options as validated
+        rest = cls.result_options(resolve_env(dict(written)))
+        with contextlib.suppress(ValidationError):
+            options = cls.model_validate(rest)
     # Left out at their defaults: one given at its default says what leaving it out says, and an
     # option a plugin adds later (at a default that keeps what it did) leaves identities alone.
     values = options.model_dump(mode="json", exclude_defaults=True)

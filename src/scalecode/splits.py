@@ -246,8 +246,8 @@ def leakage(train: GoldSet, test: GoldSet, examples: Sequence[Example]) -> list[
         # Where groups are set, the split already keeps each group on one side: the repeats are in
         # different groups, and telling the user to set group_column would send them in a circle.
         advice = (
-            "they are in different groups (data.gold.group_column), which the split keeps apart; give "
-            "the repeats one group, or remove them"
+            "they are in different groups (data.gold.group_column), which the split may put on "
+            "different sides; give the repeats one group, or remove them"
             if test.groups is not None
             else "set data.gold.group_column to keep such documents on one side, or remove the repeats"
         )

@@ -97,7 +97,7 @@ def test_a_run_coded_online_resumes_in_batch_mode_and_back(tmp_path, plugins):
     claim(tmp_path, plugins, mode="batch", batch_poll_s=5)
     claim(tmp_path, plugins)
     with pytest.raises(ScalecodeError, match="holds a run made from a different job"):
-        claim(tmp_path, plugins, structured_output="json_object")
+        claim(tmp_path, plugins, structured_output="json_schema")
 
 
 def test_a_run_directory_claimed_by_the_earlier_identity_is_still_accepted(tmp_path, plugins):

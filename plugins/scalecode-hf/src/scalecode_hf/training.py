@@ -400,7 +400,7 @@ def whole_for_workers(table: pa.Table, workers: int) -> pa.Table:
     if not missing or not rows:
         return table
     # Round and round from the first row: a set smaller than the missing count is repeated whole.
-    return table.take(pa.array(np.arange(rows + missing) % rows))
+    return pa.concat_tables([table, table.take(pa.array(np.arange(missing) % rows))])
 
 
 def _read_shard(shard: Any) -> dict[str, np.ndarray]:
