@@ -57,6 +57,13 @@ ENDLESS = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+# A template that renders user and assistant turns only, and leaves any other message out silently.
+SILENT = (
+    "{% for message in messages %}{% if message['role'] in ['user', 'assistant'] %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
 
 def _tokenizer(folder: Path, template: str | None = None) -> Any:
     from transformers import AutoTokenizer
@@ -77,8 +84,8 @@ def _prompt(scorer: CausalScorer, text: str) -> str:
 
 @pytest.mark.parametrize(
     ("template", "user_turn"),
-    [(GEMMA, "<start_of_turn>user\n"), (MISTRAL_V01, "[INST] ")],
-    ids=["gemma", "mistral"],
+    [(GEMMA, "<start_of_turn>user\n"), (MISTRAL_V01, "[INST] "), (SILENT, "<|im_start|>user\n")],
+    ids=["gemma", "mistral", "silently-dropped"],
 )
 def test_a_template_that_refuses_the_system_role_gets_the_instructions_in_the_first_user_turn(
     tiny_llama, template, user_turn

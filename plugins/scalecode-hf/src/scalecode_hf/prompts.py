@@ -106,17 +106,20 @@ def without_system_role(conversation: list[dict[str, str]]) -> list[dict[str, st
 
 def takes_system_role(tokenizer: Any) -> bool:
     """Whether the tokenizer's chat template renders a system message. Gemma's and Mistral v0.1's call
-    raise_exception for one; asked once per tokenizer, so that no document has to fail to find out."""
+    raise_exception for one, others leave it out; asked once per tokenizer, so that no document has to
+    fail to find out."""
     if not getattr(tokenizer, "chat_template", None):
         return True  # the plain transcript has a line for every role
     from jinja2.exceptions import TemplateError
 
     probe = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello."}]
     try:
-        tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+        rendered = tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
     except TemplateError:
         return False
-    return True
+    # Some templates skip what they do not know without a word: the instructions would then never
+    # reach the model, and every document would be coded without them.
+    return "Be brief." in str(rendered)
 
 
 def candidates(task: Task) -> list[str]:
