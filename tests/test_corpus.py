@@ -318,6 +318,19 @@ def test_a_replica_that_dies_is_replaced_and_its_batch_coded(plugins_dir, tmp_pa
     assert rows["id"].n_unique() == rows.height == 40 and summary.errors == 0
 
 
+def plugin_file_spec(plugins_dir: Path, plugin: str, source: str, *, name: str) -> BackendSpec:
+    """A backend named ``name`` from a plugin file of ``source``, written to ``plugins_dir``."""
+    (plugins_dir / f"{plugin}.py").write_text(source)
+    return BackendSpec(
+        name=name,
+        plugin=plugin,
+        params={},
+        task=TASK.model_dump(mode="json"),
+        plugins_dir=str(plugins_dir),
+        allow=(plugin,),
+    )
+
+
 POISON = textwrap.dedent("""
     import os
 
@@ -347,15 +360,7 @@ POISON = textwrap.dedent("""
 def test_a_document_that_kills_every_replica_stops_the_run_naming_the_backend(plugins_dir, tmp_path):
     from scalecode.errors import BackendError
 
-    (plugins_dir / "poison.py").write_text(POISON)
-    spec = BackendSpec(
-        name="toxic",
-        plugin="poison",
-        params={},
-        task=TASK.model_dump(mode="json"),
-        plugins_dir=str(plugins_dir),
-        allow=("poison",),
-    )
+    spec = plugin_file_spec(plugins_dir, "poison", POISON, name="toxic")
     corpus = tmp_path / "c.csv"
     corpus.write_text("id,text\n" + "".join(f"{i},{'poison' if i == 7 else 'good'} {i}\n" for i in range(20)))
     with pytest.raises(
@@ -399,15 +404,7 @@ BROKEN = textwrap.dedent("""
 def test_a_replica_that_cannot_load_stops_the_run_with_the_reason_not_a_death(plugins_dir, tmp_path):
     from scalecode.errors import BackendError
 
-    (plugins_dir / "broken.py").write_text(BROKEN)
-    spec = BackendSpec(
-        name="stuck",
-        plugin="broken",
-        params={},
-        task=TASK.model_dump(mode="json"),
-        plugins_dir=str(plugins_dir),
-        allow=("broken",),
-    )
+    spec = plugin_file_spec(plugins_dir, "broken", BROKEN, name="stuck")
     corpus = tmp_path / "c.csv"
     corpus.write_text("id,text\n" + "".join(f"{i},good {i}\n" for i in range(8)))
     with pytest.raises(BackendError) as info:

@@ -68,7 +68,7 @@ def gold_and_predictions(job: Job, out: Path) -> GoldSet:
     return test
 
 
-def score_all(job: Job, plugins, out: Path, test: GoldSet) -> list[BackendScores]:
+def score_all(job: Job, plugins, out: Path, test: GoldSet, n_boot: int = 50) -> list[BackendScores]:
     metrics = metrics_for(job.task, plugins.metrics)
     return [
         score_predictions(
@@ -76,7 +76,7 @@ def score_all(job: Job, plugins, out: Path, test: GoldSet) -> list[BackendScores
             test,
             metrics,
             backend=name,
-            n_boot=50,
+            n_boot=n_boot,
         )
         for name in ("lucky", "steady")
     ]

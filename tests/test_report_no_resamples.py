@@ -4,12 +4,9 @@ promises intervals and marks of supported differences."""
 
 from __future__ import annotations
 
-import polars as pl
-
 from scalecode.curves import curve_markdown
 from scalecode.report import write_report
-from scalecode.scoring import metrics_for, score_predictions
-from tests.test_ranking_run import gold_and_predictions, load, runner_for, workdir
+from tests.test_ranking_run import gold_and_predictions, load, runner_for, score_all, workdir
 
 __all__ = ["workdir"]  # the fixture, shared with the ranking tests
 
@@ -21,17 +18,7 @@ def test_a_run_without_resamples_reports_figures_without_intervals(workdir, plug
     job.config.evaluation.bootstrap.n = 0
     out = workdir / "out"
     test = gold_and_predictions(job, out)
-    metrics = metrics_for(job.task, plugins.metrics)
-    scores = [
-        score_predictions(
-            pl.read_parquet(out / "predictions" / "gold" / f"{name}.parquet"),
-            test,
-            metrics,
-            backend=name,
-            n_boot=0,
-        )
-        for name in ("lucky", "steady")
-    ]
+    scores = score_all(job, plugins, out, test, n_boot=0)
     paired = runner_for(job, plugins, out, [])._paired(scores, test)
     assert paired is not None
     write_report(out, job, plugins, scores, {}, [], {}, paired=paired)

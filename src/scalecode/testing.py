@@ -33,7 +33,7 @@ import pyarrow as pa
 from scalecode.backend import Backend, FitConfig, GoldSet, Predictions, Resources
 from scalecode.plugins import check_backend_class
 from scalecode.predictions import code_column, predictions_table
-from scalecode.task import Task, TaskType
+from scalecode.task import Example, Task, TaskType
 
 SAMPLE_TEXTS = [
     "The economy is growing and wages are rising; a great year for workers.",
@@ -79,6 +79,20 @@ def sample_task(task_type: TaskType) -> Task:
         )
     return Task(
         name="tone score", type=task_type, instructions="Tone from -1 to +1.", scale={"min": -1, "max": 1}
+    )
+
+
+def review_task() -> Task:
+    """A two-label codebook with label descriptions and two few-shot examples: what a prompt-based
+    backend's tests need to see every part of a prompt (instructions, labels, examples) rendered."""
+    return Task(
+        type=TaskType.CLASSIFICATION,
+        instructions="Classify the sentiment of the movie review.",
+        labels={"positive": "the reviewer liked the film", "negative": "the reviewer disliked the film"},
+        examples=[
+            Example(text="A delight from start to finish.", label="positive"),
+            Example(text="Dull, long and pointless.", label="negative"),
+        ],
     )
 
 

@@ -9,21 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from scalecode import Example, FitConfig, GoldSet, Task, TaskType
-from scalecode.testing import BackendConformance, sample_gold, sample_task
+from scalecode import FitConfig, GoldSet, Task, TaskType
+from scalecode.testing import BackendConformance, review_task, sample_gold, sample_task
 from scalecode_hf.causal import CausalLMBackend, CausalScorer
 from scalecode_hf.likelihood import score_answers
 from scalecode_hf.options import TrainOptions
 
-SENTIMENT = Task(
-    type=TaskType.CLASSIFICATION,
-    instructions="Classify the sentiment of the movie review.",
-    labels={"positive": "the reviewer liked the film", "negative": "the reviewer disliked the film"},
-    examples=[
-        Example(text="A delight from start to finish.", label="positive"),
-        Example(text="Dull, long and pointless.", label="negative"),
-    ],
-)
+SENTIMENT = review_task()
 REVIEWS = [
     "A wonderful, moving film.",
     "Terrible acting and a boring plot.",

@@ -12,19 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from scalecode import Example, Task, TaskType
+from scalecode import Task, TaskType
+from scalecode.testing import review_task
 from scalecode_hf import causal
 from scalecode_hf.causal import CausalLMBackend, CausalScorer
 
-SENTIMENT = Task(
-    type=TaskType.CLASSIFICATION,
-    instructions="Classify the sentiment of the movie review.",
-    labels={"positive": "the reviewer liked the film", "negative": "the reviewer disliked the film"},
-    examples=[
-        Example(text="A delight from start to finish.", label="positive"),
-        Example(text="Dull, long and pointless.", label="negative"),
-    ],
-)
+SENTIMENT = review_task()
 REVIEWS = ["A wonderful, moving film.", "Terrible acting and a boring plot."]
 PARAMS = {"max_length": 64, "batch_size": 4, "few_shot": None}
 
