@@ -69,6 +69,39 @@ def test_a_run_restored_after_it_had_stopped_trains_no_further(tiny_bert, tmp_pa
     assert "best 1" in again.notes[0]
 
 
+class _Planted:
+    """What a pickle planted in a checkpoint folder could do when unpickled: here, make a folder."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.mkdir, (str(self.marker),)
+
+
+@pytest.mark.usefixtures("ray_local")
+@pytest.mark.parametrize(
+    ("deepspeed", "planted_in"),
+    [({"stage": 2}, "deepspeed/state/*optim_states.pt"), (False, "optimizer.pt")],
+    ids=["deepspeed", "torch"],
+)
+def test_resuming_refuses_a_checkpoint_file_that_would_run_code(tiny_bert, tmp_path, deepspeed, planted_in):
+    options = {"epochs": 1, "deepspeed": deepspeed}
+    _fit_scores(tiny_bert, tmp_path, n=40, **options)
+    _, again, _ = _fit_scores(tiny_bert, tmp_path, n=40, **options)  # restores its own checkpoint
+    assert "best 1" in again.notes[0]
+
+    marker = tmp_path / "ran"
+    files = list((tmp_path / "checkpoints" / "train").glob(f"checkpoint_*/{planted_in}"))
+    assert files, f"no {planted_in} in the checkpoints"
+    for file in files:
+        torch.save({"state": _Planted(marker)}, file)
+    with pytest.raises(Exception, match="holds more than tensors and plain values") as refused:
+        _fit_scores(tiny_bert, tmp_path, n=40, **options)
+    assert not marker.exists(), "the planted pickle ran"
+    assert Path(files[0]).name in str(refused.value)  # the file is named
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_a_refit_trains_on_every_training_document_for_the_chosen_epochs(tiny_bert, tmp_path):
     import numpy as np

@@ -46,6 +46,7 @@ from scalecode_hf.devices import choose_precision, quiet_libraries, use_extensio
 from scalecode_hf.encoder_model import load_trainable, parameter_counts, trainable_state
 from scalecode_hf.optim import build_optimizer
 from scalecode_hf.options import DeepSpeedOptions, TrainOptions
+from scalecode_hf.safe_load import load_deepspeed_checkpoints_plainly, load_plain
 
 
 class Recipe(Protocol):
@@ -165,6 +166,7 @@ def train_loop(config: dict[str, Any]) -> None:
             config=ds_config,
             dist_init_required=False,
         )
+        load_deepspeed_checkpoints_plainly(engine)  # DeepSpeed's own loads would unpickle anything
         runner: torch.nn.Module = engine
         raw = engine.module
     else:
@@ -191,13 +193,12 @@ def train_loop(config: dict[str, Any]) -> None:
             load_trainable(raw, load_file(saved / "current.safetensors"))
             best = load_file(saved / "best.safetensors")
             if (saved / f"rng-{rank}.pt").exists():  # dropout goes on as it would have without the kill
-                restore_rng(torch.load(saved / f"rng-{rank}.pt", weights_only=True), device)
+                restore_rng(load_plain(saved / f"rng-{rank}.pt"), device)
             if engine is not None:
                 engine.load_checkpoint(str(saved / "deepspeed"), tag="state", load_module_strict=False)
             else:
-                # Tensors and plain values only: weights_only refuses anything that would run code.
-                optimizer.load_state_dict(torch.load(saved / "optimizer.pt", weights_only=True))
-                scheduler.load_state_dict(torch.load(saved / "scheduler.pt", weights_only=True))
+                optimizer.load_state_dict(load_plain(saved / "optimizer.pt"))
+                scheduler.load_state_dict(load_plain(saved / "scheduler.pt"))
 
     def checkpoint(metrics: dict[str, Any]) -> None:
         assert best is not None
