@@ -61,7 +61,7 @@ from scalecode.readers import Reader
 from scalecode.report import primary_metric, write_report
 from scalecode.scoring import BackendScores, metrics_for, score_predictions
 from scalecode.scoring.paired import PairedComparison
-from scalecode.scoring.ranking import Best, best_backend, no_backend_qualifies
+from scalecode.scoring.ranking import Best, best_backend, no_backend_qualifies, no_figure_note, without_figure
 from scalecode.sources import is_uri
 from scalecode.splits import draw_examples, leakage, split_gold, subsample_gold
 from scalecode.task import Task
@@ -550,6 +550,9 @@ class Runner:
                     details[backend.name]["spending"] = spent
                 if retry := errors_to_retry(frame):
                     details[backend.name]["errors_to_retry"] = retry
+            primary = primary_metric(job, self.plugins)
+            if unranked := without_figure(result.scores, primary):
+                self.echo(f"warning: {no_figure_note(unranked, len(result.scores), primary)}")
             result.paired = self._paired(result.scores, test)
             self._timed("evaluate", step)
             for name, fit in fits.items():

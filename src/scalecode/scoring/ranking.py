@@ -58,6 +58,30 @@ def rank(
     return sorted(results, key=key)
 
 
+def without_figure(results: Sequence[BackendScores], primary: Metric) -> list[str]:
+    """The backends whose primary figure is undefined on this test split (kappa or alpha where the
+    gold or the codes hold one label, R^2 of a constant gold...): they rank last, after worse coders."""
+    return [result.backend for result in results if _figure(result, primary) is None]
+
+
+def no_figure_note(names: Sequence[str], n_results: int, primary: Metric) -> str:
+    """Why backends without a primary figure rank where they do (they may be the best coders)."""
+    if len(names) == n_results:
+        return (
+            f"No backend has a {primary.name} figure on this test split (it is undefined there, as kappa "
+            "and alpha are where one label is all the gold or the codes hold): the ranking follows the "
+            "job's order, and its first is the paired baseline and, under `corpus_backends: best`, the "
+            "corpus backend; choose another primary metric (evaluation.primary_metric)."
+        )
+    return (
+        f"{', '.join(names)}: no {primary.name} figure on this test split (it is undefined there, as "
+        "kappa and alpha are where one label is all the gold or the codes hold): ranked last, so "
+        "never the paired baseline nor, under `corpus_backends: best`, the corpus backend, whatever "
+        "the other metrics say; choose another primary metric (evaluation.primary_metric) to rank "
+        "by one they have."
+    )
+
+
 @dataclass(frozen=True)
 class Best:
     """The first-ranked backend, and whether it met ``min_coverage`` (False: none with a figure did)."""

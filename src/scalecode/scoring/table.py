@@ -14,8 +14,10 @@ from scalecode.scoring.ranking import (
     DEFAULT_MIN_COVERAGE,
     coverage_reason,
     meets_min_coverage,
+    no_figure_note,
     percent,
     rank,
+    without_figure,
 )
 
 # Marks a backend below evaluation.min_coverage in the table; the note under it says why.
@@ -88,11 +90,15 @@ def comparison_markdown(
         lines.append("| " + " | ".join(cells) + " |")
     arrows = ", ".join(f"{m.name} {'higher' if m.greater_is_better else 'lower'} is better" for m in metrics)
     lines.append("")
-    spread = NO_RESAMPLES if confidence is None else f"with {confidence:.0%} percentile bootstrap intervals"
+    spread = (
+        NO_RESAMPLES if confidence is None else f"with {percent(confidence)} percentile bootstrap intervals"
+    )
     lines.append(
         f"Figures are point estimates {spread} over the documents each backend coded ({arrows}); "
         f"ranked by {primary.name}."
     )
+    if unranked := without_figure(results, primary):
+        lines += ["", no_figure_note(unranked, len(results), primary)]
     if below:
         first_meets = meets_min_coverage(ranked[0], min_coverage)
         lines += ["", *_below_coverage_notes(below, min_coverage, first_meets=first_meets)]
@@ -164,7 +170,7 @@ def paired_markdown(
     else:
         lines.append(
             f"Each backend's figure minus {baseline}'s, on the test documents both coded, with "
-            f"{confidence:.0%} paired bootstrap intervals (the same resampled documents score both); "
+            f"{percent(confidence)} paired bootstrap intervals (the same resampled documents score both); "
             f"* marks an interval that excludes 0, a difference these documents support. {direction}"
         )
     return "\n".join(lines)
