@@ -203,20 +203,30 @@ def _ml_macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     # missing from a resample pulled even a perfect coder's draw below 1.
     used = np.flatnonzero(y_true.sum(axis=0) + y_pred.sum(axis=0))
     if not len(used):
-        return 0.0  # no label anywhere: scikit-learn's zero_division, as micro-F1 gives
+        # No label in gold or predictions: F1 is undefined, and a resample of sparse codes that drew
+        # only empty documents is left out of the bootstrap (as kappa's are), not scored 0, which
+        # pulled a perfect coder's interval down to 0.
+        return float("nan")
     return float(skm.f1_score(y_true, y_pred, average="macro", labels=used, zero_division=0))
+
+
+def _ml_micro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    # Undefined, as macro-F1, where neither gold nor predictions hold a label (scikit-learn: 0).
+    if not (np.any(y_true) or np.any(y_pred)):
+        return float("nan")
+    return float(skm.f1_score(y_true, y_pred, average="micro", zero_division=0))
 
 
 def _ml_macro_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
     tp, fp, fn = _multilabel_counts(y_true, y_pred, sample)
     f1 = _divide(2 * tp, 2 * tp + fp + fn)
     present = (2 * tp + fp + fn) > 0  # the labels this resample draws in gold or predictions
-    return _divide(f1.sum(axis=1), present.sum(axis=1))
+    return _ratio_or_nan(f1.sum(axis=1), present.sum(axis=1))  # NaN: no label drawn at all
 
 
 def _ml_micro_f1_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
     tp, fp, fn = (a.sum(axis=1) for a in _multilabel_counts(y_true, y_pred, sample))
-    return _divide(2 * tp, 2 * tp + fp + fn)
+    return _ratio_or_nan(2 * tp, 2 * tp + fp + fn)  # NaN: no label drawn in gold or predictions
 
 
 def _subset_accuracy_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
@@ -239,7 +249,7 @@ MULTILABEL_METRICS = (
     ),
     Metric(
         "micro_f1",
-        _f1("micro"),
+        _ml_micro_f1,
         MULTILABEL,
         description="F1 over all (document, label) decisions",
         batched=_ml_micro_f1_batched,
