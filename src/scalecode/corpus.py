@@ -5,14 +5,15 @@ actor pool of the backend codes the chunks; the driver writes what comes back as
 Nothing holds the corpus: memory is bounded by the chunks in flight, whatever its size.
 
 Every row carries ``doc_hash``, a 64-bit BLAKE2b of the document's id and text. Before reading,
-the driver gathers the hashes already in the backend's output folder; the read tasks drop the
-documents that have one. That single rule gives:
+the driver gathers the hash of each id's newest row in the backend's output folder (``coded_index``);
+the read tasks drop the documents whose hash is among them. That single rule gives:
 
 - resume: after the driver is killed (even SIGKILL), the same command codes what is not in a
   shard yet, and the output equals an unbroken run's (no document lost, none twice);
 - incremental runs: when files are added or documents edited, only new ids and changed texts are
   coded, in new shards beside the old ones. An edited document then has a row per version; each
-  row carries ``coded_at``, so the newest row per id is the current code. A CSV, TSV or JSON Lines
+  row carries ``coded_at``, so the newest row per id is the current code. A text changed back to
+  one coded before is coded again, so that its newest row is its own. A CSV, TSV or JSON Lines
   file appended to while it is read is read as far as it was when listed, in whole lines (never a
   half-written last one): the rest is the next run's (``scalecode.sources.inspected_bytes``);
 - retries: an error row the backend marked as passing (``retry``: an API that timed out or was
@@ -81,19 +82,42 @@ def doc_hashes(ids: pa.Array, texts: pa.Array) -> pa.Array:
 
 
 def coded_index(out_dir: Path) -> np.ndarray:
-    """The sorted doc hashes of every row already in a backend's output folder, but for error rows
-    the backend marked as passing (``retry``): those documents are to be coded again."""
-    parts = []
+    """The sorted doc hashes that count as coded in a backend's output folder: each id's newest row
+    (by ``coded_at``), unless it is an error the backend marked as passing (``retry``).
+
+    Only the newest row counts because it is the document's current code: a text coded, changed and
+    changed back (an empty page restored, an edit reverted) must be coded again, or its current code
+    stays the one of the text in between. Rows of shards without ids or times (written by early
+    versions) count as coded whatever.
+    """
+    timed, untimed = [], []
     for shard in sorted(out_dir.glob("*.parquet")):
         names = pq.read_schema(shard).names
         if DOC_HASH not in names:
             continue
-        if RETRY in names:
-            rows = pl.read_parquet(shard, columns=[DOC_HASH, RETRY])
-            parts.append(rows.filter(~pl.col(RETRY).fill_null(False))[DOC_HASH].to_numpy())
+        rows = pl.read_parquet(shard, columns=[c for c in (ID, CODED_AT, RETRY, DOC_HASH) if c in names])
+        retry = pl.col(RETRY).fill_null(False) if RETRY in names else pl.lit(False)
+        if ID in names and CODED_AT in names:
+            # The id's hash stands for it: a corpus of millions of ids would otherwise be held whole.
+            timed.append(
+                rows.select(
+                    pl.col(ID).cast(pl.String).hash().alias("id_hash"),
+                    pl.col(CODED_AT).cast(pl.Int64),
+                    retry.alias(RETRY),
+                    DOC_HASH,
+                )
+            )
         else:
-            parts.append(pl.read_parquet(shard, columns=[DOC_HASH])[DOC_HASH].to_numpy())
-    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
+            untimed.append(rows.filter(~retry)[DOC_HASH].to_numpy())
+    if timed:
+        # Newest last; of rows written at the same moment, one to retry counts as the older.
+        newest = (
+            pl.concat(timed)
+            .sort([CODED_AT, RETRY], descending=[False, True], nulls_last=False)
+            .unique("id_hash", keep="last")
+        )
+        untimed.append(newest.filter(~pl.col(RETRY))[DOC_HASH].to_numpy())
+    return np.unique(np.concatenate(untimed)) if untimed else np.empty(0, dtype=np.uint64)
 
 
 def _in_sorted(values: np.ndarray, sorted_index: np.ndarray) -> np.ndarray:
