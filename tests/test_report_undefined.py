@@ -62,3 +62,24 @@ def test_the_interval_level_is_printed_as_configured():
         assert f"{shown} paired bootstrap intervals" in paired_markdown(
             differences, [KAPPA], "better", confidence=confidence
         )
+
+
+def test_an_interval_from_resamples_where_the_figure_is_often_undefined_is_marked():
+    """19 documents of one label and one of another: kappa is undefined on every resample that
+    misses the one (about a third), and its interval comes from the rest."""
+    import numpy as np
+
+    from scalecode.scoring.bootstrap import bootstrap
+
+    y = np.array([0] * 19 + [1])
+    figures = bootstrap([KAPPA, ACCURACY], y, y.copy(), n_boot=500, seed=0)
+    kappa, accuracy = figures["cohen_kappa"], figures["accuracy"]
+    assert 0.25 < kappa.undefined_share < 0.45 and accuracy.undefined_share == 0.0
+    assert kappa.to_dict()["undefined_share"] == kappa.undefined_share  # in metrics.json
+
+    result = BackendScores(backend="sparse", n_gold=20, n_scored=20, n_errors=0, metrics=figures)
+    table = comparison_markdown([result], [KAPPA, ACCURACY], KAPPA)
+    row = next(line for line in table.splitlines() if line.startswith("| sparse"))
+    assert row.count("‡") == 1 and "1.000 [1.000, 1.000] ‡" in row  # kappa's cell alone
+    assert "undefined on more than 10% of the resamples" in table
+    assert "‡" not in comparison_markdown([WRONG], [KAPPA, ACCURACY], KAPPA)

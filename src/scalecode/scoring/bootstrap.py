@@ -15,12 +15,17 @@ _CELLS_PER_CHUNK = 2_000_000
 
 @dataclass(frozen=True)
 class Estimate:
-    """A figure with its bootstrap confidence interval and the number of documents behind it."""
+    """A figure with its bootstrap confidence interval and the number of documents behind it.
+
+    ``undefined_share``: the share of resamples on which the figure was undefined (kappa on a draw of
+    one label, a correlation without variance) and so left out; the interval is that of the rest.
+    """
 
     value: float
     ci_low: float
     ci_high: float
     n: int
+    undefined_share: float = 0.0
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -56,6 +61,11 @@ def bootstrap_draws(
                     )
                 draws[metric.name].append(np.asarray(values, dtype=np.float64))
     return {name: np.concatenate(parts) if parts else np.array([]) for name, parts in draws.items()}
+
+
+def undefined_share(draws: np.ndarray) -> float:
+    """The share of draws that are not finite (0 where there are none)."""
+    return float(np.mean(~np.isfinite(draws))) if len(draws) else 0.0
 
 
 def percentile_interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -94,5 +104,6 @@ def bootstrap(
     estimates = {}
     for metric in metrics:
         low, high = percentile_interval(sampled[metric.name], confidence)
-        estimates[metric.name] = Estimate(float(metric.func(y_true, y_pred)), low, high, n)
+        value = float(metric.func(y_true, y_pred))
+        estimates[metric.name] = Estimate(value, low, high, n, undefined_share(sampled[metric.name]))
     return estimates

@@ -19,7 +19,7 @@ import polars as pl
 from scalecode.backend import GoldSet
 from scalecode.predictions import code_column
 from scalecode.scoring.base import Metric
-from scalecode.scoring.bootstrap import Estimate, bootstrap_draws, percentile_interval
+from scalecode.scoring.bootstrap import Estimate, bootstrap_draws, percentile_interval, undefined_share
 from scalecode.scoring.evaluate import encode
 
 
@@ -87,8 +87,9 @@ def paired_differences(
                 differences[name][metric.name] = Estimate(nan, nan, nan, 0)
                 continue
             value = float(metric.func(y_true, ours)) - float(metric.func(y_true, theirs))
-            low, high = percentile_interval(draws_ours[metric.name] - draws_theirs[metric.name], confidence)
-            differences[name][metric.name] = Estimate(value, low, high, len(common))
+            both = draws_ours[metric.name] - draws_theirs[metric.name]
+            low, high = percentile_interval(both, confidence)
+            differences[name][metric.name] = Estimate(value, low, high, len(common), undefined_share(both))
     return PairedComparison(baseline, differences)
 
 

@@ -22,6 +22,25 @@ from scalecode.scoring.ranking import (
 
 # Marks a backend below evaluation.min_coverage in the table; the note under it says why.
 BELOW_COVERAGE_MARK = "†"
+# Marks an interval drawn from fewer than nine in ten resamples: the figure was undefined on the rest.
+UNDEFINED_MARK = "‡"
+UNDEFINED_SHARE_MARKED = 0.1
+
+
+def _undefined_mark(estimate: Estimate) -> str:
+    return f" {UNDEFINED_MARK}" if estimate.undefined_share > UNDEFINED_SHARE_MARKED else ""
+
+
+def _undefined_note(marked: bool) -> list[str]:
+    if not marked:
+        return []
+    return [
+        "",
+        f"{UNDEFINED_MARK} The figure was undefined on more than {percent(UNDEFINED_SHARE_MARKED)} of the "
+        "resamples (kappa or alpha on a draw of one label, a correlation without variance), which are "
+        "left out: the interval is that of the resamples where it exists (undefined_share in "
+        "metrics.json), so read it with care.",
+    ]
 
 
 NO_RESAMPLES = "without intervals (no bootstrap resamples were drawn)"
@@ -65,6 +84,7 @@ def comparison_markdown(
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
     below: list[BackendScores] = []
+    marked = False  # any interval with the undefined mark
     ranked = rank(results, primary, min_coverage=min_coverage)
     for result in ranked:
         extra = details.get(result.backend, {})
@@ -75,11 +95,13 @@ def comparison_markdown(
         cells = [name, str(result.n_scored), f"{result.coverage:.1%}"]
         for metric in metrics:
             est = result.metrics.get(metric.name)
-            cells.append(
-                format_estimate(est.value, est.ci_low, est.ci_high, interval=confidence is not None)
-                if est
-                else "n/a"
-            )
+            if est is None:
+                cells.append("n/a")
+                continue
+            cell = format_estimate(est.value, est.ci_low, est.ci_high, interval=confidence is not None)
+            mark = _undefined_mark(est) if confidence is not None else ""
+            marked = marked or bool(mark)
+            cells.append(cell + mark)
         fit_s = extra.get("fit_seconds")
         docs_s = extra.get("docs_per_second")
         cells.append(f"{fit_s:.1f}" if fit_s is not None else "-")
@@ -97,6 +119,7 @@ def comparison_markdown(
         f"Figures are point estimates {spread} over the documents each backend coded ({arrows}); "
         f"ranked by {primary.name}."
     )
+    lines += _undefined_note(marked)
     if unranked := without_figure(results, primary):
         lines += ["", no_figure_note(unranked, len(results), primary)]
     if below:
@@ -146,6 +169,7 @@ def paired_markdown(
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
+    marked = False
     for backend, estimates in differences.items():
         n = max((e.n for e in estimates.values()), default=0)
         cells = [backend, str(n)]
@@ -157,7 +181,8 @@ def paired_markdown(
             if confidence is None:
                 cells.append(_signed(e.value))
                 continue
-            mark = " *" if supported(e) else ""
+            mark = (" *" if supported(e) else "") + _undefined_mark(e)
+            marked = marked or e.undefined_share > UNDEFINED_SHARE_MARKED
             cells.append(f"{_signed(e.value)} [{_signed(e.ci_low)}, {_signed(e.ci_high)}]{mark}")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -173,6 +198,7 @@ def paired_markdown(
             f"{percent(confidence)} paired bootstrap intervals (the same resampled documents score both); "
             f"* marks an interval that excludes 0, a difference these documents support. {direction}"
         )
+    lines += _undefined_note(marked)
     return "\n".join(lines)
 
 
