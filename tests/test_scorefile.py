@@ -128,4 +128,4 @@ def test_score_json_holds_null_for_an_undefined_figure(tmp_path: Path, plugins: 
         tmp_path / "coder.csv", tmp_path / "gold.csv", "regression", plugins, gold_column="score", n_boot=20
     )
     r2 = _strict(json.dumps(result))["backends"]["coder"]["metrics"]["r2"]  # type: ignore[index]
-    assert r2 == {"value": None, "ci_low": None, "ci_high": None, "n": 3}
+    assert r2 == {"value": None, "ci_low": None, "ci_high": None, "n": 3, "undefined_share": 1.0}
