@@ -75,3 +75,22 @@ def write_results(name: str, results: dict[str, Any], lines: list[str]) -> None:
     markdown = [lines[0], "", f"Machine: {describe(info)}.", *lines[1:]]
     (RESULTS / f"{name}.md").write_text("\n".join(markdown) + "\n")
     print("\n".join(markdown))
+
+
+def with_classifier_head(model_dir: str | Path, labels: int = 2) -> str:
+    """``model_dir`` with a classification head drawn at random (seeded), saved beside it once.
+
+    For throughput only: speed does not depend on the head's weights, and the encoder backend
+    refuses to code with a head that transformers would draw afresh at every load.
+    """
+    base = Path(model_dir)
+    folder = base.with_name(f"{base.name}-random-head-{labels}")
+    if not (folder / "model.safetensors").exists():
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=labels)
+        model.save_pretrained(folder)
+        AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    return str(folder.resolve())

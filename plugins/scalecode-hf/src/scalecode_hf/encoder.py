@@ -142,6 +142,45 @@ def targets(gold: GoldSet, mean: float = 0.0, std: float = 1.0) -> pa.Array:
     return pa.array((gold.scores() - mean) / std, pa.float32())
 
 
+def not_a_classifier(config: dict[str, Any], task: Task, model: str) -> str | None:
+    """Why a model (by its config.json) cannot code untrained: a plain or sentence encoder has no
+    classifier, and one would be drawn at random at every load; None where it can."""
+    architectures = config.get("architectures") or []
+    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        return (
+            f"{model}: is not a fine-tuned classifier (its architecture is "
+            f"{', '.join(architectures) or 'not named'}), so its head would start at random and its "
+            "codes would be noise; set train: true to fine-tune one, or name a fine-tuned classifier"
+        )
+    return _not_a_scorer(task, len(config.get("id2label") or {}) or int(config.get("num_labels", 2)), model)
+
+
+def _not_a_scorer(task: Task, outputs: int, model: str) -> str | None:
+    if task.type is TaskType.REGRESSION and outputs != 1:
+        return (
+            f"{model}: a classifier with {outputs} outputs, where a regression needs a model with one "
+            "(num_labels 1); set train: true to fine-tune one"
+        )
+    return None
+
+
+def fresh_head(loading: dict[str, Any], task: Task, outputs: int, model: str) -> str | None:
+    """What ``not_a_classifier`` says, from what loading the weights found: a classifier's weights
+    missing or of another shape (transformers then draws them at random)."""
+    fresh = sorted(
+        {str(k) for k in loading.get("missing_keys", ())}
+        | {str(k[0] if isinstance(k, tuple) else k) for k in loading.get("mismatched_keys", ())}
+    )
+    if fresh:
+        shown = ", ".join(fresh[:4]) + (", ..." if len(fresh) > 4 else "")
+        return (
+            f"{model}: holds no trained classification head (it lacks {shown}, which would start at "
+            "random, so its codes would be noise); set train: true to fine-tune one, or name a "
+            "fine-tuned classifier"
+        )
+    return _not_a_scorer(task, outputs, model)
+
+
 class EncoderBackend(Backend):
     """An encoder with a classification or regression head, fine-tuned on the gold documents."""
 
@@ -162,11 +201,12 @@ class EncoderBackend(Backend):
         self.tokenizer: Any = None
         self.meta: dict[str, Any] = {}
         self.max_length = self.params.max_length  # capped at the model's limit once it is loaded
+        self.fresh_head: str | None = None  # why the untrained model's head cannot code, if it cannot
 
     @classmethod
     def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
         assert isinstance(params, EncoderParams)
-        resolve(params.model, revision=params.revision, trust_remote_code=params.trust_remote_code)
+        source = resolve(params.model, revision=params.revision, trust_remote_code=params.trust_remote_code)
         if not train:
             if params.pooling not in ("model", "auto"):
                 raise ValueError("an encoder with a new head must be trained (train: true)")
@@ -174,6 +214,10 @@ class EncoderBackend(Backend):
                 raise ValueError(
                     "label_map: map the classifier's own labels to the codebook, or set train: true"
                 )
+            if source.kind == "folder":  # a hub model's config is read when it is loaded
+                config = json.loads((Path(source.location) / "config.json").read_text())
+                if reason := not_a_classifier(config, task, params.model):
+                    raise ValueError(reason)
         if params.label_map:
             unknown = [v for v in params.label_map.values() if v not in task.label_names]
             if unknown:
@@ -204,14 +248,25 @@ class EncoderBackend(Backend):
         if self.state_dir is not None:
             folder = self.state_dir / MODEL_DIR
             model, self.meta = read_encoder(folder, self.params.trust_remote_code, base=self.source)
+            trained_for = self.meta.get("labels") or None
+            if trained_for is not None and list(trained_for) != list(self.task.label_names):
+                # Outputs are read by position: another order would swap codes without a word.
+                raise ValueError(
+                    f"{folder} was trained for the labels {list(trained_for)}, and the codebook now "
+                    f"has {list(self.task.label_names)}; train it again for this codebook"
+                )
             tokenizer_dir = folder / "tokenizer"
             self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         else:  # an already fine-tuned classifier, used as it is
             location, kwargs = self.source.pretrained()
             # fp32 whatever the checkpoint holds (transformers keeps its dtype by default): precision
             # fp32 must mean fp32, and autocast gives bf16 or fp16 where they are asked for.
-            encoder = AutoModelForSequenceClassification.from_pretrained(
-                location, use_safetensors=True, dtype=torch.float32, **kwargs
+            encoder, loading = AutoModelForSequenceClassification.from_pretrained(
+                location, use_safetensors=True, dtype=torch.float32, output_loading_info=True, **kwargs
+            )
+            # Not raised here: load() also serves a backend about to be trained (fit replaces it).
+            self.fresh_head = fresh_head(
+                loading, self.task, int(encoder.config.num_labels), self.params.model
             )
             model = EncoderModel(encoder, "model", int(encoder.config.num_labels))
             self.tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
@@ -250,6 +305,8 @@ class EncoderBackend(Backend):
             return to_predictions(np.zeros((0, num_outputs(self.task))), self.task, {}, self.params.threshold)
         if self.model is None:
             self.load()
+        if self.state_dir is None and self.fresh_head:
+            raise ValueError(self.fresh_head)
         outputs, lengths = self._outputs(texts)
         extra = {"tokens": np.asarray(lengths), "truncated": np.asarray(lengths) >= self.max_length}
         if self.state_dir is None and self.params.label_map:
@@ -354,6 +411,7 @@ class EncoderBackend(Backend):
             "num_outputs": num_outputs(self.task),
             "problem_type": problem_type(self.task),
             "labels": self.task.label_names or None,
+            "threshold": self.params.threshold,
             "mode": options.mode,
             "dropout": options.dropout,
             "lora": options.lora.model_dump(),

@@ -65,5 +65,7 @@ class EncoderRecipe:
             device=device,
             precision=precision,
         )
-        predicted = to_predictions(outputs, self.task, c, 0.5)
+        # The threshold coding will use: a best epoch chosen at another would be chosen for codes
+        # the model never gives.
+        predicted = to_predictions(outputs, self.task, c, c.get("threshold", 0.5))
         return validation_scores(self.task, predicted, list(validation["targets"]))
