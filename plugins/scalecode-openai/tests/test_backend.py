@@ -161,7 +161,9 @@ def test_servers_without_schema_support_fall_back_and_prose_is_read_strictly(tmp
         coder = backend(api, tmp_path)
         answers = coder.predict_batch(["a negative one", "[[fault:prose]] neutral really"])
         formats = [(c.body.get("response_format") or {}).get("type") for c in api.chat_calls()]
-    assert list(answers.label) == ["negative", "neutral"]
+    # A label inside a sentence is no answer: only a reply that is a label alone would be.
+    assert list(answers.label) == ["negative", None]
+    assert answers.error[1] == "answer has no 'label'" and answers.raw[1] == "The label is neutral."
     assert formats[0] == "json_schema" and formats[-1] == "json_object"
     assert coder.requester.format == "json_object"  # asked once, remembered
 

@@ -1,7 +1,8 @@
 """Reading a model's reply: codes checked against the codebook, and a confidence from log-probabilities.
 
 Parsing is tolerant of form and strict about content. A reply may be JSON, JSON inside prose or a
-code fence, or (one document, classification) prose that names exactly one label. Whatever the form,
+code fence, or (one document, classification) a label alone: the whole reply, optionally quoted or
+followed by a period, never a label found inside a sentence. Whatever the form,
 a code outside the codebook, a score outside the scale or a reply that names no single label is an
 error that keeps the raw reply: never a crash and never a guess.
 """
@@ -43,12 +44,18 @@ def _load_json(content: str) -> Any:
     return None
 
 
-def _mentioned_labels(task: Task, content: str) -> list[str]:
-    return [
-        name
-        for name in task.label_names
-        if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", content, flags=re.IGNORECASE)
-    ]
+_QUOTES = (('"', '"'), ("'", "'"), ("`", "`"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("**", "**"))
+
+
+def _label_alone(content: str) -> str:
+    """The reply with what may surround a bare label taken off: white space, one pair of quotes (or
+    backticks, or Markdown bold) and a trailing period, inside or outside the quotes."""
+    text = content.strip().removesuffix(".").strip()
+    for opening, closing in _QUOTES:
+        if len(text) > len(opening) + len(closing) and text.startswith(opening) and text.endswith(closing):
+            text = text[len(opening) : -len(closing)].strip().removesuffix(".").strip()
+            break
+    return text
 
 
 def check(task: Task, value: Any) -> Code:
@@ -89,12 +96,13 @@ def parse(task: Task, content: str | None, documents: int) -> list[Code]:
     if documents == 1:
         if isinstance(data, dict) and field in data:
             return [check(task, data[field])]
-        if task.type is TaskType.CLASSIFICATION:
-            named = _mentioned_labels(task, content)
-            if len(named) == 1:
-                return [Code(named[0])]
-            if named:
-                return [Code(error=f"answer names several labels: {', '.join(named)}")]
+        if task.type is TaskType.CLASSIFICATION and not isinstance(data, dict):
+            # Prose: only a reply that is a label and nothing else. A label found inside a sentence
+            # ("This is not offensive.", "I can't help with that. No.") or a cut-off answer
+            # ('{"label": "pro-gov') is not an answer, whatever word it contains.
+            alone = check(task, _label_alone(content))
+            if alone.error is None:
+                return [alone]
         return [Code(error=f"answer has no '{field}'")]
     if not isinstance(data, dict) or not isinstance(data.get("answers"), list):
         return [Code(error="answer has no list of 'answers'")] * documents

@@ -20,8 +20,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from scalecode import Backend, Estimate, Predictions, Resources, Task, TaskType
+from scalecode import Backend, Estimate, Example, Predictions, Resources, Task, TaskType
 from scalecode_openai import prompts
 from scalecode_openai.answers import confidences, parse
 from scalecode_openai.cache import ResponseCache
@@ -30,7 +31,32 @@ from scalecode_openai.cost import Budget, estimate_tokens
 from scalecode_openai.options import OpenAIParams
 
 CACHE_FILE = "responses.sqlite"
+BUDGET_FILE = "spending.json"  # what each run spent so far: budget_usd caps a run, all its stages
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+# Sent where no key is given and none is needed (Ollama, vLLM, llama.cpp): the client insists on one.
+NO_KEY = "no-key"
+
+
+def is_openai(base_url: str | None) -> bool:
+    """Whether requests go to OpenAI itself (no base_url, or https://api.openai.com): the only
+    endpoint that gets the key in OPENAI_API_KEY without the job naming it."""
+    if base_url is None:
+        return True
+    url = urlsplit(base_url.strip())
+    return url.scheme.lower() == "https" and (url.hostname or "").lower() == "api.openai.com"
+
+
+def api_key(params: OpenAIParams) -> str | None:
+    """The key to send: the job's ``api_key``; else, for OpenAI itself only, OPENAI_API_KEY.
+
+    A vLLM node, a gateway or a plain-http URL never gets the OpenAI key from the environment: it
+    would hand the user's OpenAI credentials to whoever runs that server.
+    """
+    if params.api_key is not None:
+        return params.api_key.get_secret_value() or None
+    if is_openai(params.base_url):
+        return os.environ.get(DEFAULT_KEY_ENV) or None
+    return None
 
 
 class OpenAIBackend(Backend):
@@ -44,7 +70,7 @@ class OpenAIBackend(Backend):
 
     @classmethod
     def check(cls, task: Task, params: Any, *, train: bool) -> None:
-        if params.base_url is None and params.api_key is None and not os.environ.get(DEFAULT_KEY_ENV):
+        if is_openai(params.base_url) and api_key(params) is None:
             raise ValueError(
                 f"api_key: the environment variable {DEFAULT_KEY_ENV} is not set; set it, or name "
                 'another with api_key: {"$env": "VARIABLE"} (keys never go in the job file)'
@@ -68,15 +94,14 @@ class OpenAIBackend(Backend):
         return ResponseCache(self.work_dir / CACHE_FILE if self.work_dir is not None else None)
 
     def load(self) -> None:
-        secret = self.params.api_key
-        key = secret.get_secret_value() if secret is not None else os.environ.get(DEFAULT_KEY_ENV)
-        if not key and self.params.base_url is None:
+        key = api_key(self.params)
+        if not key and is_openai(self.params.base_url):
             raise RuntimeError(f"the environment variable {DEFAULT_KEY_ENV} is not set")
         self._loop = asyncio.new_event_loop()
         self._cache_db = self._cache()
-        budget = Budget(self.params.budget_usd, self.params.model)
-        # Local servers (Ollama, vLLM) need no key, but the client insists on one.
-        self._loop.run_until_complete(self._start(key or "no-key", budget))
+        ledger = self.work_dir / BUDGET_FILE if self.work_dir is not None else None
+        budget = Budget(self.params.budget_usd, self.params.model, ledger)
+        self._loop.run_until_complete(self._start(key or NO_KEY, budget))
 
     async def _start(self, key: str, budget: Budget) -> None:
         self.requester = Requester(self.params, key, self._cache_db, budget)  # bound to this loop
@@ -96,8 +121,10 @@ class OpenAIBackend(Backend):
 
     @property
     def examples(self) -> list[Any]:
+        """The few-shot examples shown, taken in turn from each label (see :func:`round_robin`)."""
         shown = self.params.few_shot
-        return list(self.task.examples if shown is None else self.task.examples[:shown])
+        examples = round_robin(self.task.examples)
+        return examples if shown is None else examples[:shown]
 
     def _groups(self, texts: Sequence[str]) -> list[list[int]]:
         size = self.params.docs_per_request
@@ -149,7 +176,8 @@ class OpenAIBackend(Backend):
         }
         for group, reply in zip(groups, replies, strict=True):
             share = len(group)
-            codes = parse(self.task, reply.content, share) if reply.error is None else []
+            unusable = self._unusable(reply, share) if reply.error is None else None
+            codes = parse(self.task, reply.content, share) if reply.error is None and not unusable else []
             probabilities = confidences(self.task, reply.content or "", reply.tokens) if codes else []
             for j, i in enumerate(group):
                 extra["cached"][i] = reply.cached
@@ -159,6 +187,9 @@ class OpenAIBackend(Backend):
                 extra["cost_usd"][i] = None if reply.cost_usd is None else reply.cost_usd / share
                 if reply.error is not None:
                     error[i], retry[i] = reply.error, reply.passing
+                    continue
+                if unusable is not None:
+                    error[i], raw[i] = unusable, reply.content or reply.refusal
                     continue
                 answer = codes[j]
                 if answer.error is not None:
@@ -175,6 +206,19 @@ class OpenAIBackend(Backend):
         else:
             answers.score = code
         return answers
+
+    def _unusable(self, reply: Reply, documents: int) -> str | None:
+        """Why a reply the server sent whole cannot give codes: the model refused, or its answer was
+        cut off at max_tokens (a part of an answer is no answer, whatever it seems to say)."""
+        if reply.refusal:
+            return f"the model refused: {reply.refusal}"
+        if reply.finish_reason == "length":
+            reason = f"answer cut off at max_tokens ({self.params.max_tokens} tokens): raise max_tokens"
+            if self.params.docs_per_request > 1:
+                several = "documents" if documents > 1 else "document"
+                reason += f" or lower docs_per_request ({documents} {several} shared one answer)"
+            return reason
+        return None
 
     # --- before a run -------------------------------------------------------------------------
 
@@ -218,6 +262,22 @@ class OpenAIBackend(Backend):
             cost_usd=cost,
             notes=tuple(notes),
         )
+
+
+def round_robin(examples: Sequence[Example]) -> list[Example]:
+    """Examples one label at a time in turn (labels in order of first appearance, each label's
+    examples in their order), so that the first k cover as many labels as k can and the example
+    just before the document is not always of the same label. A multi-label example's label is its
+    set of labels; a regression example's, its score."""
+    groups: dict[object, list[Example]] = {}
+    for example in examples:
+        label = example.label if example.label is not None else example.labels or example.score
+        groups.setdefault(label, []).append(example)
+    turns = [list(group) for group in groups.values()]
+    ordered = []
+    for depth in range(max(map(len, turns), default=0)):
+        ordered += [group[depth] for group in turns if depth < len(group)]
+    return ordered
 
 
 def _inside_event_loop() -> bool:

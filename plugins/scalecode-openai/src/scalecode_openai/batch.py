@@ -15,10 +15,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import itertools
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+from openai import (
+    APIConnectionError,
+    APITimeoutError,
+    ConflictError,
+    InternalServerError,
+    RateLimitError,
+)
 
 from scalecode.errors import StopRun
 from scalecode_openai.client import REFUSED, Requester, cache_key
@@ -81,18 +91,31 @@ async def submit_and_collect(
         _save(state_path, state)
         log.info("submitted batch %s with %d requests", batch.id, len(missing))
 
-    batch = await client.batches.retrieve(state["batch_id"])
-    while batch.status not in FINISHED:
-        await asyncio.sleep(params.batch_poll_s)
-        batch = await client.batches.retrieve(state["batch_id"])
+    try:
+        batch = await _patiently(params, lambda: client.batches.retrieve(state["batch_id"]))
+        while batch.status not in FINISHED:
+            await asyncio.sleep(params.batch_poll_s)
+            batch = await _patiently(params, lambda: client.batches.retrieve(state["batch_id"]))
+        output = error = None
+        if (output_id := batch.output_file_id) is not None:
+            output = await _patiently(params, lambda: client.files.content(output_id))
+        if (error_id := batch.error_file_id) is not None:
+            error = await _patiently(params, lambda: client.files.content(error_id))
+    except _TRANSIENT as exc:
+        # The batch is submitted and its id saved: the next run polls it again. Its documents are
+        # error rows marked to retry, not a crash of the run.
+        log.warning(
+            "batch %s: the server could not be reached (%s); the next run polls it again",
+            state["batch_id"],
+            exc,
+        )
+        return
     state["status"] = batch.status
     _save(state_path, state)
-    if batch.output_file_id:
-        content = await client.files.content(batch.output_file_id)
-        _store(requester, bodies, content.text, batch.id)
-    if batch.error_file_id:
-        content = await client.files.content(batch.error_file_id)
-        for line in content.text.splitlines():
+    if output is not None:
+        _store(requester, bodies, output.text, batch.id)
+    if error is not None:
+        for line in error.text.splitlines():
             if line.strip():
                 record = json.loads(line)
                 key = record.get("custom_id", "")
@@ -104,6 +127,28 @@ async def submit_and_collect(
         # The batch is over and left requests unanswered (failed, expired, cancelled): the next run
         # must submit them anew, not poll this batch again. Its record stays, under the batch's id.
         state_path.replace(state_path.with_name(f"{name}.{batch.id}.json"))
+
+
+T = TypeVar("T")
+POLL_RETRIES: Final = 10  # consecutive failures to reach the server before this run gives up on a batch
+_TRANSIENT = (APIConnectionError, APITimeoutError, InternalServerError, RateLimitError, ConflictError)
+
+
+async def _patiently(params: Any, call: Callable[[], Awaitable[T]]) -> T:
+    """A call to the Batch API, asked again after a transient failure (a dropped connection, a
+    timeout, 409, 429, 5xx: past the client's own retries) with backoff from ``batch_poll_s`` up to
+    five minutes, ``POLL_RETRIES`` times in a row; a batch takes hours, a network blip must not end
+    the run."""
+    for failures in itertools.count(1):
+        try:
+            return await call()
+        except _TRANSIENT as exc:
+            if failures > POLL_RETRIES:
+                raise
+            wait = min(params.batch_poll_s * 2**failures, 300.0)
+            log.warning("Batch API call failed (%s); asking again in %.0f s", type(exc).__name__, wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _check_budget(requester: Requester, bodies: list[dict[str, Any]]) -> None:

@@ -7,8 +7,11 @@ request that still fails becomes an error row naming the failure; it is logged i
 asked again by the next run.
 
 ``structured_output: auto`` starts with a JSON schema and steps down to JSON mode, then to the prompt
-alone, the first time the server refuses a format (HTTP 400); ``logprobs`` is dropped the same way.
-Each step down happens once per process and is logged.
+alone, the first time the server refuses a format: an HTTP 400 or 422 whose error names
+``response_format``, ``json_schema`` or ``json_object`` (in its ``param`` or its message, as OpenAI,
+vLLM, llama.cpp and Ollama name it); ``logprobs`` is dropped the same way when the refusal names it.
+Each step down happens once per process and is logged. Any other 400 or 422 (a context too long, a
+content filter, a parameter the model rejects) is that document's own error row, not retried.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,6 +52,8 @@ class Reply:
     key: str = ""
     error: str | None = None
     passing: bool = False  # the error may pass (server down, rate limit, timeout): ask again next run
+    finish_reason: str | None = None  # "length": the answer was cut off at max_tokens
+    refusal: str | None = None  # the model declined to answer (OpenAI's message.refusal)
 
 
 def per_second(per_minute: float | None) -> AsyncLimiter | None:
@@ -106,7 +112,8 @@ def reply_from(
     response: dict[str, Any], key: str, cached: bool, latency_s: float | None, cost: float | None
 ) -> Reply:
     choice = (response.get("choices") or [{}])[0]
-    content = (choice.get("message") or {}).get("content")
+    message = choice.get("message") or {}
+    content = message.get("content")
     tokens = (choice.get("logprobs") or {}).get("content")
     input_tokens, output_tokens = _usage(response)
     return Reply(
@@ -118,6 +125,8 @@ def reply_from(
         latency_s=latency_s,
         cached=cached,
         key=key,
+        finish_reason=choice.get("finish_reason"),
+        refusal=message.get("refusal") or None,
     )
 
 
@@ -156,7 +165,13 @@ class Requester:
 
         ``cache_only`` (batch mode, after the batch is in): a request the cache lacks is not sent.
         """
-        from openai import APIConnectionError, APIStatusError, APITimeoutError, BadRequestError
+        from openai import (
+            APIConnectionError,
+            APIStatusError,
+            APITimeoutError,
+            BadRequestError,
+            UnprocessableEntityError,
+        )
 
         malformed = 0
         while True:
@@ -179,8 +194,8 @@ class Requester:
                 try:
                     self.sent += 1
                     response = await self._send(body)
-                except BadRequestError as exc:
-                    if self._step_down(str(exc), fmt, logprobs):
+                except (BadRequestError, UnprocessableEntityError) as exc:
+                    if self._step_down(refused_option(*_refusal(exc)), fmt, logprobs):
                         continue
                     return self._failed(key, f"API refused the request: {_describe(exc)}")
                 except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
@@ -231,15 +246,24 @@ class Requester:
         if self.requests_limit is not None:
             await self.requests_limit.acquire()
         if self.tokens_limit is not None:
-            needed = estimate_tokens(body["messages"]) + self.params.max_tokens
-            await self.tokens_limit.acquire(min(needed, self.tokens_limit.max_rate))
+            # The bucket holds one second's allowance: a request needing more takes it a bucket at a
+            # time, so that what is sent over a minute stays within the limit.
+            needed: float = estimate_tokens(body["messages"]) + self.params.max_tokens
+            while needed > 0:
+                piece = min(needed, self.tokens_limit.max_rate)
+                await self.tokens_limit.acquire(piece)
+                needed -= piece
 
-    def _step_down(self, message: str, fmt: str, logprobs: bool) -> bool:
-        """After a 400: drop what the server refused, once. False: the request itself is at fault."""
+    def _step_down(self, refused: str | None, fmt: str, logprobs: bool) -> bool:
+        """After a 400 or 422 naming ``refused`` (see :func:`refused_option`): drop it, once.
+        False: the request itself is at fault, and becomes an error row."""
+        if refused is None:
+            return False  # a context too long, a content filter, a parameter the model rejects
         if fmt != self.format or logprobs != self.logprobs:
             return True  # another request already stepped down; ask again as it now asks
-        text = message.lower()
-        if logprobs and "logprob" in text:
+        if refused == "logprobs":
+            if not logprobs:
+                return False
             self.logprobs = False
             log.warning("the server refuses log-probabilities; asking without them (no confidence)")
             return True
@@ -255,6 +279,49 @@ class Requester:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+_NAMES_LOGPROBS = re.compile(r"logprob", re.IGNORECASE)
+_NAMES_FORMAT = re.compile(r"response[_ .]?format|json[_ ]?schema|json[_ ]?object", re.IGNORECASE)
+
+
+def refused_option(param: str | None, message: str) -> str | None:
+    """What a refusal (HTTP 400 or 422) names that the request could do without: "logprobs",
+    "format" (response_format, json_schema or json_object), or None (the request itself is at fault:
+    a context too long, a content filter, a parameter the model rejects)."""
+    text = f"{param or ''} {message}"
+    if _NAMES_LOGPROBS.search(text):
+        return "logprobs"
+    if _NAMES_FORMAT.search(text):
+        return "format"
+    return None
+
+
+def _refusal(exc: Exception) -> tuple[str | None, str]:
+    """The ``param`` and the message of a refusal: OpenAI's ``{"error": {"message", "param"}}`` (the
+    client reads it into ``body``), FastAPI's ``{"detail": [{"loc", "msg"}]}`` (vLLM's 422s), or the
+    text of the response. Only these, not the whole body: a body may echo the request back."""
+    param = getattr(exc, "param", None)
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        detail = body.get("detail")
+        if isinstance(detail, list):
+            parts = [
+                " ".join(map(str, item.get("loc") or ())) + " " + str(item.get("msg", ""))
+                for item in detail
+                if isinstance(item, dict)
+            ]
+            return param, "; ".join(parts)
+        message = body.get("message", detail)
+        if message is not None:
+            return param if param is not None else _text(body.get("param")), str(message)
+    elif isinstance(body, str):
+        return param, body
+    return param, str(exc)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 REFUSED = frozenset({400, 413, 422})  # the request itself is refused: sending it again gets the same

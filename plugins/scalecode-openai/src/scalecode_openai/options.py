@@ -1,7 +1,9 @@
 """The options of the `openai` backend, as written under ``params:`` in a job file.
 
 The API key is never written in a job file: ``api_key: {"$env": "VARIABLE"}`` names the environment
-variable it is read from on the worker that sends the requests (default ``OPENAI_API_KEY``). It is
+variable it is read from on the worker that sends the requests. Without it, OpenAI itself (no
+``base_url``, or ``https://api.openai.com``) gets the key in ``OPENAI_API_KEY``, and any other
+``base_url`` (a vLLM node, a gateway, a plain-http URL) gets no key at all, never the OpenAI one. It is
 held as a pydantic ``SecretStr``, so it prints as ``**********`` and appears in no manifest, cache
 or log; it is not part of any request body, so not of the cache either.
 """
@@ -33,7 +35,9 @@ class OpenAIParams(BackendParams):
     )
     api_key: SecretStr | None = operational(
         None,
-        description='{"$env": "VARIABLE"}: the environment variable holding the key (default OPENAI_API_KEY)',
+        description='{"$env": "VARIABLE"}: the environment variable holding the key. Without it, '
+        "OPENAI_API_KEY is sent to OpenAI itself (no base_url, or https://api.openai.com) and no key "
+        "to any other base_url",
     )
 
     # What determines the answer: sent as configured, and part of every cache key.
@@ -71,7 +75,11 @@ class OpenAIParams(BackendParams):
     # Cost and the response cache.
     price: Price | None = operational(None, description="US dollars per million tokens; none: cost unknown")
     budget_usd: float | None = operational(
-        None, gt=0, description="stop the run cleanly once its new requests have cost this much"
+        None,
+        gt=0,
+        description="stop the run cleanly once its new requests have cost this much: one "
+        "`scalecode run`, all its stages together (gold test, retries, corpus); the next run of the "
+        "same job, which resumes it, may spend as much again",
     )
     cache: str | Literal[False] | None = operational(
         None,
