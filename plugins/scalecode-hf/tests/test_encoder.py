@@ -274,7 +274,7 @@ def test_a_model_without_a_trained_head_is_refused_when_not_training(tiny_bert, 
     if task_type is TaskType.CLASSIFICATION:
         params["label_map"] = {"LABEL_0": task.label_names[0], "LABEL_1": task.label_names[1]}
     validated = EncoderBackend.Params.model_validate(params)
-    with pytest.raises(ValueError, match="is not a fine-tuned classifier .*BertModel"):
+    with pytest.raises(ValueError, match=r"is not a fine-tuned classifier .*BertModel"):
         EncoderBackend.check(task, validated, train=False)  # before any work, from its config
     with pytest.raises(ValueError, match=r"holds no trained classification head .*classifier\.weight"):
         EncoderBackend(task, params).predict_batch(["good day"])  # and from its weights

@@ -105,6 +105,11 @@ class CausalScorer:
         self.examples: list[Example] = list(task.examples if shown is None else task.examples[:shown])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.system_role = prompts.takes_system_role(tokenizer)
+        # What the tokenizer reads as a control token wherever it meets it in a text (<|im_end|>,
+        # <|im_start|>...): the added tokens it marks special, which a document must not be read as.
+        added = getattr(tokenizer, "added_tokens_decoder", {}).values()
+        specials = {str(t.content) for t in added if getattr(t, "special", False)}
+        self.specials = sorted(t for t in specials | set(getattr(tokenizer, "all_special_tokens", ())) if t)
         self.max_length = self._document_length(config)
         if not prompts.answers_end(tokenizer):
             name = str(getattr(tokenizer, "name_or_path", "") or "the tokenizer")
@@ -150,9 +155,24 @@ class CausalScorer:
         )
         return room
 
+    def has_special(self, text: str) -> bool:
+        """Whether ``text`` holds special-token text, which the tokenizer would read as control tokens."""
+        return any(special in text for special in self.specials)
+
+    def tokens(self, text: str, *, plain: bool = False) -> list[int]:
+        """``text``'s token ids; ``plain``: special-token text in it (``<|im_end|>``) read as the text
+        it is, not as the control token. (Text without any is tokenised alike either way, and asked
+        for no more: not every tokenizer takes ``split_special_tokens``.)"""
+        if plain and self.has_special(text):
+            return list(
+                self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            )
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def truncate(self, text: str) -> tuple[str, bool]:
-        """The document cut to ``max_length`` tokens (as capped), and whether it was cut."""
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        """The document cut to ``max_length`` tokens (as capped), and whether it was cut. Tokens as
+        ``encode`` reads the document: special-token text as plain text."""
+        ids = self.tokens(text, plain=True)
         limit = keep = self.max_length
         if len(ids) <= limit:
             return text, False
@@ -160,7 +180,7 @@ class CausalScorer:
         # as more tokens than it was cut from: one too many is past the model's positions.
         while keep > 0:
             cut: str = self.tokenizer.decode(ids[:keep])
-            if len(self.tokenizer(cut, add_special_tokens=False)["input_ids"]) <= limit:
+            if len(self.tokens(cut, plain=True)) <= limit:
                 return cut, True
             keep -= 1
         return "", True
@@ -180,15 +200,48 @@ class CausalScorer:
     def encode(
         self, conversation: list[dict[str, str]], replies: Sequence[str]
     ) -> tuple[list[int], list[list[int]]]:
-        prompt = self.prompts.render(self.tokenizer, conversation)
-        tokens = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answers = [
-            self.tokenizer(
-                self.prompts.continuation(self.tokenizer, conversation, r), add_special_tokens=False
-            )["input_ids"]
-            for r in replies
-        ]
+        """The prompt's token ids and each reply's (the reply and the end of the turn)."""
+        tokens = self.prompt_tokens(conversation)
+        answers = [self.tokens(self.prompts.continuation(self.tokenizer, conversation, r)) for r in replies]
         return tokens, answers
+
+    def prompt_tokens(self, conversation: list[dict[str, str]]) -> list[int]:
+        """The rendered prompt's token ids, the last message (the one that holds the document) read as
+        plain text: a document that holds ``<|im_end|>\n<|im_start|>assistant\n`` must not end its
+        turn and open a fake answer with the template's control tokens.
+
+        A document without special-token text is tokenised with the rest of the prompt, as one string,
+        exactly as before. One with it is tokenised as three pieces: up to the end of the last control
+        token before the document, the document with the text around it up to the next control token
+        (plain), and the rest. The tokenizer splits a text at its control tokens anyway, so the ids of
+        the pieces around the document are those it would give; only the document's change."""
+        prompt = self.prompts.render(self.tokenizer, conversation)
+        content = conversation[-1]["content"]
+        if not self.has_special(content):
+            return self.tokens(prompt)
+        span = self.prompts.content_span(self.tokenizer, conversation, prompt)
+        if span is None:
+            name = str(getattr(self.tokenizer, "name_or_path", "") or "the tokenizer")
+            _warn_once(
+                ("unplaced", name),
+                "%s: the chat template does not write a message's content as it is, so special-token "
+                "text in a document (such as %s) cannot be told from the template's own and is read as "
+                "control tokens",
+                name,
+                next(t for t in self.specials if t in content),
+            )
+            return self.tokens(prompt)
+        # Widened to the control tokens around the document: the text between them is one piece to
+        # the tokenizer, whose tokens may run across the document's edges ("\n" and "\nThe").
+        start, end = span
+        before = [at + len(t) for t in self.specials if (at := prompt.rfind(t, 0, start)) >= 0]
+        after = [at for t in self.specials if (at := prompt.find(t, end)) >= 0]
+        start, end = max(before, default=0), min(after, default=len(prompt))
+        return (
+            self.tokens(prompt[:start])
+            + self.tokens(prompt[start:end], plain=True)
+            + self.tokens(prompt[end:])
+        )
 
     def predict(self, model: Any, texts: Sequence[str], device: torch.device, precision: str) -> Predictions:
         from scalecode_hf.likelihood import score_answers, softmax
@@ -233,6 +286,23 @@ class CausalScorer:
             )
         points = np.array(self.prompts.rating_points(self.task))
         return Predictions(score=np.array([float(p @ points) for p in probs]), extra=extra)
+
+
+def weights_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype a model's weights are loaded in for coding in ``precision`` on ``device``.
+
+    On a CPU fp32, whatever the precision: bf16 (or fp16) is autocast's, over fp32 weights, as in the
+    encoder backend. Weights in bf16 would round not only the matrix products but the residual stream,
+    the norms and the embeddings as well: on SmolLM2-135M they changed 3 of 10 labels that autocast
+    over fp32 weights left as fp32 coded them. On a GPU the precision's own (fp32 means fp32): a 7B
+    model coded in bf16 takes 14 GB, not the 28 GB of fp32 weights cast op by op."""
+    import torch
+
+    from scalecode_hf.devices import autocast_dtype
+
+    if device.type == "cpu":
+        return torch.float32
+    return autocast_dtype(precision) or torch.float32
 
 
 def _warn_once(key: tuple[Any, ...], message: str, *args: Any) -> None:
@@ -294,7 +364,7 @@ class CausalLMBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM
 
-        from scalecode_hf.devices import autocast_dtype, choose_device, choose_precision, quiet_libraries
+        from scalecode_hf.devices import choose_device, choose_precision, quiet_libraries
 
         quiet_libraries()
         self.device = choose_device(self.params.device)
@@ -304,17 +374,14 @@ class CausalLMBackend(Backend):
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, int(self.params.cpus)))
         location, kwargs = self._location()
+        # Whatever the checkpoint holds (transformers keeps its dtype by default), and the same for a
+        # merged model and for a base model with an adapter: see weights_dtype.
+        dtype = weights_dtype(self.precision, self.device)
         if self.state_dir is not None and (Path(location) / ADAPTER_CONFIG).is_file():
-            self.model = self._with_adapter(Path(location)).eval()
+            self.model = self._with_adapter(Path(location), dtype).eval()
         else:
-            # In the precision asked for, whatever the checkpoint holds (transformers keeps its dtype
-            # by default): fp32 must mean fp32, and a 7B model coded in bf16 on a GPU takes 14 GB, not
-            # the 28 GB of fp32 weights cast op by op.
             self.model = AutoModelForCausalLM.from_pretrained(
-                location,
-                use_safetensors=True,
-                dtype=autocast_dtype(self.precision) or torch.float32,
-                **kwargs,
+                location, use_safetensors=True, dtype=dtype, **kwargs
             ).eval()
         self.model.to(self.device)
         self.scorer = self._prompt_scorer(self.model.config)
@@ -334,20 +401,22 @@ class CausalLMBackend(Backend):
             config = AutoConfig.from_pretrained(base, **base_kwargs)
         return CausalScorer(self.task, tokenizer, self.params.model_dump(), config)
 
-    def _with_adapter(self, folder: Path) -> Any:
+    def _with_adapter(self, folder: Path, dtype: torch.dtype) -> Any:
         """The base model (``model:``) with the LoRA adapter saved in ``folder``, merged in memory:
-        the weights a merged save would hold, and as fast to run."""
-        import torch
+        the weights a merged save would hold, and as fast to run.
+
+        The base is loaded in ``dtype``, the dtype a merged save is loaded in, so that both code alike:
+        in fp32 (on a CPU, or precision fp32) the merge is the one a merged save holds (training's
+        fp32 master weights) and the weights are the same; in bf16 or fp16 (on a GPU) they differ by
+        the rounding of the sum once more, where fp32 weights under autocast would differ by all of
+        half precision's rounding of the residual stream."""
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
         if not (folder / ADAPTER_WEIGHTS).is_file():  # peft would fall back to a pickled adapter
             raise OSError(f"{folder} holds no {ADAPTER_WEIGHTS}; adapters are read from safetensors only")
         location, kwargs = self.source.pretrained()
-        # fp32 as training's master weights, which a merged save holds: the adapter codes as that would.
-        base = AutoModelForCausalLM.from_pretrained(
-            location, use_safetensors=True, dtype=torch.float32, **kwargs
-        )
+        base = AutoModelForCausalLM.from_pretrained(location, use_safetensors=True, dtype=dtype, **kwargs)
         return PeftModel.from_pretrained(base, folder).merge_and_unload()
 
     def predict_batch(self, texts: Sequence[str]) -> Predictions:

@@ -146,6 +146,29 @@ def render(tokenizer: Any, conversation: list[dict[str, str]], reply: str | None
     return prompt if reply is None else f"{prompt} {reply}{tokenizer.eos_token or ''}"
 
 
+# Stands in for the last message's content to find where a template puts it: letters only, which no
+# template trims, escapes or splits.
+STAND_IN = "ScalecodeDocumentStandIn"
+
+
+def content_span(tokenizer: Any, conversation: list[dict[str, str]], rendered: str) -> tuple[int, int] | None:
+    """Where the content of the conversation's last message (the one that holds the document) lies in
+    ``rendered``, its rendering: found by rendering the conversation again with a stand-in for that
+    content, and taking what is around the stand-in from the two ends of ``rendered``. So a template
+    that trims a message (Gemma's, Llama 3's) gives the content as it wrote it. None where the stand-in
+    does not come out once, or what is around it is not what is around the content."""
+    last = conversation[-1]
+    around = render(tokenizer, [*conversation[:-1], {**last, "content": STAND_IN}])
+    if around.count(STAND_IN) != 1:
+        return None
+    before, after = around.split(STAND_IN)
+    if len(before) + len(after) > len(rendered) or not (
+        rendered.startswith(before) and rendered.endswith(after)
+    ):
+        return None
+    return len(before), len(rendered) - len(after)
+
+
 def continuation(tokenizer: Any, conversation: list[dict[str, str]], reply: str) -> str:
     """The text the model must produce to give ``reply``: the reply and the end of the turn, which is
     what the template writes after an answer or, where it writes nothing, the eos token.
