@@ -178,6 +178,16 @@ def test_truncation_is_reported(trained_classifier):
     assert out.extra["tokens"].tolist() == [32, 3]
 
 
+def test_a_document_that_fills_max_length_exactly_is_not_reported_cut(trained_classifier):
+    backend, _, _ = trained_classifier  # max_length 32: [CLS], the words, [SEP]
+    texts = ["good " * 30, "good " * 31, "good " * 100, "good"]
+    out = backend.predict_batch(texts)
+    assert out.extra["tokens"].tolist() == [32, 32, 32, 3]
+    assert out.extra["truncated"].tolist() == [False, True, True, False]
+    ids, _ = backend.tokenize(texts)  # cut as the tokenizer cuts, closing [SEP] kept
+    assert ids == backend.tokenizer(texts, truncation=True, max_length=32)["input_ids"]
+
+
 def test_an_already_fine_tuned_classifier_is_used_with_a_label_map(tiny_bert, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -284,12 +284,31 @@ class EncoderBackend(Backend):
             model = quantize_int8(model)
         return model
 
-    def _outputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """Each document's ids, cut to ``max_length``, and whether it was cut.
+
+        Told by tokenising to one token more: a document of exactly ``max_length`` tokens fills it
+        and is not cut. Those longer are tokenised again at ``max_length``, where the tokenizer cuts
+        them as it would have (keeping its closing special tokens).
+        """
+        limit = self.max_length
+        encoded: list[list[int]] = self.tokenizer(list(texts), truncation=True, max_length=limit + 1)[
+            "input_ids"
+        ]
+        cut = [len(ids) > limit for ids in encoded]
+        if any(cut):
+            longer = [i for i, over in enumerate(cut) if over]
+            again = self.tokenizer([texts[i] for i in longer], truncation=True, max_length=limit)["input_ids"]
+            for i, ids in zip(longer, again, strict=True):
+                encoded[i] = ids
+        return encoded, cut
+
+    def _outputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], list[bool]]:
         from scalecode_hf.batching import forward_sorted
 
         assert self.model is not None
         model = self.model
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        encoded, cut = self.tokenize(texts)
         outputs = forward_sorted(
             model,
             encoded,
@@ -298,7 +317,7 @@ class EncoderBackend(Backend):
             device=self.device,
             precision="fp32" if self.precision == "int8" else self.precision,
         )
-        return outputs, [len(e) for e in encoded]
+        return outputs, [len(e) for e in encoded], cut
 
     def predict_batch(self, texts: Sequence[str]) -> Predictions:
         if not texts:
@@ -307,8 +326,8 @@ class EncoderBackend(Backend):
             self.load()
         if self.state_dir is None and self.fresh_head:
             raise ValueError(self.fresh_head)
-        outputs, lengths = self._outputs(texts)
-        extra = {"tokens": np.asarray(lengths), "truncated": np.asarray(lengths) >= self.max_length}
+        outputs, lengths, cut = self._outputs(texts)
+        extra = {"tokens": np.asarray(lengths), "truncated": np.asarray(cut, dtype=bool)}
         if self.state_dir is None and self.params.label_map:
             outputs = self._map_labels(outputs)
         predictions = to_predictions(outputs, self.task, self.meta, self.params.threshold)
