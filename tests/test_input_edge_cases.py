@@ -223,7 +223,8 @@ def test_skipped_csv_rows_keep_their_place_in_the_row_numbers(tmp_path):
 
 def test_a_missing_corpus_id_in_jsonl_and_parquet_is_named_by_its_row(tmp_path):
     (tmp_path / "c.jsonl").write_text('{"id": "1", "text": "a"}\n\noops\n{"text": "c"}\n')
-    assert "null or empty id in column 'id' at row 3" in corpus_failure(tmp_path / "c.jsonl")
+    # Row 4: lines are counted as the file has them, the blank one too (as the gold reader counts).
+    assert "null or empty id in column 'id' at row 4" in corpus_failure(tmp_path / "c.jsonl")
     table = pa.table({"id": ["1", "2", "3", None], "text": ["a", "b", "c", "d"]})
     pq.write_table(table, tmp_path / "c.parquet", row_group_size=2)
     assert "null or empty id in column 'id' at row 4" in corpus_failure(tmp_path / "c.parquet")

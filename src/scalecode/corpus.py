@@ -57,7 +57,7 @@ from scalecode.inference import (
 )
 from scalecode.plugins import load_plugins
 from scalecode.predictions import CODED_AT, RETRY, to_retry
-from scalecode.sources import ID, PATH, ROW, TEXT, Piece, SourceFile, plan_pieces, read_piece
+from scalecode.sources import ID, PATH, RAW, ROW, TEXT, Piece, SourceFile, plan_pieces, read_piece
 
 PIECE_ROWS = 1_000_000  # rows of Parquet row groups read by one task
 COUNT_CHUNK_ROWS = 65_536  # rows read at a time when only counting what is left to code
@@ -69,11 +69,21 @@ _NO_DIRECTORY_SYNC = (errno.EINVAL, errno.ENOTSUP, errno.EACCES)
 _NULL_TEXT = b"\xff"  # never valid UTF-8, so a null text hashes unlike any real one
 
 
-def doc_hashes(ids: pa.Array, texts: pa.Array) -> pa.Array:
-    """64-bit BLAKE2b of each (id, text): stable across versions and machines, unlike a hash()."""
+def doc_hashes(ids: pa.Array, texts: pa.Array, raw: pa.Array | None = None) -> pa.Array:
+    """64-bit BLAKE2b of each (id, text): stable across versions and machines, unlike a hash().
+
+    ``raw``: of a corrupt row (its text null), a digest of its bytes in the file (``sources.RAW``),
+    hashed after the null text's byte: its id names only its place, and a different malformed row
+    there later must not pass for it. A row without one hashes as it always did.
+    """
     blake2b = hashlib.blake2b
     id_bytes = ids.cast(pa.binary()).to_pylist()
     text_bytes = texts.cast(pa.binary()).to_pylist() if len(texts) else []
+    if raw is not None and raw.null_count < len(raw):
+        text_bytes = [
+            _NULL_TEXT + r if t is None and r is not None else t
+            for t, r in zip(text_bytes, raw.to_pylist(), strict=True)
+        ]
     digests = b"".join(
         blake2b(i + b"\x1f" + (_NULL_TEXT if t is None else t), digest_size=8).digest()
         for i, t in zip(id_bytes, text_bytes, strict=True)
@@ -274,9 +284,15 @@ def read_dataset(
         for i in batch["item"]:
             piece = pieces[int(i)]
             for rows in read_piece(piece, table, readers, chunk_rows):
-                hashes = doc_hashes(rows.column(ID).combine_chunks(), rows.column(TEXT).combine_chunks())
-                chunk = rows.append_column(DOC_HASH, hashes).append_column(
-                    PATH, pa.repeat(pa.scalar(piece.source.relative), len(rows))
+                hashes = doc_hashes(
+                    rows.column(ID).combine_chunks(),
+                    rows.column(TEXT).combine_chunks(),
+                    rows.column(RAW).combine_chunks(),
+                )
+                chunk = (
+                    rows.drop_columns([RAW])
+                    .append_column(DOC_HASH, hashes)
+                    .append_column(PATH, pa.repeat(pa.scalar(piece.source.relative), len(rows)))
                 )
                 todo = ~_in_sorted(hashes.to_numpy(), coded)
                 if not todo.all():

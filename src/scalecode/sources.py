@@ -5,7 +5,7 @@ whatever ``pyarrow.fs.FileSystem.from_uri`` knows, with the credentials the envi
 Each file is read as a sequence of Arrow tables with the columns of ``CHUNK_SCHEMA``: the document's
 id and text, its 0-based row within the file, and, for a row that could not be parsed at all (a
 malformed JSON line, a CSV row with the wrong number of fields), the reason, so that it becomes an
-error row instead of stopping the run or vanishing.
+error row instead of stopping the run or vanishing, and a digest of its bytes (``RAW``).
 
 Parquet files are read by row group, and a big file is cut into pieces of whole row groups that
 are read in parallel. CSV and TSV are parsed by pyarrow's streaming reader, JSON Lines line by line
@@ -16,13 +16,13 @@ their reader (local files only) and then cut into chunks.
 
 from __future__ import annotations
 
-import csv
+import codecs
 import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -40,6 +40,9 @@ from scalecode.errors import DataError
 from scalecode.readers import Reader
 
 ID, TEXT, ROW, CORRUPT = "id", "text", "row", "corrupt"
+# Of a corrupt row: a digest of its bytes in the file, so that its document hash (corpus.doc_hashes)
+# changes with them; another malformed row later in its place is then coded anew, not taken as done.
+RAW = "raw"
 PATH = "path"  # the corpus file a row came from, added where it is read for coding
 BUILTIN_FORMATS = ("parquet", "csv", "tsv", "jsonl")
 _JSONL_BLOCK = 8 * 1024 * 1024  # bytes of JSON Lines parsed at once
@@ -321,9 +324,14 @@ def _json_id(value: Any) -> str | None:
 
 
 def _chunk(
-    ids: pa.Array, texts: pa.Array, rows: int | np.ndarray, corrupt: pa.Array | None = None
+    ids: pa.Array,
+    texts: pa.Array,
+    rows: int | np.ndarray,
+    corrupt: pa.Array | None = None,
+    raw: pa.Array | None = None,
 ) -> pa.Table:
-    """A table of ``CHUNK_SCHEMA``; ``rows``: each row's 0-based row in its file, or the first's."""
+    """A table of ``CHUNK_SCHEMA`` (``ID``, ``TEXT``, ``ROW``, ``CORRUPT``, ``RAW``); ``rows``: each row's
+    0-based row in its file, or the first's."""
     n = len(ids)
     if isinstance(rows, int):
         rows = np.arange(rows, rows + n, dtype=np.int64)
@@ -333,8 +341,14 @@ def _chunk(
             TEXT: texts,
             ROW: pa.array(rows, pa.int64()),
             CORRUPT: corrupt if corrupt is not None else pa.nulls(n, pa.string()),
+            RAW: raw if raw is not None else pa.nulls(n, pa.binary()),
         }
     )
+
+
+def _digest(raw: bytes) -> bytes:
+    """The ``RAW`` of a corrupt row: a short digest of its bytes."""
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 def _undecodable_id(source: SourceFile, config: TableConfig, raw: bytes, row: int) -> DataError:
@@ -359,45 +373,196 @@ def _utf8(encoding: str) -> bool:
 
 
 def unclosed_quote(config: TableConfig, source: SourceFile) -> int | None:
-    """The line where a quoted CSV field opens and never closes, or None.
+    """The line where a quoted CSV field opens and never closes, or None; raises a DataError naming
+    both lines where such a field closes on a later line in the middle of a field.
 
-    A parser reads such a field to the end of the file, silently making one document of every row
-    after it. Escaped quotes come in pairs, so only a file with an odd count of quote characters can
-    hold one; only then is it parsed again, strictly, to find where (a quote inside an unquoted field
-    also makes the count odd, and is text, not an error).
+    A parser reads such a field to its end, silently making one document of every row after it (to
+    the end of the file, or to the next quote, a second stray one). Both are found in one pass over
+    the file as the reader sees it (transcoded from ``encoding``), by ``_QuoteScan``. A quote inside
+    an unquoted field (``a 27" screen``) is text; a field whose quote closes early on its own line
+    (``"a"b``) is read as one field of one row, as the parser reads it, and is let be.
     """
-    if source.reader != "csv" or not _utf8(config.encoding):
+    if source.reader != "csv":
         return None
     fs, _ = filesystem(config.path)
-    quotes = 0
-    with inspected_bytes(fs, source) as stream:
-        while block := stream.read(1 << 24):
-            quotes += block.count(b'"')
-    if quotes % 2 == 0:
+    scan = _QuoteScan(ord(","))
+    with _csv_text(fs, source, config) as stream:
+        while not scan.stray and (block := stream.read(_SCAN_BLOCK)):
+            scan.feed(block)
+        scan.finish()
+    if scan.stray is None:
         return None
+    opened, closed = scan.stray
+    lines = _line_numbers(fs, source, config, [opened] if closed is None else [opened, closed])
+    if closed is None:
+        return lines[0]
+    raise DataError(
+        source.path,
+        f"line {lines[0]}: a quoted field opens and its closing quote comes only on line {lines[1]}, "
+        "followed by more text in the field, so it would take in every row between as one text; close "
+        "the quote, or double it where it is part of the text",
+    )
+
+
+_SCAN_BLOCK = 1 << 24  # bytes of CSV scanned for quotes at once
+_QUOTE, _LF, _CR = ord('"'), ord("\n"), ord("\r")
+_BOM = b"\xef\xbb\xbf"
+
+
+@contextmanager
+def _csv_text(fs: pafs.FileSystem, source: SourceFile, config: TableConfig) -> Iterator[Any]:
+    """The CSV's bytes as pyarrow's reader parses them: as listed, and as UTF-8."""
     with inspected_bytes(fs, source) as stream:
-        lines = (line.decode("utf-8", "replace") + "\n" for line in _lines(stream))
-        reader = csv.reader(lines, strict=True)
-        # The runaway field holds the rest of the file: past csv's default limit (128 KiB), it would
-        # raise another error before the end of the data that names it.
-        csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-        start = 1
-        try:
-            for _ in reader:
-                start = reader.line_num + 1
-        except csv.Error as exc:
-            if "unexpected end of data" in str(exc):
-                return start
-    return None
+        yield stream if _utf8(config.encoding) else _Utf8(stream, config.encoding, errors="replace")
 
 
-def _lines(stream: Any) -> Iterator[bytes]:
-    rest = b""
-    while block := stream.read(1 << 20):
-        *lines, rest = (rest + block).split(b"\n")
-        yield from lines
-    if rest:
-        yield rest
+class _Utf8(_Filter):
+    """A stream of text in ``encoding`` as UTF-8, as pyarrow's CSV reader transcodes it before parsing.
+
+    Every byte of a character in an encoding such as UTF-16 can look like a quote, comma or newline;
+    only the decoded text says where those are.
+    """
+
+    def __init__(self, stream: Any, encoding: str, errors: str = "strict") -> None:
+        super().__init__(stream)
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors)
+        self._ready = b""
+        self._ended = False
+
+    def read(self, nbytes: int | None = -1) -> bytes:
+        if nbytes is None or nbytes < 0:
+            return b"".join(iter(lambda: self.read(_LINE_BLOCK), b""))
+        while len(self._ready) < nbytes and not self._ended:
+            block = self._stream.read(max(nbytes, _LINE_BLOCK))
+            self._ended = not block
+            self._ready += self._decoder.decode(block, final=self._ended).encode("utf-8")
+        data, self._ready = self._ready[:nbytes], self._ready[nbytes:]
+        return data
+
+
+class _QuoteScan:
+    """Follows CSV text, block by block, as pyarrow's parser quotes it, and finds the first stray quote.
+
+    A quote opens a quoted field only at the start of a field; in one, two quotes are one quote of
+    text and one quote closes it; elsewhere a quote is text. Whether a run of quotes flips the state
+    then depends on the state only through a reset: an odd run at a field's start flips it (opens or
+    closes), an odd run elsewhere leaves the text unquoted (it closes a quoted field, or is text in an
+    unquoted one), an even run changes nothing. So the state after every run is the parity of the
+    flips since the last reset, and a block is followed in a few array operations over its quotes,
+    not byte by byte in Python. ``stray``: (offset of the opening quote, offset of the quote that
+    closes it inside a field on a later line, or None where it never closes), offsets in the text.
+    A closing quote followed by more text on the line of its opening quote is let be: the parser
+    reads that row as one (the quote ends its quoting, the rest is text), no row is taken in.
+
+    The text is scanned in runs of whole lines, so that a run of quotes and the bytes around it are
+    in one; the bytes after the last line break wait for the next block.
+    """
+
+    def __init__(self, delimiter: int) -> None:
+        self.delimiter = delimiter
+        self.quoted = False  # inside a quoted field where the text scanned ends
+        self.opened = -1  # there: where its quote is
+        self.offset = 0  # bytes of text scanned
+        self.stray: tuple[int, int | None] | None = None
+        self._tail: list[bytes] = []  # bytes after the last line break, not scanned yet
+        self._start = True  # at the start of the text: a BOM there is not text
+
+    def feed(self, block: bytes) -> None:
+        if self._start:
+            self._start = False
+            if block.startswith(_BOM):  # pyarrow skips it; its field starts after it
+                self.offset += len(_BOM)
+                block = block[len(_BOM) :]
+        # Any line break will do to cut at: a CR is searched for only in a block without a LF.
+        last = (block.rfind(b"\n") if b"\n" in block else block.rfind(b"\r")) + 1
+        if not last:
+            self._tail.append(block)
+            return
+        view = memoryview(block)
+        if self._tail:  # the line that straddles the blocks, scanned apart: no copy of the block
+            first = (block.find(b"\n") if b"\n" in block else block.find(b"\r")) + 1
+            self._scan(b"".join([*self._tail, view[:first]]), final=False)
+            self._tail = []
+            view = view[first:]
+            last -= first
+        self._scan(view[:last], final=False)
+        if view[last:]:
+            self._tail.append(bytes(view[last:]))
+
+    def finish(self) -> None:
+        """The text has ended: its last line, if it has no line break, and whether a quote is open."""
+        if self._tail:
+            self._scan(b"".join(self._tail), final=True)
+            self._tail = []
+        if self.stray is None and self.quoted:
+            self.stray = (self.opened, None)
+
+    def _scan(self, text: bytes | memoryview, final: bool) -> None:
+        if self.stray is not None or not len(text):
+            return
+        base, self.offset = self.offset, self.offset + len(text)
+        data = np.frombuffer(text, np.uint8)
+        quotes = np.flatnonzero(data == _QUOTE)
+        if not quotes.size:
+            return
+        cut = np.flatnonzero(np.diff(quotes) != 1) + 1  # runs of quotes: [starts, ends)
+        starts = quotes[np.concatenate(([0], cut))]
+        ends = quotes[np.concatenate((cut - 1, [quotes.size - 1]))] + 1
+        odd = ((ends - starts) & 1).astype(bool)
+        delimiter = self.delimiter
+        before = data[np.maximum(starts - 1, 0)]
+        # ``text`` starts at a line's start: a run there starts a field
+        at_start = (starts == 0) | (before == delimiter) | (before == _LF) | (before == _CR)
+        runs = np.arange(starts.size)
+        flips = np.cumsum(odd & at_start)
+        reset = np.maximum.accumulate(np.where(odd & ~at_start, runs, -1))
+        since = np.where(reset >= 0, flips[np.maximum(reset, 0)], -int(self.quoted))
+        quoted_after = ((flips - since) & 1).astype(bool)
+        quoted_before = np.concatenate(([self.quoted], quoted_after[:-1]))
+        # Quotes closing a quoted field that goes on after them: the field then reads on as text.
+        closes = np.flatnonzero(quoted_before & odd)
+        after = data[np.minimum(ends[closes], len(data) - 1)]
+        goes_on = (after != delimiter) & (after != _LF) & (after != _CR)
+        if final:
+            goes_on &= ends[closes] < len(data)
+        early = closes[goes_on]
+        self.quoted = bool(quoted_after[-1])
+        if not early.size and not self.quoted:
+            return
+        opens = np.maximum.accumulate(np.where(~quoted_before & quoted_after, runs, -1))
+        if early.size:
+            opener = np.concatenate(([-1], opens[:-1]))[early]  # the run that opened each one's field
+            where = np.where(opener >= 0, starts[np.maximum(opener, 0)], -1)
+            breaks = np.flatnonzero((data == _LF) | (data == _CR))
+            # The field spans lines: it opened in an earlier text, or a line break lies between.
+            spans = (opener < 0) | (np.searchsorted(breaks, where) != np.searchsorted(breaks, starts[early]))
+            if spans.any():
+                first = int(np.argmax(spans))
+                opened = base + int(where[first]) if opener[first] >= 0 else self.opened
+                self.stray = (opened, base + int(ends[early[first]]) - 1)
+                return
+        if self.quoted and opens[-1] >= 0:
+            self.opened = base + int(starts[opens[-1]])
+
+
+def _line_numbers(
+    fs: pafs.FileSystem, source: SourceFile, config: TableConfig, offsets: Sequence[int]
+) -> list[int]:
+    """The 1-based lines of the CSV text that hold each offset (into the text as ``_csv_text`` gives
+    it), counting ``\\n``, ``\\r\\n`` and a lone ``\\r`` as line breaks, as the parser does."""
+    found: dict[int, int] = {}
+    with _csv_text(fs, source, config) as stream:
+        seen, line, last = 0, 1, b""
+        for offset in sorted(offsets):
+            while seen < offset and (block := stream.read(min(_SCAN_BLOCK, offset - seen))):
+                line += block.count(b"\n")
+                if b"\r" in block:
+                    line += block.count(b"\r") - block.count(b"\r\n")
+                if last == b"\r" and block.startswith(b"\n"):
+                    line -= 1  # a \r\n cut in two: counted at its \r
+                seen, last = seen + len(block), block[-1:]
+            found[offset] = line
+    return [found[offset] for offset in offsets]
 
 
 def read_piece(
@@ -458,6 +623,7 @@ class _Skipped:
     row: int | None  # 0-based in the file, as every chunk's rows; None where the parser does not say
     name: str
     reason: str
+    digest: bytes  # of the row's text
 
 
 class _InvalidRows:
@@ -476,7 +642,8 @@ class _InvalidRows:
         reason = (
             f"corrupt row: {row.actual_columns} fields, {row.expected_columns} expected: {row.text[:80]!r}"
         )
-        self.rows.append(_Skipped(at, f"invalid row {self.seen}", reason))
+        digest = _digest(row.text.encode("utf-8", "surrogatepass"))
+        self.rows.append(_Skipped(at, f"invalid row {self.seen}", reason, digest))
         return "skip"
 
 
@@ -503,21 +670,94 @@ def _decoded_ids(ids: pa.Array, rows: np.ndarray, source: SourceFile, config: Ta
         raise
 
 
+# Bytes the CSV parser reads at once: a row must fit in about one. pyarrow's default, measured the
+# fastest (larger blocks read slower: 4 MiB some 15% more CPU, 8 MiB 35%).
+_CSV_BLOCK = 1 << 20
+# The block tried first for a row longer than that: it fits any row whose text has MAX_TEXT_CHARS
+# characters of 4 bytes (longer texts become error rows); a row longer still doubles it.
+_CSV_LONG_BLOCK = 4 << 20
+_CSV_BLOCK_MAX = 1 << 30  # the largest block tried
+
+
+class _RowTooLong(Exception):
+    """The parser met a row longer than its block, having made the rows before ``row`` (those in
+    ``pending`` aside, not given yet) into tables."""
+
+    def __init__(self, row: int, pending: np.ndarray) -> None:
+        super().__init__(row)
+        self.row = row
+        self.pending = pending
+
+
+@dataclass(frozen=True)
+class _Given:
+    """The rows of a file given already: every one before ``below`` but those in ``missing``."""
+
+    below: int = 0
+    missing: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+    def new(self, chunk: pa.Table) -> pa.Table:
+        rows = chunk.column(ROW).to_numpy()
+        keep = (rows >= self.below) | np.isin(rows, self.missing)
+        return chunk if keep.all() else chunk.filter(pa.array(keep))
+
+    def joined(self, stop: _RowTooLong) -> _Given:
+        """The rows given by this and a read that stopped at ``stop``."""
+        below = max(self.below, stop.row)
+        candidates = np.union1d(self.missing, stop.pending)
+        candidates = candidates[candidates < below]
+        here = (candidates >= self.below) | np.isin(candidates, self.missing)
+        there = (candidates >= stop.row) | np.isin(candidates, stop.pending)
+        return _Given(below, candidates[here & there])
+
+
 def _read_csv(
     fs: pafs.FileSystem, source: SourceFile, config: TableConfig, chunk_rows: int, texts: bool
+) -> Iterator[pa.Table]:
+    """The rows of a CSV or TSV file in chunks of ``chunk_rows``.
+
+    The parser reads the file in blocks, and a row must fit in about one. A longer row stops it; the
+    file is then read again with blocks large enough for any text up to MAX_TEXT_CHARS characters
+    (``_CSV_LONG_BLOCK``), or twice as large again, and only the rows not given yet are given: every
+    row is numbered by its place in the file, however the blocks fall.
+    """
+    block, given = _CSV_BLOCK, _Given()
+    while True:
+        try:
+            for chunk in _csv_chunks(fs, source, config, chunk_rows, texts, block):
+                if len(rows := given.new(chunk)):
+                    yield rows
+            return
+        except _RowTooLong as stop:
+            if block >= _CSV_BLOCK_MAX:
+                raise DataError(
+                    source.path,
+                    f"cannot be read as {source.reader.upper()}: a row is longer than "
+                    f"{_CSV_BLOCK_MAX >> 20} MiB",
+                ) from stop.__cause__
+            given, block = given.joined(stop), max(block * 2, _CSV_LONG_BLOCK)
+
+
+def _csv_chunks(
+    fs: pafs.FileSystem, source: SourceFile, config: TableConfig, chunk_rows: int, texts: bool, block: int
 ) -> Iterator[pa.Table]:
     invalid = _InvalidRows()
     if source.reader == "tsv":  # tab-separated exports rarely quote fields, and their texts hold quotes
         parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=invalid)
     else:
-        parse = pacsv.ParseOptions(invalid_row_handler=invalid)
+        # A quoted field may hold line breaks: the parser's blocks are then cut where no quote is
+        # open, not at any line break (one inside a quote put it out of sync with the blocks).
+        parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid)
     # One thread: the parser then says where each row it skips was (measured no slower to read).
     read = pacsv.ReadOptions(
-        encoding="utf8" if _utf8(config.encoding) else config.encoding, use_threads=False
+        encoding="utf8" if _utf8(config.encoding) else config.encoding, use_threads=False, block_size=block
     )
     # The header is read apart, with a handler that skips bad rows: the real one must see each once.
     header_parse = pacsv.ParseOptions(
-        delimiter=parse.delimiter, quote_char=parse.quote_char, invalid_row_handler=lambda row: "skip"
+        delimiter=parse.delimiter,
+        quote_char=parse.quote_char,
+        newlines_in_values=parse.newlines_in_values,
+        invalid_row_handler=lambda row: "skip",
     )
     _require(_csv_header(fs, source, header_parse, read), config, source.path)
     with inspected_bytes(fs, source) as stream:
@@ -533,6 +773,8 @@ def _read_csv(
                 ),
             )
         except pa.ArrowInvalid as exc:
+            if _straddles(exc):
+                raise _RowTooLong(0, np.empty(0, np.int64)) from exc
             raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
         row = 0  # the next row of the file not yet given to a parsed or a skipped row
         pending: list[pa.Table] = []
@@ -557,7 +799,8 @@ def _read_csv(
             if due:
                 ids = pa.array([f"{source.relative}:{s.name}" for s in due])
                 reasons = pa.array([s.reason for s in due])
-                pending.append(_chunk(ids, pa.nulls(len(ids), pa.binary()), np.array(rows), reasons))
+                raw = pa.array([s.digest for s in due], pa.binary())
+                pending.append(_chunk(ids, pa.nulls(len(ids), pa.binary()), np.array(rows), reasons, raw))
                 pending_rows += len(ids)
 
         def full_chunks(last: bool) -> Iterator[pa.Table]:
@@ -569,7 +812,17 @@ def _read_csv(
                 rest = table.slice(chunk_rows)
                 pending, pending_rows = ([rest] if len(rest) else []), len(rest)
 
-        for batch in reader:
+        batches = iter(reader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                if not _straddles(exc):
+                    raise
+                held = [t.column(ROW).to_numpy() for t in pending]
+                raise _RowTooLong(row, np.concatenate(held) if held else np.empty(0, np.int64)) from exc
             rows = _free_rows(row, len(batch), [s.row for s in invalid.rows if s.row is not None])
             row = int(rows[-1]) + 1 if len(rows) else row
             ids = _decoded_ids(batch.column(config.id_column), rows, source, config)
@@ -582,6 +835,12 @@ def _read_csv(
         yield from full_chunks(last=True)
 
 
+def _straddles(exc: pa.ArrowInvalid) -> bool:
+    """Whether the parser stopped at a row longer than its block ("straddling object straddles two
+    block boundaries")."""
+    return "straddl" in str(exc)
+
+
 def _csv_header(
     fs: pafs.FileSystem, source: SourceFile, parse: pacsv.ParseOptions, read: pacsv.ReadOptions
 ) -> list[str]:
@@ -589,17 +848,26 @@ def _csv_header(
         try:
             return list(pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names)
         except pa.ArrowInvalid as exc:
+            if _straddles(exc):
+                raise _RowTooLong(0, np.empty(0, np.int64)) from exc
             raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
 
 
 def _read_jsonl(
     fs: pafs.FileSystem, source: SourceFile, config: TableConfig, chunk_rows: int
 ) -> Iterator[pa.Table]:
-    """JSON Lines in blocks of whole lines; a block with a malformed line is parsed line by line."""
+    """JSON Lines in blocks of whole lines; a block with a malformed line is parsed line by line.
+
+    A row is numbered by its line in the file, blank lines counted (they are skipped, as documents),
+    as people and editors count lines. A file in another encoding than UTF-8 is decoded before it
+    is cut into lines: in UTF-16, say, a byte of a character can be a newline's.
+    """
     schema = {config.id_column: pl.String, config.text_column: pl.String}
-    row = 0
+    line = 0  # 0-based line of the file where the next block starts
     seen_columns: set[str] = set()
-    with inspected_bytes(fs, source) as stream:
+    documents = 0
+    with inspected_bytes(fs, source) as raw:
+        stream = raw if _utf8(config.encoding) else _Utf8(raw, config.encoding)
         carry = b""
         while True:
             block = stream.read(_JSONL_BLOCK)
@@ -609,61 +877,70 @@ def _read_jsonl(
                 data, carry = data[:cut], data[cut:]
             else:
                 carry = b""
-            lines = [line for line in data.split(b"\n") if line.strip()]
+            lines, rows = [], []
+            for number, text in enumerate(data.split(b"\n"), start=line):
+                if text.strip():
+                    lines.append(text)
+                    rows.append(number)
             if lines:
-                if not _utf8(config.encoding):
-                    lines = [line.decode(config.encoding).encode("utf-8") for line in lines]
-                table = _parse_jsonl(lines, schema, config, source, row, seen_columns)
+                table = _parse_jsonl(lines, np.array(rows, np.int64), schema, config, source, seen_columns)
                 for start in range(0, len(table), chunk_rows):
                     yield table.slice(start, chunk_rows)
-                row += len(table)
+                documents += len(table)
+            line += data.count(b"\n")
             if not block:
                 break
-    if row and not {config.id_column, config.text_column} <= seen_columns:
+    if documents and not {config.id_column, config.text_column} <= seen_columns:
         _require(sorted(seen_columns), config, source.path)
 
 
 def _parse_jsonl(
     lines: list[bytes],
+    rows: np.ndarray,
     schema: dict[str, Any],
     config: TableConfig,
     source: SourceFile,
-    first_row: int,
     seen_columns: set[str],
 ) -> pa.Table:
+    """``rows``: each line's 0-based line in the file."""
     try:
         frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema)
         seen_columns.update(c for c in schema if frame[c].null_count() < len(frame))
         if len(frame) == len(lines):
-            return _chunk(frame[config.id_column].to_arrow(), frame[config.text_column].to_arrow(), first_row)
+            return _chunk(frame[config.id_column].to_arrow(), frame[config.text_column].to_arrow(), rows)
     except Exception:  # polars names no line; find the bad ones below
         pass
     ids: list[str | None] = []
     text: list[str | None] = []
     corrupt: list[str | None] = []
-    for offset, line in enumerate(lines):
+    raw: list[bytes | None] = []
+    for line, row in zip(lines, rows.tolist(), strict=True):
         try:
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
         except UnicodeDecodeError:  # a ValueError too: caught first, to say which field holds the bytes
-            reason = _undecodable_line(line, config, source, first_row + offset)
-            ids.append(f"{source.relative}:row {first_row + offset + 1}")  # 1-based, as people count
-            text.append(None)
-            corrupt.append(reason)
-            continue
+            reason = _undecodable_line(line, config, source, row)
         except ValueError as exc:
-            ids.append(f"{source.relative}:row {first_row + offset + 1}")  # 1-based, as people count
-            text.append(None)
-            corrupt.append(f"corrupt row: not a JSON object ({str(exc)[:80]})")
+            reason = f"corrupt row: not a JSON object ({str(exc)[:80]})"
+        else:
+            seen_columns.update(k for k in schema if record.get(k) is not None)
+            ids.append(_json_id(record.get(config.id_column)))  # as the polars path above writes it
+            value = record.get(config.text_column)
+            text.append(value if value is None or isinstance(value, str) else json.dumps(value))
+            corrupt.append(None)
+            raw.append(None)
             continue
-        seen_columns.update(k for k in schema if record.get(k) is not None)
-        ids.append(_json_id(record.get(config.id_column)))  # as the polars path above writes it
-        value = record.get(config.text_column)
-        text.append(value if value is None or isinstance(value, str) else json.dumps(value))
-        corrupt.append(None)
+        ids.append(f"{source.relative}:row {row + 1}")  # 1-based, as people count
+        text.append(None)
+        corrupt.append(reason)
+        raw.append(_digest(line))
     return _chunk(
-        pa.array(ids, pa.string()), pa.array(text, pa.string()), first_row, pa.array(corrupt, pa.string())
+        pa.array(ids, pa.string()),
+        pa.array(text, pa.string()),
+        rows,
+        pa.array(corrupt, pa.string()),
+        pa.array(raw, pa.binary()),
     )
 
 
