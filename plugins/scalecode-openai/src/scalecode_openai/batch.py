@@ -4,10 +4,16 @@ For the requests of one ``predict_batch`` call that the cache cannot answer: wri
 (``custom_id`` is the request's cache key), upload the file, create the batch, poll until it ends,
 download the answers and put each in the cache; the caller then reads every answer from the cache.
 
-Each step's id is written to ``work_dir/batches/<name>.json`` as soon as the server returns it, where
-the name is a hash of the requests' keys. A run killed between upload and download and started
-again finds that file: it creates the batch from the uploaded file, or polls the batch it created,
-instead of uploading and paying again.
+Each batch has a record, ``work_dir/batches/<name>.json``, named by a hash of its requests' keys, and
+beside it, until its answers are in the cache, the requests it carries (``<name>.jsonl``, the file
+uploaded): each step's id is written to the record as soon as the server returns it. A run killed
+between upload and download and started again looks, before it submits anything, at every batch
+not yet collected whose requests include some it needs: it creates the batch from the uploaded
+file, or polls the batch created, puts all of that batch's answers in the cache (those for
+documents of later calls too) and submits only the requests no batch carries. A restarted run
+cuts its documents into other chunks than the run it follows (they are planned from the documents
+left), so a batch is found by its requests, not by its name; records written before the requests
+were kept beside them are found by name, as before, or else by downloading their uploaded file.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import io
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from openai import (
     APIConnectionError,
+    APIError,
     APITimeoutError,
     ConflictError,
     InternalServerError,
@@ -38,12 +46,59 @@ log = logging.getLogger("scalecode.openai")
 
 ENDPOINT: Final = "/v1/chat/completions"
 FINISHED = {"completed", "failed", "expired", "cancelled"}
+LOST: Final = "requests_lost"  # a record's flag: which requests its batch carries cannot be known
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
+    _write(path, json.dumps(state, indent=2) + "\n")
+
+
+def _write(path: Path, text: str) -> None:
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    partial.write_text(text, encoding="utf-8")
     partial.replace(path)
+
+
+def _name(keys: Iterable[str]) -> str:
+    return hashlib.sha256("".join(sorted(keys)).encode()).hexdigest()[:20]
+
+
+def _lines(bodies: dict[str, dict[str, Any]]) -> str:
+    """The batch's input file: one request a line, its cache key as ``custom_id``."""
+    lines = [
+        json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT, "body": bodies[key]})
+        for key in sorted(bodies)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _parse_lines(text: str) -> dict[str, dict[str, Any]]:
+    """The requests of a batch's input file, by key (what :func:`_lines` wrote)."""
+    requests: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            record = json.loads(line)
+            requests[str(record["custom_id"])] = dict(record["body"])
+    return requests
+
+
+@dataclass
+class _Batch:
+    """One batch of this call: its record, the requests it carries, and whether it was resumed."""
+
+    path: Path
+    state: dict[str, Any]
+    bodies: dict[str, dict[str, Any]]  # key -> request, every request the batch carries
+    resumed: bool = False
+    ended: bool = False  # polled to its end and its answers collected
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def requests_path(self) -> Path:
+        return self.path.with_suffix(".jsonl")
 
 
 async def submit_and_collect(
@@ -56,7 +111,7 @@ async def submit_and_collect(
     """Have the Batch API answer every request the cache lacks; the answers go to the cache."""
     if work_dir is None:
         raise RuntimeError("batch mode keeps its batch ids in the run directory; run it through a job")
-    params, cache, client = requester.params, requester.cache, requester.client
+    params, cache = requester.params, requester.cache
     bodies: dict[str, dict[str, Any]] = {}
     for messages, size in zip(conversations, sizes, strict=True):
         body = requester.body(messages, task, size)
@@ -64,42 +119,150 @@ async def submit_and_collect(
     missing = sorted(set(bodies) - cache.known(bodies))
     if not missing:
         return
-    name = hashlib.sha256("".join(missing).encode()).hexdigest()[:20]
-    state_path = work_dir / "batches" / f"{name}.json"
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else {}
+    folder = work_dir / "batches"
+    folder.mkdir(parents=True, exist_ok=True)
 
-    if "batch_id" not in state:
-        _check_budget(requester, [bodies[k] for k in missing])
+    # Batches submitted before (by a run that was killed, with other chunks) that carry some of
+    # these requests: poll them rather than pay for the requests again.
+    try:
+        batches = await _unfinished(requester, folder, missing, bodies)
+    except _TRANSIENT as exc:
+        # A batch of an earlier version could not be read back, and it may carry these requests:
+        # submitting them could pay for them twice. Their documents are error rows marked to retry.
+        log.warning("the server could not be reached (%s); the next run looks again", exc)
+        return
+    carried = {key for b in batches for key in b.bodies}
+    if rest := [key for key in missing if key not in carried]:
+        batches.append(_batch(folder, {key: bodies[key] for key in rest}))
+    if not await _run(requester, batches):
+        return
+    # A batch resumed from an earlier run that ended with requests unanswered (it expired while
+    # nobody polled it, or failed): submit those anew now, once.
+    left = set(missing) - cache.known(missing) - requester.refused
+    again = sorted(left & {key for b in batches if b.resumed and b.ended for key in b.bodies})
+    if again:
+        await _run(requester, [_batch(folder, {key: bodies[key] for key in again})])
+
+
+def _batch(folder: Path, bodies: dict[str, dict[str, Any]]) -> _Batch:
+    """The batch for exactly these requests: its record if one exists (found by its name), or a new one."""
+    path = folder / f"{_name(bodies)}.json"
+    state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return _Batch(path, state, bodies)
+
+
+async def _unfinished(
+    requester: Requester, folder: Path, missing: list[str], bodies: dict[str, dict[str, Any]]
+) -> list[_Batch]:
+    """The batches not yet collected (their records have no ``status``) that carry some of
+    ``missing``, each with every request it carries."""
+    found = []
+    wanted = set(missing)
+    for path in sorted(folder.glob("*.json")):
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("batch record %s cannot be read (%s); it is left alone", path, exc)
+            continue
+        if not isinstance(state, dict) or "status" in state or LOST in state or "file_id" not in state:
+            continue
+        batch = _Batch(path, state, {}, resumed=True)
+        if batch.requests_path.exists():
+            try:
+                batch.bodies = _parse_lines(batch.requests_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("batch requests %s cannot be read (%s)", batch.requests_path, exc)
+                continue
+        elif batch.name == _name(missing):
+            batch.bodies = {key: bodies[key] for key in missing}  # a record of an earlier version
+        elif (recovered := await _recover(requester, batch)) is not None:
+            batch.bodies = recovered
+        else:
+            continue
+        if wanted & set(batch.bodies):
+            found.append(batch)
+        elif not set(batch.bodies) - requester.cache.known(batch.bodies) - requester.refused:
+            # Every request it carries is answered already (elsewhere, or by a run killed after
+            # storing the answers): there is nothing left to take from it.
+            batch.state["status"] = "answered"
+            _save(path, batch.state)
+            batch.requests_path.unlink(missing_ok=True)
+    return found
+
+
+async def _recover(requester: Requester, batch: _Batch) -> dict[str, dict[str, Any]] | None:
+    """The requests of a batch recorded by an earlier version (which kept no list of them): from
+    its uploaded input file, kept beside the record from then on. ``None`` if it cannot be had; a
+    transient failure to reach the server is raised."""
+    params, client, file_id = requester.params, requester.client, batch.state["file_id"]
+    try:
+        content = await _patiently(params, lambda: client.files.content(file_id))
+        requests = _parse_lines(content.text)
+    except _TRANSIENT:
+        raise
+    except (APIError, ValueError, KeyError, TypeError) as exc:
+        log.warning(
+            "batch file %s (record %s) cannot be read (%s): that batch is resumed only by the "
+            "requests it was made for",
+            file_id,
+            batch.path.name,
+            exc,
+        )
+        batch.state[LOST] = True
+        _save(batch.path, batch.state)
+        return None
+    _write(batch.requests_path, _lines(requests))
+    return requests
+
+
+async def _run(requester: Requester, batches: list[_Batch]) -> bool:
+    """Submit what is not submitted yet, then poll each batch to its end and collect its answers.
+    ``False`` if the server could not be reached: the batches left are polled by the next run."""
+    waiting = [body for b in batches if "batch_id" not in b.state for body in b.bodies.values()]
+    if waiting:
+        _check_budget(requester, waiting)  # before anything is paid for
+    for batch in batches:
+        await _submit(requester, batch)
+    for batch in batches:
+        if not await _collect(requester, batch):
+            return False
+    return True
+
+
+async def _submit(requester: Requester, batch: _Batch) -> None:
+    client, state, path = requester.client, batch.state, batch.path
     if "file_id" not in state:
-        lines = [
-            json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT, "body": bodies[key]})
-            for key in missing
-        ]
-        upload = io.BytesIO(("\n".join(lines) + "\n").encode("utf-8"))
-        file = await client.files.create(file=(f"scalecode-{name}.jsonl", upload), purpose="batch")
-        state.update(file_id=file.id, requests=len(missing))
-        _save(state_path, state)
+        text = _lines(batch.bodies)
+        _write(batch.requests_path, text)  # before the upload: a record never lacks its requests
+        upload = io.BytesIO(text.encode("utf-8"))
+        file = await client.files.create(file=(f"scalecode-{batch.name}.jsonl", upload), purpose="batch")
+        state.update(file_id=file.id, requests=len(batch.bodies))
+        _save(path, state)
     if "batch_id" not in state:
-        batch = await client.batches.create(
+        created = await client.batches.create(
             input_file_id=state["file_id"],
             endpoint=ENDPOINT,
             completion_window="24h",
-            metadata={"scalecode_requests": name},
+            metadata={"scalecode_requests": batch.name},
         )
-        state["batch_id"] = batch.id
-        _save(state_path, state)
-        log.info("submitted batch %s with %d requests", batch.id, len(missing))
+        state["batch_id"] = created.id
+        _save(path, state)
+        log.info("submitted batch %s with %d requests", created.id, len(batch.bodies))
+    elif batch.resumed:
+        log.info("resuming batch %s (%d requests)", state["batch_id"], len(batch.bodies))
 
+
+async def _collect(requester: Requester, batch: _Batch) -> bool:
+    params, cache, client, state = requester.params, requester.cache, requester.client, batch.state
     try:
-        batch = await _patiently(params, lambda: client.batches.retrieve(state["batch_id"]))
-        while batch.status not in FINISHED:
+        found = await _patiently(params, lambda: client.batches.retrieve(state["batch_id"]))
+        while found.status not in FINISHED:
             await asyncio.sleep(params.batch_poll_s)
-            batch = await _patiently(params, lambda: client.batches.retrieve(state["batch_id"]))
+            found = await _patiently(params, lambda: client.batches.retrieve(state["batch_id"]))
         output = error = None
-        if (output_id := batch.output_file_id) is not None:
+        if (output_id := found.output_file_id) is not None:
             output = await _patiently(params, lambda: client.files.content(output_id))
-        if (error_id := batch.error_file_id) is not None:
+        if (error_id := found.error_file_id) is not None:
             error = await _patiently(params, lambda: client.files.content(error_id))
     except _TRANSIENT as exc:
         # The batch is submitted and its id saved: the next run polls it again. Its documents are
@@ -109,11 +272,9 @@ async def submit_and_collect(
             state["batch_id"],
             exc,
         )
-        return
-    state["status"] = batch.status
-    _save(state_path, state)
+        return False
     if output is not None:
-        _store(requester, bodies, output.text, batch.id)
+        _store(requester, batch.bodies, output.text, found.id)
     if error is not None:
         for line in error.text.splitlines():
             if line.strip():
@@ -121,12 +282,18 @@ async def submit_and_collect(
                 key = record.get("custom_id", "")
                 _refused(requester, key, record)
                 cache.failed(
-                    key, f"batch {batch.id}: {json.dumps(record.get('error') or record.get('response'))}"
+                    key, f"batch {found.id}: {json.dumps(record.get('error') or record.get('response'))}"
                 )
-    if set(missing) - cache.known(missing) - requester.refused:
+    # Only now, with its answers in the cache, is the batch marked collected.
+    state["status"] = found.status
+    _save(batch.path, state)
+    batch.ended = True
+    if set(batch.bodies) - cache.known(batch.bodies) - requester.refused:
         # The batch is over and left requests unanswered (failed, expired, cancelled): the next run
         # must submit them anew, not poll this batch again. Its record stays, under the batch's id.
-        state_path.replace(state_path.with_name(f"{name}.{batch.id}.json"))
+        batch.path.replace(batch.path.with_name(f"{batch.name}.{found.id}.json"))
+    batch.requests_path.unlink(missing_ok=True)
+    return True
 
 
 T = TypeVar("T")
