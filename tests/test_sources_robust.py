@@ -121,7 +121,8 @@ def first_stray_quote(text: str) -> tuple[int, int | None] | None:
                     i += 2
                     continue
                 state = "field"
-                if text[i + 1 : i + 2] not in ("", ",", "\n", "\r") and any(
+                # Spaces and tabs after it stay in the field, which may still end there.
+                if text[i + 1 :].lstrip(" \t")[:1] not in ("", ",", "\n", "\r") and any(
                     c in text[opened:i] for c in "\r\n"
                 ):
                     return opened, i
@@ -163,6 +164,15 @@ VALID = {
     "a quote closing early on its line": (b'id,text\n1,"a"b\n2,c\n', ["ab", "c"]),
     "CR line ends": (b'id,text\r1,"x\ry"\r2,z\r', ["x\ry", "z"]),
     "last line without newline": (b'id,text\n1,"a\nb"\n2,"c"', ["a\nb", "c"]),
+    # Spaces or tabs after a closing quote: the parser keeps them in the field, and the field ends there.
+    "blanks after a multi-line field": (
+        b'id,text\n1,"line one\nline two" \n2,"a\nb"\t\n3,ok\n',
+        ["line one\nline two ", "a\nb\t", "ok"],
+    ),
+    "blanks after a multi-line field, then a delimiter": (
+        b'id,text,x\n1,"a\nb" ,z\n2,ok,y\n',
+        ["a\nb ", "ok"],
+    ),
 }
 
 

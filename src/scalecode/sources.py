@@ -406,6 +406,7 @@ def unclosed_quote(config: TableConfig, source: SourceFile) -> int | None:
 
 _SCAN_BLOCK = 1 << 24  # bytes of CSV scanned for quotes at once
 _QUOTE, _LF, _CR = ord('"'), ord("\n"), ord("\r")
+_SPACE, _TAB = ord(" "), ord("\t")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -521,10 +522,12 @@ class _QuoteScan:
         quoted_before = np.concatenate(([self.quoted], quoted_after[:-1]))
         # Quotes closing a quoted field that goes on after them: the field then reads on as text.
         closes = np.flatnonzero(quoted_before & odd)
-        after = data[np.minimum(ends[closes], len(data) - 1)]
-        goes_on = (after != delimiter) & (after != _LF) & (after != _CR)
-        if final:
-            goes_on &= ends[closes] < len(data)
+        # What follows each, spaces and tabs skipped ("a\nb" , is a whole field, as the parser reads it).
+        solid = np.flatnonzero(((data != _SPACE) & (data != _TAB)) | (data == delimiter))
+        at = np.searchsorted(solid, ends[closes])
+        after = data[solid[np.minimum(at, solid.size - 1)]] if solid.size else np.zeros(0, np.uint8)
+        # Past the last solid byte: the text ends (a whole line's worth, or the file's last) there.
+        goes_on = (at < solid.size) & (after != delimiter) & (after != _LF) & (after != _CR)
         early = closes[goes_on]
         self.quoted = bool(quoted_after[-1])
         if not early.size and not self.quoted:
