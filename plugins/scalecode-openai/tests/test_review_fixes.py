@@ -292,6 +292,23 @@ def test_a_reply_that_is_a_label_alone_is_its_code(reply, label):
     assert parse(TONE, reply, 1) == [Code(label)]
 
 
+COUNTRY = Task(name="c", type=TaskType.CLASSIFICATION, labels=["U.S.", "U.K.", "other"])
+
+
+@pytest.mark.parametrize(
+    ("task", "reply", "label"),
+    [
+        (COUNTRY, "U.S.", "U.S."),  # a label ending in a period, as written
+        (COUNTRY, '"U.K."', "U.K."),
+        (COUNTRY, '"U.K.".', "U.K."),
+        (GOV, "```\npro\n```", "pro"),  # in a code fence
+        (GOV, "```text\nanti.\n```", "anti"),
+    ],
+)
+def test_a_label_ending_in_a_period_or_in_a_code_fence_is_read(task, reply, label):
+    assert parse(task, reply, 1) == [Code(label)]
+
+
 # --- 4. few-shot examples cover the labels --------------------------------------------------------
 
 

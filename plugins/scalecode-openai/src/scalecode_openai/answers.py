@@ -47,15 +47,31 @@ def _load_json(content: str) -> Any:
 _QUOTES = (('"', '"'), ("'", "'"), ("`", "`"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("**", "**"))
 
 
-def _label_alone(content: str) -> str:
-    """The reply with what may surround a bare label taken off: white space, one pair of quotes (or
-    backticks, or Markdown bold) and a trailing period, inside or outside the quotes."""
-    text = content.strip().removesuffix(".").strip()
+_FENCE = re.compile(r"\A```[\w-]*\s*\n?(.*?)\n?\s*```\Z", re.DOTALL)
+
+
+def _labels_alone(content: str) -> list[str]:
+    """What a reply that is a bare label may be, most literal first: the reply stripped; out of a
+    code fence; out of one pair of quotes (or backticks, or Markdown bold); without a trailing
+    period, inside or outside the quotes. Tried in this order, a label that ends in a period
+    ("U.S.") is read as written before its period is taken for punctuation."""
+    text = content.strip()
+    if fenced := _FENCE.match(text):
+        text = fenced.group(1).strip()
+    found = [text]
     for opening, closing in _QUOTES:
-        if len(text) > len(opening) + len(closing) and text.startswith(opening) and text.endswith(closing):
-            text = text[len(opening) : -len(closing)].strip().removesuffix(".").strip()
-            break
-    return text
+        inner = text.removesuffix(".").strip()
+        for candidate in (text, inner):
+            if (
+                len(candidate) > len(opening) + len(closing)
+                and candidate.startswith(opening)
+                and candidate.endswith(closing)
+            ):
+                quoted = candidate[len(opening) : -len(closing)].strip()
+                found += [quoted, quoted.removesuffix(".").strip()]
+                break
+    found.append(text.removesuffix(".").strip())
+    return list(dict.fromkeys(found))
 
 
 def check(task: Task, value: Any) -> Code:
@@ -100,9 +116,10 @@ def parse(task: Task, content: str | None, documents: int) -> list[Code]:
             # Prose: only a reply that is a label and nothing else. A label found inside a sentence
             # ("This is not offensive.", "I can't help with that. No.") or a cut-off answer
             # ('{"label": "pro-gov') is not an answer, whatever word it contains.
-            alone = check(task, _label_alone(content))
-            if alone.error is None:
-                return [alone]
+            for candidate in _labels_alone(content):
+                alone = check(task, candidate)
+                if alone.error is None:
+                    return [alone]
         return [Code(error=f"answer has no '{field}'")]
     if not isinstance(data, dict) or not isinstance(data.get("answers"), list):
         return [Code(error="answer has no list of 'answers'")] * documents
