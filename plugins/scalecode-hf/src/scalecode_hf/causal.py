@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -110,6 +111,8 @@ class CausalScorer:
         added = getattr(tokenizer, "added_tokens_decoder", {}).values()
         specials = {str(t.content) for t in added if getattr(t, "special", False)}
         self.specials = sorted(t for t in specials | set(getattr(tokenizer, "all_special_tokens", ())) if t)
+        # One pass over a document, whatever the number of special tokens (Gemma's run to thousands).
+        self._special = re.compile("|".join(map(re.escape, self.specials))) if self.specials else None
         self.max_length = self._document_length(config)
         if not prompts.answers_end(tokenizer):
             name = str(getattr(tokenizer, "name_or_path", "") or "the tokenizer")
@@ -157,7 +160,7 @@ class CausalScorer:
 
     def has_special(self, text: str) -> bool:
         """Whether ``text`` holds special-token text, which the tokenizer would read as control tokens."""
-        return any(special in text for special in self.specials)
+        return self._special is not None and self._special.search(text) is not None
 
     def tokens(self, text: str, *, plain: bool = False) -> list[int]:
         """``text``'s token ids; ``plain``: special-token text in it (``<|im_end|>``) read as the text

@@ -30,6 +30,7 @@ from scalecode import (
     Task,
     TaskType,
 )
+from scalecode.errors import StopRun
 from scalecode_hf.models import fingerprint, resolve
 from scalecode_hf.options import EncoderParams, TrainOptions
 
@@ -146,10 +147,11 @@ def not_a_classifier(config: dict[str, Any], task: Task, model: str) -> str | No
     """Why a model (by its config.json) cannot code untrained: a plain or sentence encoder has no
     classifier, and one would be drawn at random at every load; None where it can."""
     architectures = config.get("architectures") or []
-    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+    # A config that names no architecture (older saves) is judged by its weights when it is loaded.
+    if architectures and not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         return (
             f"{model}: is not a fine-tuned classifier (its architecture is "
-            f"{', '.join(architectures) or 'not named'}), so its head would start at random and its "
+            f"{', '.join(architectures)}), so its head would start at random and its "
             "codes would be noise; set train: true to fine-tune one, or name a fine-tuned classifier"
         )
     return _not_a_scorer(task, len(config.get("id2label") or {}) or int(config.get("num_labels", 2)), model)
@@ -325,7 +327,8 @@ class EncoderBackend(Backend):
         if self.model is None:
             self.load()
         if self.state_dir is None and self.fresh_head:
-            raise ValueError(self.fresh_head)
+            # The whole run stops: every document would fail alike, each written as an error row.
+            raise StopRun(self.fresh_head)
         outputs, lengths, cut = self._outputs(texts)
         extra = {"tokens": np.asarray(lengths), "truncated": np.asarray(cut, dtype=bool)}
         if self.state_dir is None and self.params.label_map:
