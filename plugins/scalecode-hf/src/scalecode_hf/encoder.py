@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -204,6 +204,7 @@ class EncoderBackend(Backend):
         self.meta: dict[str, Any] = {}
         self.max_length = self.params.max_length  # capped at the model's limit once it is loaded
         self.fresh_head: str | None = None  # why the untrained model's head cannot code, if it cannot
+        self._closing: int | Literal["unknown"] | None = "unknown"  # see _closing_specials
 
     @classmethod
     def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
@@ -290,20 +291,35 @@ class EncoderBackend(Backend):
         """Each document's ids, cut to ``max_length``, and whether it was cut.
 
         Told by tokenising to one token more: a document of exactly ``max_length`` tokens fills it
-        and is not cut. Those longer are tokenised again at ``max_length``, where the tokenizer cuts
-        them as it would have (keeping its closing special tokens).
+        and is not cut. One longer loses its last content token, its closing special tokens kept,
+        which is how the tokenizer cuts at ``max_length`` (tested equal), without tokenising it twice.
         """
         limit = self.max_length
         encoded: list[list[int]] = self.tokenizer(list(texts), truncation=True, max_length=limit + 1)[
             "input_ids"
         ]
         cut = [len(ids) > limit for ids in encoded]
-        if any(cut):
-            longer = [i for i, over in enumerate(cut) if over]
+        closing = self._closing_specials()
+        longer = [i for i, over in enumerate(cut) if over]
+        if closing is None:  # a layout not understood: let the tokenizer cut them again
             again = self.tokenizer([texts[i] for i in longer], truncation=True, max_length=limit)["input_ids"]
             for i, ids in zip(longer, again, strict=True):
                 encoded[i] = ids
+        else:
+            for i in longer:
+                ids = encoded[i]
+                encoded[i] = ids[: limit - closing] + ids[len(ids) - closing :]
         return encoded, cut
+
+    def _closing_specials(self) -> int | None:
+        """How many special tokens the tokenizer puts after a document's own ([SEP], </s>: 1); None
+        where its ids do not hold the document's as one run."""
+        if self._closing == "unknown":
+            bare = list(self.tokenizer("a b", add_special_tokens=False)["input_ids"])
+            full = list(self.tokenizer("a b")["input_ids"])
+            starts = [i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare]
+            self._closing = len(full) - starts[0] - len(bare) if bare and starts else None
+        return None if self._closing == "unknown" else self._closing
 
     def _outputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], list[bool]]:
         from scalecode_hf.batching import forward_sorted
