@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -204,7 +204,8 @@ class EncoderBackend(Backend):
         self.meta: dict[str, Any] = {}
         self.max_length = self.params.max_length  # capped at the model's limit once it is loaded
         self.fresh_head: str | None = None  # why the untrained model's head cannot code, if it cannot
-        self._closing: int | Literal["unknown"] | None = "unknown"  # see _closing_specials
+        self._closing: int | None = None  # see _closing_specials, once _closing_known
+        self._closing_known = False
 
     @classmethod
     def check(cls, task: Task, params: BackendParams, *, train: bool) -> None:
@@ -314,12 +315,13 @@ class EncoderBackend(Backend):
     def _closing_specials(self) -> int | None:
         """How many special tokens the tokenizer puts after a document's own ([SEP], </s>: 1); None
         where its ids do not hold the document's as one run."""
-        if self._closing == "unknown":
+        if not self._closing_known:
             bare = list(self.tokenizer("a b", add_special_tokens=False)["input_ids"])
             full = list(self.tokenizer("a b")["input_ids"])
             starts = [i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare]
             self._closing = len(full) - starts[0] - len(bare) if bare and starts else None
-        return None if self._closing == "unknown" else self._closing
+            self._closing_known = True
+        return self._closing
 
     def _outputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int], list[bool]]:
         from scalecode_hf.batching import forward_sorted
