@@ -81,3 +81,29 @@ def test_the_index_holds_each_ids_newest_hash_unless_that_row_is_to_be_retried(t
     assert coded_index(out).tolist() == [11]  # 1 and 2 are old versions; 12 is to be coded again
     write(["a", "b"], [1, 2], [False, False])  # both back to their first texts, coded anew
     assert coded_index(out).tolist() == [1, 2]
+
+
+def test_rows_of_shards_without_times_are_older_than_any_with_one(tmp_path):
+    """Shards written before coded_at existed: their rows count as coded, and as the oldest."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    out.mkdir()
+    old = pa.table({"id": ["a", "b"], DOC_HASH: pa.array([1, 2], pa.uint64())})
+    pq.write_table(old, out / "early.parquet")
+    assert coded_index(out).tolist() == [1, 2]
+    corpus = tmp_path / "docs.csv"
+    corpus.write_text("id,text\na,one\n")
+    files = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS).files
+    ShardWriter(out, files, CorpusSummary(backend="x")).write(
+        pa.table(
+            {
+                "id": ["a"],
+                "error": pa.array([None], pa.string()),
+                DOC_HASH: pa.array([11], pa.uint64()),
+                PATH: [files[0].relative],
+                ROW: [0],
+            }
+        )
+    )
+    assert coded_index(out).tolist() == [2, 11]  # a's early hash is an old version now

@@ -97,8 +97,8 @@ def coded_index(out_dir: Path) -> np.ndarray:
 
     Only the newest row counts because it is the document's current code: a text coded, changed and
     changed back (an empty page restored, an edit reverted) must be coded again, or its current code
-    stays the one of the text in between. Rows of shards without ids or times (written by early
-    versions) count as coded whatever.
+    stays the one of the text in between. Rows without a time (shards of early versions) are older
+    than any with one; rows without ids count as coded whatever.
     """
     timed, untimed = [], []
     for shard in sorted(out_dir.glob("*.parquet")):
@@ -107,12 +107,13 @@ def coded_index(out_dir: Path) -> np.ndarray:
             continue
         rows = pl.read_parquet(shard, columns=[c for c in (ID, CODED_AT, RETRY, DOC_HASH) if c in names])
         retry = pl.col(RETRY).fill_null(False) if RETRY in names else pl.lit(False)
-        if ID in names and CODED_AT in names:
+        if ID in names:
+            when = pl.col(CODED_AT).cast(pl.Int64) if CODED_AT in names else pl.lit(None, pl.Int64)
             # The id's hash stands for it: a corpus of millions of ids would otherwise be held whole.
             timed.append(
                 rows.select(
                     pl.col(ID).cast(pl.String).hash().alias("id_hash"),
-                    pl.col(CODED_AT).cast(pl.Int64),
+                    when.alias(CODED_AT),
                     retry.alias(RETRY),
                     DOC_HASH,
                 )
