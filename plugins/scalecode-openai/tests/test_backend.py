@@ -23,19 +23,6 @@ TONE = Task(
 )
 
 
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAI() as running:
-        yield running
-
-
-@pytest.fixture
-def api(server):
-    server.reset()
-    server.faults = Faults()
-    return server
-
-
 def backend(api, tmp_path, task=TONE, **params):
     options = {"model": "test-model", "base_url": api.base_url, "cache": str(tmp_path / "cache.sqlite")}
     options.update(timeout_s=2.0, max_retries=3)

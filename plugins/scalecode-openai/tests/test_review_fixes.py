@@ -23,19 +23,6 @@ REAL_KEY = "sk-proj-REALOPENAIKEY1234567890"
 NO_KEY = "no-key"  # what the client sends where no key is needed (it insists on sending one)
 
 
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAI() as running:
-        yield running
-
-
-@pytest.fixture
-def api(server):
-    server.reset()
-    server.faults = Faults()
-    return server
-
-
 def backend(api, tmp_path, task=TONE, **params):
     options = {"model": "test-model", "base_url": api.base_url, "cache": str(tmp_path / "cache.sqlite")}
     options.update(timeout_s=2.0, max_retries=0, concurrency=1)
