@@ -225,11 +225,8 @@ def test_a_text_of_600_000_cjk_characters_is_read(tmp_path):
     assert [t.decode() for t in rows["text"]] == [before, long, "after\nit"]
 
 
-def test_the_longest_text_read_takes_one_read_again_at_most(tmp_path, monkeypatch):
-    from scalecode.inference import MAX_TEXT_CHARS
-
-    longest = "😀" * MAX_TEXT_CHARS  # 4 bytes each: the longest row a text that is coded makes
-    (tmp_path / "a.csv").write_text(f"id,text\na,x\nb,{longest}\nc,y\n", encoding="utf-8")
+def record_blocks(monkeypatch) -> list[int]:
+    """The block sizes the CSV reader reads with, in order, as it reads."""
     blocks: list[int] = []
     read_with = getattr(sources, "_csv_chunks", None)
 
@@ -238,6 +235,15 @@ def test_the_longest_text_read_takes_one_read_again_at_most(tmp_path, monkeypatc
         return read_with(*args)
 
     monkeypatch.setattr(sources, "_csv_chunks", reading, raising=False)
+    return blocks
+
+
+def test_the_longest_text_read_takes_one_read_again_at_most(tmp_path, monkeypatch):
+    from scalecode.inference import MAX_TEXT_CHARS
+
+    longest = "😀" * MAX_TEXT_CHARS  # 4 bytes each: the longest row a text that is coded makes
+    (tmp_path / "a.csv").write_text(f"id,text\na,x\nb,{longest}\nc,y\n", encoding="utf-8")
+    blocks = record_blocks(monkeypatch)
     rows = rows_of(tmp_path / "a.csv")
     assert [len(t.decode()) for t in rows["text"]] == [1, MAX_TEXT_CHARS, 1]
     assert blocks == [1 << 20, 4 << 20]
@@ -259,14 +265,7 @@ def test_rows_longer_than_the_block_are_read_once_each_whatever_the_block(tmp_pa
     whole = rows_of(tmp_path / "a.csv", chunk_rows=7)
     monkeypatch.setattr(sources, "_CSV_BLOCK", 1 << 16, raising=False)
     monkeypatch.setattr(sources, "_CSV_LONG_BLOCK", 1 << 17, raising=False)
-    blocks: list[int] = []
-    read_with = getattr(sources, "_csv_chunks", None)
-
-    def reading(*args):
-        blocks.append(args[-1])
-        return read_with(*args)
-
-    monkeypatch.setattr(sources, "_csv_chunks", reading, raising=False)
+    blocks = record_blocks(monkeypatch)
     read = rows_of(tmp_path / "a.csv", chunk_rows=7)
     assert blocks == [1 << k for k in range(16, 22)]  # 64 KiB, doubled until the 2.5 MB row fits
     # The same rows, each once; in another order (a bad row comes after the rows of its block).
