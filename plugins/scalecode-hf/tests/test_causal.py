@@ -14,6 +14,7 @@ from scalecode.testing import BackendConformance, review_task, sample_gold, samp
 from scalecode_hf.causal import CausalLMBackend, CausalScorer
 from scalecode_hf.likelihood import score_answers
 from scalecode_hf.options import TrainOptions
+from scalecode_hf.testing import label_likelihoods
 
 SENTIMENT = review_task()
 REVIEWS = [
@@ -175,23 +176,6 @@ def test_a_refit_trains_the_causal_lm_on_every_training_document(tiny_llama, tmp
     assert coded.label is not None and set(coded.label) <= {"positive", "negative"}
 
 
-def _likelihoods(backend: CausalLMBackend) -> np.ndarray:
-    """Each review's log-likelihood of each label, from the backend's model as loaded for coding."""
-    backend.load()
-    scorer = backend.scorer
-    assert scorer is not None
-    prompts, answers = [], []
-    for text in REVIEWS:
-        [(conversation, replies)] = scorer.conversations(text)
-        tokens, options = scorer.encode(conversation, replies)
-        prompts.append(tokens)
-        answers.append(options)
-    scores = score_answers(
-        backend.model, prompts, answers, pad_id=scorer.pad_id, batch_size=4, device=torch.device("cpu")
-    )
-    return np.array(scores)
-
-
 ADAPTER = "adapter_model.safetensors"
 
 
@@ -215,9 +199,9 @@ def test_lora_is_saved_as_an_adapter_over_the_base_model_unless_merged(tiny_llam
     assert adapter_size < merged_size / 4
 
     # Coding loads base + adapter, and the likelihoods are the merged model's.
-    from_merged = _likelihoods(CausalLMBackend(SENTIMENT, params, state_dir=merged.parent))
-    from_adapter = _likelihoods(CausalLMBackend(SENTIMENT, params, state_dir=adapter.parent))
-    untrained = _likelihoods(CausalLMBackend(SENTIMENT, params))
+    from_merged = label_likelihoods(CausalLMBackend(SENTIMENT, params, state_dir=merged.parent), REVIEWS)
+    from_adapter = label_likelihoods(CausalLMBackend(SENTIMENT, params, state_dir=adapter.parent), REVIEWS)
+    untrained = label_likelihoods(CausalLMBackend(SENTIMENT, params), REVIEWS)
     np.testing.assert_allclose(from_adapter, from_merged, rtol=1e-4, atol=1e-4)
     assert np.abs(from_adapter - untrained).max() > 1e-2  # the adapter is applied, not dropped
     prints = CausalLMBackend(SENTIMENT, params, state_dir=adapter.parent).fingerprint()

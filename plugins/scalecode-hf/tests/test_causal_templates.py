@@ -16,6 +16,7 @@ from scalecode import Task, TaskType
 from scalecode.testing import review_task
 from scalecode_hf import causal
 from scalecode_hf.causal import CausalLMBackend, CausalScorer
+from scalecode_hf.testing import ENDLESS_TEMPLATE, GEMMA_TEMPLATE
 
 SENTIMENT = review_task()
 REVIEWS = ["A wonderful, moving film.", "Terrible acting and a boring plot."]
@@ -23,16 +24,7 @@ PARAMS = {"max_length": 64, "batch_size": 4, "few_shot": None}
 
 # The templates of google/gemma-2b-it and mistralai/Mistral-7B-Instruct-v0.1 (tokenizer_config.json):
 # both raise an error for a message whose role is "system".
-GEMMA = (
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
-    "{{ raise_exception('System role not supported') }}{% endif %}"
-    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
-    "{% else %}{% set role = message['role'] %}{% endif %}"
-    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
-)
+GEMMA = GEMMA_TEMPLATE
 MISTRAL_V01 = (
     "{{ bos_token }}"
     "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
@@ -43,12 +35,7 @@ MISTRAL_V01 = (
 )
 # ChatML without an end to the assistant's turn, as some base models' templates are: the next message
 # follows the answer directly.
-ENDLESS = (
-    "{% for message in messages %}{% if message['role'] == 'assistant' %}"
-    "{{ '<|im_start|>assistant\n' + message['content'] }}"
-    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+ENDLESS = ENDLESS_TEMPLATE
 
 # A template that renders user and assistant turns only, and leaves any other message out silently.
 SILENT = (
