@@ -14,15 +14,9 @@ from scalecode.testing import BackendConformance, review_task, sample_gold, samp
 from scalecode_hf.causal import CausalLMBackend, CausalScorer
 from scalecode_hf.likelihood import score_answers
 from scalecode_hf.options import TrainOptions
-from scalecode_hf.testing import label_likelihoods
+from scalecode_hf.testing import REVIEWS, label_likelihoods
 
 SENTIMENT = review_task()
-REVIEWS = [
-    "A wonderful, moving film.",
-    "Terrible acting and a boring plot.",
-    "I loved every minute.",
-    "The worst movie of the year.",
-]
 
 
 class TestCausalConformance(BackendConformance):

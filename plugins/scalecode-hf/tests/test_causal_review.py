@@ -17,15 +17,9 @@ from scalecode_hf import causal
 from scalecode_hf.causal import CausalLMBackend, CausalScorer
 from scalecode_hf.devices import cpu_has_native_bf16
 from scalecode_hf.options import TrainOptions
-from scalecode_hf.testing import ENDLESS_TEMPLATE, GEMMA_TEMPLATE, label_likelihoods
+from scalecode_hf.testing import ENDLESS_TEMPLATE, GEMMA_TEMPLATE, REVIEWS, label_likelihoods
 
 SENTIMENT = review_task()
-REVIEWS = [
-    "A wonderful, moving film.",
-    "Terrible acting and a boring plot.",
-    "I loved every minute.",
-    "The worst movie of the year.",
-]
 PARAMS = {"max_length": 64, "batch_size": 4, "few_shot": None}
 
 native_bf16 = pytest.mark.skipif(

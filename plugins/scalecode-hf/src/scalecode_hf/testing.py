@@ -13,6 +13,14 @@ import numpy as np
 if TYPE_CHECKING:
     from scalecode_hf.causal import CausalLMBackend
 
+# Movie reviews for the review codebook (scalecode.testing.review_task): two of each sentiment.
+REVIEWS = [
+    "A wonderful, moving film.",
+    "Terrible acting and a boring plot.",
+    "I loved every minute.",
+    "The worst movie of the year.",
+]
+
 # The template of google/gemma-2b-it (tokenizer_config.json): it raises an error for a message whose
 # role is "system", and trims each message.
 GEMMA_TEMPLATE = (
