@@ -97,16 +97,6 @@ def test_a_document_that_keeps_failing_gets_an_error_row_not_a_crash(api, tmp_pa
     assert len(api.chat_calls()) == 1
 
 
-def test_an_error_the_client_does_not_retry_is_not_reported_as_retried(api, tmp_path):
-    """A wrong base_url gives 404 at once: the error names it, without claiming retries."""
-    coder = backend(api, tmp_path, base_url=api.base_url.replace("/v1", "/wrong"), max_retries=3)
-    answers = coder.predict_batch(["a positive start"])
-    assert answers.label == [None]
-    assert answers.error[0].startswith("API error: NotFoundError (404)"), answers.error[0]
-    assert len([c for c in api.calls if c.path.startswith("/wrong")]) == 1  # asked once
-    assert list(answers.retry) == [True]  # a setting the user can fix: the next run asks again
-
-
 def test_only_failures_that_may_pass_are_marked_to_retry():
     import openai
 

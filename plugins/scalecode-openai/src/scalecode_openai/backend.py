@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -35,6 +37,13 @@ BUDGET_FILE = "spending.json"  # what each run spent so far: budget_usd caps a r
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 # Sent where no key is given and none is needed (Ollama, vLLM, llama.cpp): the client insists on one.
 NO_KEY = "no-key"
+
+
+def repeated(reply: Reply) -> Reply:
+    """The reply for a conversation asked again in the same batch: the same answer, at no cost."""
+    if reply.error is not None:
+        return reply
+    return dataclasses.replace(reply, cached=True, cost_usd=0.0, latency_s=None)
 
 
 def is_openai(base_url: str | None) -> bool:
@@ -151,15 +160,23 @@ class OpenAIBackend(Backend):
     async def _ask_all(
         self, conversations: list[list[dict[str, str]]], sizes: list[int], *, cache_only: bool
     ) -> list[Reply]:
+        # Corpora repeat texts (retweets, boilerplate, press releases): a conversation asked twice in
+        # one batch is sent once, not twice at once before the cache could answer the second.
+        first: dict[str, int] = {}
+        asked = [
+            first.setdefault(json.dumps([c, n]), i)
+            for i, (c, n) in enumerate(zip(conversations, sizes, strict=True))
+        ]
         tasks = [
-            self.requester.ask(c, self.task, n, cache_only=cache_only)
-            for c, n in zip(conversations, sizes, strict=True)
+            self.requester.ask(conversations[i], self.task, sizes[i], cache_only=cache_only)
+            for i in first.values()
         ]
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:  # a StopRun (budget) ends the run once every request in flight is in
             if isinstance(result, BaseException):
                 raise result
-        return [r for r in results if isinstance(r, Reply)]
+        replies = dict(zip(first.values(), [r for r in results if isinstance(r, Reply)], strict=True))
+        return [replies[i] if i == j else repeated(replies[j]) for i, j in enumerate(asked)]
 
     def _predictions(
         self, texts: Sequence[str], groups: list[list[int]], replies: list[Reply]

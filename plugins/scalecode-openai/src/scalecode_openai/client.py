@@ -12,6 +12,12 @@ alone, the first time the server refuses a format: an HTTP 400 or 422 whose erro
 vLLM, llama.cpp and Ollama name it); ``logprobs`` is dropped the same way when the refusal names it.
 Each step down happens once per process and is logged. Any other 400 or 422 (a context too long, a
 content filter, a parameter the model rejects) is that document's own error row, not retried.
+
+A failure that every later request would meet too stops the run (:class:`StopRun`) instead of
+writing an error row for each remaining document: a key the server refuses (401, 403), a model or
+endpoint it does not know (404), and an account out of credit (429 ``insufficient_quota``, which the
+client retries like a rate limit: without the stop, every document would wait out its retries).
+What was coded is kept; the next run resumes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scalecode.errors import StopRun
 from scalecode_openai import prompts
 from scalecode_openai.cache import ResponseCache, request_key
 from scalecode_openai.cost import Budget, cost_usd, estimate_tokens
@@ -152,6 +159,7 @@ class Requester:
         self.tokens_limit = per_second(params.tokens_per_minute)
         self.sent = 0  # HTTP requests made, retries by this module included
         self.refused: set[str] = set()  # keys of requests a batch refused as such: not to be sent again
+        self.halted: str | None = None  # why no request is sent any more (see halting_failure)
 
     def body(self, messages: list[dict[str, str]], task: Any, documents: int) -> dict[str, Any]:
         return build_request(
@@ -187,7 +195,11 @@ class Requester:
                     error="the batch gave no answer to this request (see the cache's failures)",
                     passing=key not in self.refused,
                 )
+            if self.halted is not None:
+                raise StopRun(self.halted)
             async with self.slots:
+                if self.halted is not None:  # set while this request waited for a slot
+                    raise StopRun(self.halted)
                 self.budget.reserve()  # with a slot held: at most `concurrency` requests overshoot
                 await self._wait_for_limits(body)
                 started = time.perf_counter()
@@ -201,7 +213,13 @@ class Requester:
                 except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
                     retries = self.params.max_retries if _retried(exc) else 0
                     after = f" after {retries} retries" if retries else ""
-                    return self._failed(key, f"API error{after}: {_describe(exc)}", passing=_passing(exc))
+                    error = f"API error{after}: {_describe(exc)}"
+                    if (advice := halting_failure(exc)) is not None:
+                        self.cache.failed(key, error)
+                        self.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
+                        log.error("no more requests: %s", self.halted)
+                        raise StopRun(self.halted) from None
+                    return self._failed(key, error, passing=_passing(exc))
                 except Exception as exc:  # a 200 whose body is not JSON: the server garbled it
                     malformed += 1
                     if malformed > self.params.max_retries:
@@ -322,6 +340,19 @@ def _refusal(exc: Exception) -> tuple[str | None, str]:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def halting_failure(exc: Exception) -> str | None:
+    """What the user must fix when ``exc`` is a failure every request would meet (the key, the model
+    name or ``base_url``, the account's credit); None when it concerns this request alone or may pass."""
+    status = getattr(exc, "status_code", None)
+    if status in (401, 403):
+        return "the server refuses the API key: check the key the job names"
+    if status == 404:
+        return "the server knows no such model or endpoint: check model and base_url"
+    if status == 429 and "insufficient_quota" in (getattr(exc, "code", None), getattr(exc, "type", None)):
+        return "the account is out of credit: add credit or raise its spending limit"
+    return None
 
 
 REFUSED = frozenset({400, 413, 422})  # the request itself is refused: sending it again gets the same

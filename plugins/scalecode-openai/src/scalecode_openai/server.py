@@ -37,9 +37,16 @@ __all__ = ["INVALID_LABEL", "Call", "FakeOpenAI", "Faults", "answer_text", "main
 MODEL = "scalecode-fake"
 INVALID_LABEL = "NOT-A-LABEL"
 RANDOM_FAULTS = ("429", "500", "hang", "malformed", "invalid_label")  # cumulative, in this order
-TRANSPORT_FAULTS = ("429", "500", "hang", "malformed")  # never in a batch: there is no connection to fail
+TRANSPORT_FAULTS = (
+    "429",
+    "500",
+    "hang",
+    "malformed",
+    "quota",
+    "401",
+)  # never in a batch: there is no connection to fail
 
-_FAULT_MARK = re.compile(r"\[\[fault:(429|500|hang|malformed|prose)(?:\*(\d+))?\]\]")
+_FAULT_MARK = re.compile(r"\[\[fault:(429|500|hang|malformed|prose|quota|401)(?:\*(\d+))?\]\]")
 _LABEL_MARK = re.compile(r"\[\[label:(.*?)\]\]")
 _SCORE_MARK = re.compile(r"\[\[score:(.*?)\]\]")
 _ANY_MARK = re.compile(r"\[\[\w+:.*?\]\]")
@@ -403,6 +410,13 @@ class FakeOpenAI:
                 "retry-after-ms": f"{faults.retry_after_s * 1e3:g}",
             }
             return _error(429, "Rate limit reached (fake).", "requests", "rate_limit_exceeded", **wait)
+        if fault == "quota":  # as OpenAI answers an account out of credit: a 429, without Retry-After
+            message = "You exceeded your current quota, please check your plan and billing details."
+            return _error(429, message, "insufficient_quota", "insufficient_quota")
+        if fault == "401":
+            return _error(
+                401, "Incorrect API key provided: sk-fake***.", "invalid_request_error", "invalid_api_key"
+            )
         if fault == "500":
             return _error(500, "The server had an error while processing your request.", "server_error")
         if fault == "malformed":
