@@ -70,3 +70,58 @@ def test_a_text_repeated_in_one_batch_is_asked_once_and_costs_once(api, tmp_path
     costs = answers.extra["cost_usd"]
     assert costs[0] > 0 and costs[2] == costs[3] == 0.0
     assert answers.extra["request_key"][0] == answers.extra["request_key"][2]
+
+
+def test_the_budget_binds_on_a_server_that_reports_no_usage(api, tmp_path):
+    api.faults.usage = False
+    price = {"input": 1000.0, "output": 1000.0}  # dollars per million tokens: about 10 cents a request
+    coder = backend(api, tmp_path, price=price, budget_usd=0.5, concurrency=2)
+    with pytest.raises(StopRun, match=r"budget of \$0.50 reached"):
+        coder.predict_batch([f"positive number {i}" for i in range(30)])
+    assert 0 < len(api.chat_calls()) < 10
+    assert 0.5 <= coder.requester.budget.spent < 0.5 + 2 * 0.2
+
+
+def test_a_server_without_usage_reports_the_cost_as_unknown(api, tmp_path):
+    api.faults.usage = False
+    coder = backend(api, tmp_path, price={"input": 1.0, "output": 1.0}, budget_usd=10)
+    answers = coder.predict_batch(["positive one"])
+    assert answers.extra["cost_usd"] == [None] and answers.extra["input_tokens"] == [None]
+    assert coder.requester.budget.spent > 0  # the estimate counts against the budget only
+
+
+def batch_backend(api, tmp_path, **params):
+    options = {"model": "m", "base_url": api.base_url, "mode": "batch", "batch_poll_s": 0.05, **params}
+    coder = OpenAIBackend(TONE, options, work_dir=tmp_path / "work")
+    coder.load()
+    return coder
+
+
+def test_a_batch_that_fails_validation_says_why_in_each_row_and_the_cache(api, tmp_path, caplog):
+    limit = "Enqueued token limit reached for m in organization org-x. Limit: 90,000 enqueued tokens."
+    api.faults.batch_failure = limit
+    coder = batch_backend(api, tmp_path)
+    answers = coder.predict_batch(["positive one", "negative two"])
+    assert answers.label == [None, None] and list(answers.retry) == [True, True]
+    for error in answers.error:
+        assert "ended failed without answering it (token_limit_exceeded: Enqueued token limit" in error
+    assert "2 of 2 requests: batch" in caplog.text
+    failures = coder.requester.cache._db.execute("SELECT error FROM failures").fetchall()
+    assert len(failures) == 2 and all("token_limit_exceeded" in f[0] for f in failures)
+
+
+def test_no_batch_carries_more_than_batch_max_requests(api, tmp_path):
+    coder = batch_backend(api, tmp_path, batch_max_requests=3)
+    answers = coder.predict_batch([f"positive {i}" for i in range(7)])
+    assert answers.error == [None] * 7
+    created = [c for c in api.calls if c.method == "POST" and c.path == "/v1/batches"]
+    uploads = [c for c in api.calls if c.method == "POST" and c.path == "/v1/files"]
+    assert len(created) == len(uploads) == 3  # 3 + 3 + 1 requests
+
+
+def test_the_estimate_counts_a_repeated_text_once(api, tmp_path):
+    coder = backend(api, tmp_path, price={"input": 2.0, "output": 8.0})
+    once = coder.estimate(["positive one", "negative two"])
+    twice = coder.estimate(["positive one", "negative two", "positive one", "positive one"])
+    assert (twice.documents, twice.requests) == (4, 2)
+    assert twice.cost_usd == pytest.approx(once.cost_usd)

@@ -289,7 +289,9 @@ def test_a_batch_that_ends_without_answers_is_submitted_anew_by_the_next_run(tmp
 
         client.batches.retrieve = cancelled
         failed = first.predict_batch(texts)
-        assert failed.label == [None] * 6 and all("the batch gave no answer" in e for e in failed.error)
+        assert failed.label == [None] * 6 and all(
+            "ended cancelled without answering it" in e for e in failed.error
+        )
         assert list(failed.retry) == [True] * 6
         (record,) = (tmp_path / "batches").glob("*.json")
         assert ".batch_" in record.name  # kept under the batch's id, no longer picked up

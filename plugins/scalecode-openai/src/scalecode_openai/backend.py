@@ -240,23 +240,27 @@ class OpenAIBackend(Backend):
     # --- before a run -------------------------------------------------------------------------
 
     def estimate(self, texts: Sequence[str]) -> Estimate:
-        """Requests, tokens and dollars to code ``texts``; requests the cache already holds are free."""
+        """Requests, tokens and dollars to code ``texts``; requests the cache already holds are free,
+        and a request repeated (the same texts again) is sent once."""
         params = self.params
         fmt = "json_schema" if params.structured_output == "auto" else params.structured_output
-        groups = self._groups(texts)
-        requests = input_tokens = output_tokens = 0
-        keys = []
+        input_tokens = output_tokens = 0
+        keys: set[str] = set()
         per_answer = 4 + math.ceil(max((len(n) for n in self.task.label_names), default=8) / 4) + 6
-        for group in groups:
+        for group in self._groups(texts):
             messages = prompts.messages(self.task, [texts[i] for i in group], self.examples)
             body = build_request(
                 params, messages, prompts.response_format(self.task, len(group), fmt), params.logprobs
             )
-            keys.append(cache_key(params, body))
-            requests += 1
+            key = cache_key(params, body)
+            if key in keys:
+                continue
+            keys.add(key)
             input_tokens += estimate_tokens(messages)
             output_tokens += min(per_answer * len(group), params.max_tokens)
-        cached = len(self._cache().known(keys))
+        requests = len(keys)
+        with contextlib.closing(self._cache()) as cache:
+            cached = len(cache.known(keys))
         share = (requests - cached) / requests if requests else 0.0
         cost = None
         if params.price is not None:

@@ -40,7 +40,7 @@ from openai import (
 
 from scalecode.errors import StopRun
 from scalecode_openai.client import REFUSED, Requester, cache_key
-from scalecode_openai.cost import cost_usd, estimate_tokens
+from scalecode_openai.cost import budget_charge, cost_usd, estimate_tokens
 
 log = logging.getLogger("scalecode.openai")
 
@@ -132,8 +132,8 @@ async def submit_and_collect(
         log.warning("the server could not be reached (%s); the next run looks again", exc)
         return
     carried = {key for b in batches for key in b.bodies}
-    if rest := [key for key in missing if key not in carried]:
-        batches.append(_batch(folder, {key: bodies[key] for key in rest}))
+    rest = [key for key in missing if key not in carried]
+    batches += [_batch(folder, {key: bodies[key] for key in part}) for part in _parts(rest, params)]
     if not await _run(requester, batches):
         return
     # A batch resumed from an earlier run that ended with requests unanswered (it expired while
@@ -141,7 +141,15 @@ async def submit_and_collect(
     left = set(missing) - cache.known(missing) - requester.refused
     again = sorted(left & {key for b in batches if b.resumed and b.ended for key in b.bodies})
     if again:
-        await _run(requester, [_batch(folder, {key: bodies[key] for key in again})])
+        await _run(
+            requester, [_batch(folder, {key: bodies[key] for key in part}) for part in _parts(again, params)]
+        )
+
+
+def _parts(keys: list[str], params: Any) -> list[list[str]]:
+    """``keys`` in pieces of at most ``batch_max_requests``: the most one batch may carry."""
+    size = params.batch_max_requests
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
 
 
 def _batch(folder: Path, bodies: dict[str, dict[str, Any]]) -> _Batch:
@@ -275,25 +283,44 @@ async def _collect(requester: Requester, batch: _Batch) -> bool:
         return False
     if output is not None:
         _store(requester, batch.bodies, output.text, found.id)
+    failed = set()
     if error is not None:
         for line in error.text.splitlines():
             if line.strip():
                 record = json.loads(line)
                 key = record.get("custom_id", "")
                 _refused(requester, key, record)
-                cache.failed(
-                    key, f"batch {found.id}: {json.dumps(record.get('error') or record.get('response'))}"
-                )
+                reason = f"batch {found.id}: {json.dumps(record.get('error') or record.get('response'))}"
+                cache.failed(key, reason)
+                requester.unanswered[key] = reason
+                failed.add(key)
     # Only now, with its answers in the cache, is the batch marked collected.
     state["status"] = found.status
     _save(batch.path, state)
     batch.ended = True
-    if set(batch.bodies) - cache.known(batch.bodies) - requester.refused:
+    if unanswered := set(batch.bodies) - cache.known(batch.bodies) - requester.refused:
+        _record_unanswered(requester, found, unanswered - failed, len(batch.bodies))
         # The batch is over and left requests unanswered (failed, expired, cancelled): the next run
         # must submit them anew, not poll this batch again. Its record stays, under the batch's id.
         batch.path.replace(batch.path.with_name(f"{batch.name}.{found.id}.json"))
     batch.requests_path.unlink(missing_ok=True)
     return True
+
+
+def _record_unanswered(requester: Requester, found: Any, keys: set[str], carried: int) -> None:
+    """Say why a batch that ended (failed, expired, cancelled) left requests without an answer or an
+    error line: the batch's own errors (a validation failure, an enqueued-token limit), in the log,
+    the cache's failures and the documents' error rows."""
+    if not keys:
+        return
+    errors = [f"{e.code}: {e.message}" for e in ((found.errors and found.errors.data) or [])[:3]]
+    reason = f"batch {found.id} ended {found.status} without answering it" + (
+        f" ({'; '.join(errors)})" if errors else ""
+    )
+    log.warning("%s of %d requests: %s; the next run asks them again", len(keys), carried, reason)
+    for key in keys:
+        requester.cache.failed(key, reason)
+        requester.unanswered[key] = reason
 
 
 T = TypeVar("T")
@@ -362,7 +389,7 @@ def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, b
         answer = response.get("body") or {}
         usage = answer.get("usage") or {}
         cost = cost_usd(params.price, usage, batch=True)
-        requester.budget.spend(cost)
+        requester.budget.spend(budget_charge(params.price, bodies[key], answer, batch=True))
         requester.cache.put(
             key,
             bodies[key],

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from scalecode.errors import StopRun
 from scalecode_openai import prompts
 from scalecode_openai.cache import ResponseCache, request_key
-from scalecode_openai.cost import Budget, cost_usd, estimate_tokens
+from scalecode_openai.cost import Budget, budget_charge, cost_usd, estimate_tokens
 from scalecode_openai.options import OpenAIParams
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ class Requester:
         self.tokens_limit = per_second(params.tokens_per_minute)
         self.sent = 0  # HTTP requests made, retries by this module included
         self.refused: set[str] = set()  # keys of requests a batch refused as such: not to be sent again
+        self.unanswered: dict[str, str] = {}  # why a batch left a request without an answer, by key
         self.halted: str | None = None  # why no request is sent any more (see halting_failure)
 
     def body(self, messages: list[dict[str, str]], task: Any, documents: int) -> dict[str, Any]:
@@ -190,11 +191,8 @@ class Requester:
             if hit is not None:
                 return reply_from(hit, key, cached=True, latency_s=None, cost=0.0)
             if cache_only:
-                return Reply(
-                    key=key,
-                    error="the batch gave no answer to this request (see the cache's failures)",
-                    passing=key not in self.refused,
-                )
+                reason = self.unanswered.get(key, "the batch gave no answer to this request")
+                return Reply(key=key, error=reason, passing=key not in self.refused)
             if self.halted is not None:
                 raise StopRun(self.halted)
             async with self.slots:
@@ -230,7 +228,7 @@ class Requester:
                     continue
             latency = time.perf_counter() - started
             cost = cost_usd(self.params.price, response.get("usage"))
-            self.budget.spend(cost)
+            self.budget.spend(budget_charge(self.params.price, body, response))
             input_tokens, output_tokens = _usage(response)
             self.cache.put(
                 key,

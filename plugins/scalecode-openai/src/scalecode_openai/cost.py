@@ -6,7 +6,8 @@ a price the tokens are still counted and the cost is reported as unknown.
 
 Before a run (``scalecode plan``) tokens are estimated at four characters per token, plus a few per
 message for the chat format: close for English prose with OpenAI's tokenizers, and an estimate, not
-a bill, elsewhere. During a run the server's own ``usage`` counts are used.
+a bill, elsewhere. During a run the server's own ``usage`` counts are used; a server that reports
+none is charged to the budget at estimated counts (:func:`budget_charge`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,25 @@ def cost_usd(price: Price | None, usage: dict[str, Any] | None, *, batch: bool =
     cached_price = price.input if price.cached_input is None else price.cached_input
     dollars = ((prompt - cached) * price.input + cached * cached_price + completion * price.output) / 1e6
     return dollars * (price.batch_discount if batch else 1.0)
+
+
+def budget_charge(
+    price: Price | None, request: dict[str, Any], response: dict[str, Any], *, batch: bool = False
+) -> float | None:
+    """What an answered request counts against the budget: its cost from ``usage``, or, where the
+    server reports no usage (some OpenAI-compatible servers do not), its cost at estimated token
+    counts, so that ``budget_usd`` still binds. Only the budget sees the estimate; the request's
+    reported cost stays unknown."""
+    usage = response.get("usage")
+    if usage:
+        return cost_usd(price, usage, batch=batch)
+    choice = (response.get("choices") or [{}])[0]
+    content = str((choice.get("message") or {}).get("content") or "")
+    estimate = {
+        "prompt_tokens": estimate_tokens(request.get("messages") or []),
+        "completion_tokens": math.ceil(len(content) / CHARS_PER_TOKEN),
+    }
+    return cost_usd(price, estimate, batch=batch)
 
 
 def run_id() -> str:

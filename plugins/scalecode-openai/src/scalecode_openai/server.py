@@ -73,6 +73,8 @@ class Faults:
     schema_support: bool = True  # False: response_format json_schema is refused with 400
     batch_delay_s: float = 0.0  # a batch completes this long after its creation
     confidence: float = 0.9  # the probability logprobs report for each chosen label
+    usage: bool = True  # False: answers carry no token counts, as some compatible servers send them
+    batch_failure: str = ""  # set: every batch fails validation with this message, answering nothing
 
 
 @dataclass
@@ -220,6 +222,11 @@ def logprobs(answer: Answer, confidence: float, k: int) -> list[dict[str, Any]]:
 
 def _tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
+
+
+def metered(response: dict[str, Any], faults: Faults) -> dict[str, Any]:
+    """The response as the server sends it: without ``usage`` where the faults say so."""
+    return response if faults.usage else {**response, "usage": None}
 
 
 def completion(body: dict[str, Any], answer: Answer, confidence: float) -> dict[str, Any]:
@@ -421,7 +428,9 @@ class FakeOpenAI:
             return _error(500, "The server had an error while processing your request.", "server_error")
         if fault == "malformed":
             return web.Response(text='{"id": "chatcmpl-', content_type="application/json")
-        return _json(completion(body, answer_text(body, self.labels, fault), faults.confidence))
+        return _json(
+            metered(completion(body, answer_text(body, self.labels, fault), faults.confidence), faults)
+        )
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         model = {"id": MODEL, "object": "model", "created": 0, "owned_by": "scalecode"}
@@ -488,6 +497,9 @@ class FakeOpenAI:
         now = int(time.time())
         if batch["status"] == "cancelling":
             batch.update(status="cancelled", cancelled_at=now)
+        elif batch["status"] == "validating" and self.faults.batch_failure:
+            error = {"code": "token_limit_exceeded", "message": self.faults.batch_failure, "param": None}
+            batch.update(status="failed", failed_at=now, errors={"object": "list", "data": [error]})
         elif batch["status"] in ("validating", "in_progress"):
             batch.update(status="in_progress", in_progress_at=batch.get("in_progress_at") or now)
             if time.monotonic() - self._batch_started[batch["id"]] >= self.faults.batch_delay_s:
@@ -507,6 +519,7 @@ class FakeOpenAI:
             elif isinstance(body, dict):
                 fault = decide_fault(_user_text(body), self.faults, request_key(body), 0, transport=False)
                 answer = completion(body, answer_text(body, self.labels, fault), self.faults.confidence)
+                answer = metered(answer, self.faults)
             response = {"status_code": 400 if reason else 200, "request_id": uuid.uuid4().hex, "body": answer}
             record = {"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": item.get("custom_id")}
             done[not reason].append(json.dumps({**record, "response": response, "error": None}) + "\n")
