@@ -125,3 +125,16 @@ def test_the_estimate_counts_a_repeated_text_once(api, tmp_path):
     twice = coder.estimate(["positive one", "negative two", "positive one", "positive one"])
     assert (twice.documents, twice.requests) == (4, 2)
     assert twice.cost_usd == pytest.approx(once.cost_usd)
+
+
+@pytest.mark.parametrize("key", ["gateway-key-that-is-not-sk-shaped", "sk-proj-REALOPENAIKEY1234567890abcd"])
+def test_a_server_that_echoes_the_key_in_its_error_does_not_put_it_in_the_stop_or_the_cache(
+    api, tmp_path, key
+):
+    coder = backend(api, tmp_path, api_key=key)
+    with pytest.raises(StopRun, match=r"Incorrect API key provided: \S*\*\*\*") as stop:
+        coder.predict_batch(["[[fault:401]] positive"])
+    assert key in api.chat_calls()[0].headers["authorization"]  # the server did get it, and echoed it
+    failures = coder.requester.cache._db.execute("SELECT error FROM failures").fetchall()
+    assert failures and all(key not in f[0] for f in failures)
+    assert key not in str(stop.value)

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scalecode.config import redact_text
 from scalecode.errors import StopRun
 from scalecode_openai import prompts
 from scalecode_openai.cache import ResponseCache, request_key
@@ -148,6 +149,7 @@ class Requester:
         self.budget = budget
         self.format = "json_schema" if params.structured_output == "auto" else params.structured_output
         self.logprobs = params.logprobs
+        self.key = api_key
         self.client = AsyncOpenAI(
             api_key=api_key,
             base_url=endpoint(params),
@@ -213,6 +215,7 @@ class Requester:
                     after = f" after {retries} retries" if retries else ""
                     error = f"API error{after}: {_describe(exc)}"
                     if (advice := halting_failure(exc)) is not None:
+                        error = self.scrub(error)
                         self.cache.failed(key, error)
                         self.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
                         log.error("no more requests: %s", self.halted)
@@ -270,6 +273,13 @@ class Requester:
                 await self.tokens_limit.acquire(piece)
                 needed -= piece
 
+    def scrub(self, text: str) -> str:
+        """``text`` (a server's error message) without the key: some servers echo it back, in full,
+        and the text goes to error rows, the cache and the log."""
+        if len(self.key) >= 8:  # "no-key", sent where none is needed, is no secret
+            text = text.replace(self.key, "***")
+        return redact_text(text)
+
     def _step_down(self, refused: str | None, fmt: str, logprobs: bool) -> bool:
         """After a 400 or 422 naming ``refused`` (see :func:`refused_option`): drop it, once.
         False: the request itself is at fault, and becomes an error row."""
@@ -290,6 +300,7 @@ class Requester:
         return False
 
     def _failed(self, key: str, error: str, *, passing: bool = False) -> Reply:
+        error = self.scrub(error)
         self.cache.failed(key, error)
         return Reply(key=key, error=error, passing=passing)
 

@@ -420,10 +420,10 @@ class FakeOpenAI:
         if fault == "quota":  # as OpenAI answers an account out of credit: a 429, without Retry-After
             message = "You exceeded your current quota, please check your plan and billing details."
             return _error(429, message, "insufficient_quota", "insufficient_quota")
-        if fault == "401":
-            return _error(
-                401, "Incorrect API key provided: sk-fake***.", "invalid_request_error", "invalid_api_key"
-            )
+        if fault == "401":  # naming the key sent, in full, as some gateways do
+            sent = call.headers.get("authorization", "").removeprefix("Bearer ")
+            message = f"Incorrect API key provided: {sent}."
+            return _error(401, message, "invalid_request_error", "invalid_api_key")
         if fault == "500":
             return _error(500, "The server had an error while processing your request.", "server_error")
         if fault == "malformed":
