@@ -177,6 +177,9 @@ def test_prefix_lexicon_equals_the_reference_on_real_text(data_dir, real, write)
                     ",",
                     "'",
                     "É",
+                    "\u0301",  # combining acute: joins the word before it (and NFC composes it)
+                    "e\u0301",
+                    "\u093e",  # Devanagari vowel sign aa
                 ]
             ),
             max_size=40,

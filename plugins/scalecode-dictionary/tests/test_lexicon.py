@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scalecode_dictionary import LexiconError, read_lexicon, write_lexicon_csv
+from scalecode_dictionary import LexiconError, LexiconScorer, read_lexicon, write_lexicon_csv
 
 
 def weights(lexicon):
@@ -226,6 +226,14 @@ def test_words_written_with_combining_marks_are_words(write):
     lexicon = read_lexicon(write("marks.tsv", "".join(f"{t}\t1.0\n" for t in terms)))
     assert len(lexicon.entries) == len(terms)
     assert lexicon.warnings == []
+    # Each is one token (the marks stay in their word), matching itself and nothing else.
+    assert [e.tokens for e in lexicon.entries] == [(t,) for t in [*terms[:-1], "café"]]
+    texts = [f"x {t} y" for t in terms] + ["अच्छ", "खरब", "ভল", "ไม", "سلام", "cafe"]
+    scores = LexiconScorer(lexicon).score(texts)
+    assert scores.n_tokens.tolist() == [3] * len(terms) + [1] * len(terms)
+    assert scores.counts[:, lexicon.categories.index("valence")].tolist() == [1] * len(terms) + [0] * len(
+        terms
+    )
 
 
 def test_columns_option_refuses_unknown_roles_and_is_named_in_errors(write):

@@ -8,6 +8,7 @@ are unaffected: "not about taxes" is still about taxes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -31,7 +32,7 @@ from scalecode_dictionary.kernel import (
     hash_codepoints,
 )
 from scalecode_dictionary.lexicon import MAX_PHRASE_TOKENS, Entry, Lexicon
-from scalecode_dictionary.tokenize import tables, tokenize
+from scalecode_dictionary.tokenize import nfc_tables, tokenize, word_codes
 
 MAX_WINDOW = RING - MAX_PHRASE_TOKENS
 
@@ -138,6 +139,12 @@ def compile_lexicon(lexicon: Lexicon, negation: Negation = NO_NEGATION) -> Table
     """Build the kernel's tables for a lexicon and negation settings."""
     if not 0 <= negation.window <= MAX_WINDOW:
         raise ValueError(f"negation window must be between 0 and {MAX_WINDOW} tokens")
+    for entry in lexicon.entries:  # read_lexicon refuses these; a lexicon built in code may not
+        for category, weight in entry.weights:
+            if not math.isfinite(weight):
+                raise ValueError(
+                    f"entry {entry.text!r} has a non-finite weight {weight} in category {category!r}"
+                )
     negator_entries = []
     if negation.window > 0:
         for word in negation.words:
@@ -191,10 +198,11 @@ def compile_lexicon(lexicon: Lexicon, negation: Negation = NO_NEGATION) -> Table
     plain = [list(e.weights) for e in entries]
     negated = [negated_weights(e, lexicon, negation.scale) for e in entries]
     contrib_ptr, contrib_category, contrib_weight = _contributions(plain, negated, index)
-    is_word, normalise = tables()
-    word_code = np.where(is_word, normalise, -1).astype(np.int32)
+    nfc_check, combining = nfc_tables()
     return Tables(
-        word_code=word_code,
+        word_code=word_codes(),
+        nfc_check=nfc_check,
+        combining=combining,
         table=table,
         filter=bits,
         chain=chain,

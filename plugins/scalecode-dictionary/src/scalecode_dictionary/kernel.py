@@ -15,6 +15,11 @@ entry's characters, so a hash collision can never produce a false match. Matchin
 - a match is negated when a negator occurs within ``window`` tokens before its first token; a negated
   match contributes its negated weights (see compile.py).
 
+The rule applies to text in Unicode normal form C. The kernel does not normalise: it flags each
+document that may not be in NFC (one holding a code point that NFC could change or compose, or two
+adjacent combining characters out of canonical order; see tokenize.nfc_tables), looking only at
+non-ASCII characters, and the caller scores those documents again after normalising them (scorer.py).
+
 Scoring runs in worker threads without the GIL (``nogil``), one contiguous range of documents each.
 The arrays are unpacked from ``Tables`` once per call: reading a field of a tuple inside the loop
 would cost numba a reference-count round trip per access.
@@ -51,7 +56,10 @@ ENDS_WILDCARD_PHRASE = np.uint64(2)
 class Tables(NamedTuple):
     """A lexicon compiled to arrays (built by compile.py)."""
 
-    word_code: np.ndarray  # int32[BMP]: the normalised code point of a word character, -1 otherwise
+    # int32[BMP]: a word character's normalised code point; a combining mark's -(that + 2); else -1
+    word_code: np.ndarray
+    nfc_check: np.ndarray  # uint64[CODE_SPACE // 64]: bit set for code points NFC could change or compose
+    combining: np.ndarray  # uint8[BMP]: canonical combining class
     table: np.ndarray  # uint64[size, 2]: key (0 = empty), then flags << 32 | first entry + 1 (0 = none)
     filter: np.ndarray  # uint64[FILTER_WORDS]: bit (key >> 48) set for every key in the table
     chain: np.ndarray  # int32[entries]: the next entry with the same key, or -1
@@ -142,9 +150,14 @@ def score_range(
     out_matched: np.ndarray,
     out_count: np.ndarray,
     out_sum: np.ndarray,
+    out_nfc: np.ndarray,
 ) -> None:
-    """Score documents [first_doc, last_doc) into the output arrays (rows indexed by document)."""
-    _score_range(data, offsets, first_doc, last_doc, *t, out_tokens, out_matched, out_count, out_sum)
+    """Score documents [first_doc, last_doc) into the output arrays (rows indexed by document).
+
+    ``out_nfc[d]`` is set when document d may not be in NFC (and so must be normalised and scored
+    again).
+    """
+    _score_range(data, offsets, first_doc, last_doc, *t, out_tokens, out_matched, out_count, out_sum, out_nfc)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -154,6 +167,8 @@ def _score_range(
     first_doc: int,
     last_doc: int,
     word_code: np.ndarray,
+    nfc_check: np.ndarray,
+    combining: np.ndarray,
     table: np.ndarray,
     bits: np.ndarray,
     chain: np.ndarray,
@@ -175,6 +190,7 @@ def _score_range(
     out_matched: np.ndarray,
     out_count: np.ndarray,
     out_sum: np.ndarray,
+    out_nfc: np.ndarray,
 ) -> None:
     # The last RING tokens of the current document, and what matched there.
     r_start = np.zeros(RING, np.int64)  # byte range of each remembered token
@@ -200,8 +216,10 @@ def _score_range(
             if i == cl:
                 return prefix
             c = word_code[cp] if cp < BMP else -1
-            if c < 0:
-                c = 0x27  # only an apostrophe joining two word characters sits inside a token
+            if c < -1:
+                c = -c - 2  # a combining mark
+            elif c < 0:
+                c = 0x27  # the only other character inside a token: an apostrophe joining two runs
             if c != codepoints[cs + i]:
                 return False
             i += 1
@@ -246,6 +264,9 @@ def _score_range(
         length = 0
         n_cand = 0
         n_prefix = 0
+        maybe_not_nfc = False
+        mark_end = np.int64(-1)  # the byte after the last combining character, and its class
+        mark_class = 0
         while True:
             at_end = p >= end
             c = np.int64(-1)
@@ -256,10 +277,22 @@ def _score_range(
                 if b < 0x80:
                     cp = b
                     q = p + 1
+                    c = np.int64(word_code[b])
                 else:
                     cp, q = _decode(data, p)
-                if cp < BMP:
-                    c = np.int64(word_code[cp])
+                    if maybe_not_nfc:
+                        pass
+                    elif (nfc_check[cp >> 6] >> np.uint64(cp & 63)) & np.uint64(1):
+                        maybe_not_nfc = True
+                    elif cp < BMP and combining[cp] != 0:
+                        if mark_end == p and combining[cp] < mark_class:
+                            maybe_not_nfc = True  # NFC would reorder the two
+                        mark_end = q
+                        mark_class = combining[cp]
+                    if cp < BMP:
+                        c = np.int64(word_code[cp])
+                        if c < -1:  # a combining mark: part of the token it follows, else a separator
+                            c = -c - 2 if in_token else np.int64(-1)
             if c < 0 and in_token and (cp == 0x27 or cp == 0x2019) and q < end:  # noqa: PLR1714
                 nxt, _ = _decode(data, q)
                 if nxt < BMP and word_code[nxt] >= 0:
@@ -371,3 +404,4 @@ def _score_range(
             p = q
         out_tokens[d] = tok
         out_matched[d] = matched
+        out_nfc[d] = maybe_not_nfc

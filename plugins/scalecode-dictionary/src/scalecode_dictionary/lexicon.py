@@ -3,12 +3,17 @@
 Formats:
 
 - LIWC-style ``.dic``: a header of ``number<TAB>category`` lines between ``%`` lines, then one entry per
-  line with its category numbers.
+  line with its category numbers. LIWC2007's conditional codes (``(02 134)126/125``) are ignored,
+  with a warning.
 - quanteda-style YAML: ``category: [terms]``, nested mappings giving ``parent.child`` categories; a
   top-level ``Dictionary:`` key (as cntext ships them) is unwrapped; ``category: {term: weight}``
-  gives weights.
+  gives weights. Repeated keys, aliases (``*name``) and list items that are not terms are refused.
 - CSV/TSV: ``term, weight`` (a valence lexicon), ``term, category`` or ``term, category, weight``, with
-  or without a header; ``.txt`` files are read as headerless TSV (VADER's and AFINN's layout).
+  or without a header; ``.txt`` files are read as headerless TSV (VADER's and AFINN's layout). An
+  empty weight in ``term, category, weight`` makes that row a count; a 0 leaves the term out of a
+  category whose weights are all 0 or 1 (NRC EmoLex's association flags) and is a weight elsewhere.
+
+A weight must be a finite number (NaN and infinities are refused, naming the file, line and term).
 
 Entries are tokenised with the text's own rule (tokenize.py), so ``can't stand`` and ``well-known``
 become two-token phrases and match the text exactly as written. A trailing ``*`` makes the last token
@@ -26,6 +31,7 @@ import codecs
 import csv
 import hashlib
 import io
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from scalecode_dictionary.tokenize import tokenize
+from scalecode_dictionary.tokenize import ends_with_word, tokenize
 
 VALENCE = "valence"
 POSITIVE_NAMES = ("positive", "pos", "posemo", "neg_negative")
@@ -122,14 +128,22 @@ class _Builder:
         self.not_words: list[str] = []
         self.duplicates: list[str] = []
 
-    def add(self, term: str, category: str, weight: float, line: int | None) -> bool:
-        """Add one (term, category, weight); False when skipped (not a word) or a repeat."""
-        raw = term.strip()
+    def add(
+        self, term: str, category: str, weight: float, line: int | None, written: str | None = None
+    ) -> bool:
+        """Add one (term, category, weight); False when skipped (not a word) or a repeat.
+
+        ``written`` is the weight as the file writes it, for the error a non-finite weight raises.
+        """
+        raw = unicodedata.normalize("NFC", term.strip())
+        if not math.isfinite(weight):
+            shown = repr(written) if written is not None else str(weight)
+            raise LexiconError(self.path, f"weight {shown} of {raw!r} is not a finite number", line)
         if not raw:
             return False
         # A '*' right after a word is a wildcard; a '*' between word characters is a glob we do not
         # support; any other '*' is punctuation (VADER's emoticons such as "*\\0/*").
-        trailing = raw.endswith("*") and len(raw) > 1 and bool(tokenize(raw[-2]))
+        trailing = raw.endswith("*") and len(raw) > 1 and ends_with_word(raw[:-1])
         body = raw[:-1] if trailing else raw
         if re.search(r"\w\*+\w", body):
             raise LexiconError(self.path, f"entry {raw!r}: only a trailing '*' wildcard is supported", line)
@@ -242,23 +256,26 @@ def read_dic(path: Path, prefix_match: bool = False, encoding: str = "utf-8") ->
         names[int(parts[0])] = parts[1]
     builder = _Builder(path, prefix_match)
     builder.categories = list(names.values())
-    conditional = 0
+    conditional: list[tuple[str, int]] = []  # (code, line)
     for i in range(markers[1] + 1, len(lines)):
         line = lines[i].strip()
         if not line:
             continue
         if "\t" in line:
             term, _, rest = line.partition("\t")
+            rest, groups = _conditional_groups(rest)
             codes = rest.split()
         else:
+            line, groups = _conditional_groups(line)
             parts = line.split()
             cut = len(parts)
-            while cut > 1 and re.fullmatch(r"\d+", parts[cut - 1]):
+            while cut > 1 and DIC_CODE.fullmatch(parts[cut - 1]):
                 cut -= 1
             term, codes = " ".join(parts[:cut]), parts[cut:]
+        conditional.extend((group, i + 1) for group in groups)
         for code in codes:
             if not code.isdigit():
-                conditional += 1  # LIWC2007's conditional codes like 02/50 or (02 134)126
+                conditional.append((code, i + 1))  # a bare conditional code such as 134/125
                 continue
             if int(code) not in names:
                 raise LexiconError(
@@ -267,93 +284,172 @@ def read_dic(path: Path, prefix_match: bool = False, encoding: str = "utf-8") ->
             builder.add(term, names[int(code)], 1.0, i + 1)
     lexicon = builder.build(path.stem)
     if conditional:
-        lexicon.warnings.append(f"{conditional} conditional category codes (LIWC2007 style) were ignored")
+        code, line_number = conditional[0]
+        lexicon.warnings.append(
+            f"{len(conditional)} conditional category codes (LIWC2007 style, such as {code!r} on line "
+            f"{line_number}) were ignored: an entry keeps only its plain category numbers"
+        )
     return lexicon
 
 
-STR_TAG = "tag:yaml.org,2002:str"
+# LIWC2007's conditional codes: '(02 134)126/125' (126 when the word before is in category 02 or
+# 134, else 125), '(02 134)126', and bare '134/125'. Any piece with a parenthesis or a slash is a code.
+DIC_CONDITIONAL_GROUP = re.compile(r"\([^()]*\)[\d/]*")
+DIC_CODE = re.compile(r"\d+|.*[()/].*")
+
+
+def _conditional_groups(text: str) -> tuple[str, list[str]]:
+    """The text without its parenthesised conditional codes, and those codes."""
+    groups = [m.group(0) for m in DIC_CONDITIONAL_GROUP.finditer(text)]
+    return DIC_CONDITIONAL_GROUP.sub(" ", text), groups
+
+
 # Tags YAML gives plain scalars by their look: 'no' is a bool, '~' null, '3.10' the float 3.1.
 IMPLICIT_TAGS = frozenset(
     f"tag:yaml.org,2002:{kind}" for kind in ("bool", "null", "int", "float", "timestamp")
 )
+NULL_TAG = "tag:yaml.org,2002:null"
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
 
 
 class _TermLoader(yaml.SafeLoader):
-    """A safe YAML loader that keeps every term (list item or mapping key) as the string written.
+    """A safe YAML loader (it constructs no Python objects) that refuses aliases as it reads them.
 
-    Without it ``[no, off, 3.10]`` reads as ``[False, False, 3.1]``. Mapping values keep their types,
-    so ``{very: 1.5}`` still gives a weight.
+    An alias (``*name``) repeats what its anchor holds; nested aliases expand exponentially ("billion
+    laughs": a few hundred bytes become billions of terms), so a lexicon may not use them.
     """
 
-    def construct_document(self, node: yaml.Node) -> Any:
-        _keep_terms_as_written(node, set())
-        return super().construct_document(node)
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _Refused(
+                f"YAML aliases (*{event.anchor}) are not supported in a lexicon; write the terms out",
+                event.start_mark.line + 1,
+            )
+        node = super().compose_node(parent, index)
+        assert node is not None
+        return node
 
 
-def _keep_terms_as_written(node: yaml.Node, seen: set[int]) -> None:
-    if id(node) in seen:  # an alias can make the graph cyclic
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.SequenceNode):
-        terms, children = list(node.value), list(node.value)
-    elif isinstance(node, yaml.MappingNode):
-        terms = [key for key, _ in node.value]
-        children = [*terms, *(value for _, value in node.value)]
-    else:
-        return
-    for term in terms:
-        if isinstance(term, yaml.ScalarNode) and term.style is None and term.tag in IMPLICIT_TAGS:
-            term.tag = STR_TAG
-    for child in children:
-        _keep_terms_as_written(child, seen)
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
 
 
-def _yaml_categories(node: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    if isinstance(node, Mapping):
-        if (
-            node
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node.values())
-            and prefix
+class _YamlReader:
+    """Walks the composed YAML nodes, so every term keeps the line it is written on."""
+
+    def __init__(self, loader: _TermLoader, text: str) -> None:
+        self.loader = loader
+        self.text = text
+        self.rows: list[tuple[str, str, float, int, str | None]] = []  # term, category, weight, line
+        self.weighted: list[str] = []
+
+    def term(self, node: yaml.ScalarNode) -> str:
+        """A term or category name as written: ``no``, ``off``, ``~`` and ``010`` stay strings."""
+        if node.style is None and node.tag in IMPLICIT_TAGS:
+            return str(node.value)
+        return str(self.loader.construct_object(node))
+
+    def source(self, node: yaml.Node) -> str:
+        written = " ".join(self.text[node.start_mark.index : node.end_mark.index].split())
+        return written if len(written) <= 60 else written[:57] + "..."
+
+    def keys(self, node: yaml.MappingNode, prefix: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        """The mapping's (name, key, value), refusing keys that are not terms or that repeat."""
+        seen: dict[str, int] = {}
+        out: list[tuple[str, yaml.Node, yaml.Node]] = []
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                raise _Refused(f"{_where(prefix)}key {self.source(key)} is not a term", _line(key))
+            name = self.term(key)
+            if name in seen:
+                raise _Refused(
+                    f"{_where(prefix)}key {name!r} repeats the key on line {seen[name]}; YAML keeps only "
+                    "the last of repeated keys, so merge them",
+                    _line(key),
+                )
+            seen[name] = _line(key)
+            out.append((name, key, value))
+        return out
+
+    def weight(self, node: yaml.Node) -> float | None:
+        """The number a mapping value holds, or None when it is not a number."""
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
         ):
-            yield prefix, node  # category: {term: weight}
-            return
-        for key, value in node.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            yield from _yaml_categories(value, name)
-    elif isinstance(node, list):
-        yield prefix, node
-    elif node is not None:
-        raise ValueError(
-            f"category {prefix!r}: expected a list of terms or a mapping, got {type(node).__name__}"
-        )
+            return None
+        value = self.loader.construct_object(node)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        try:
+            return float(value)
+        except OverflowError:  # an integer too large for a float
+            return math.inf if value > 0 else -math.inf
+
+    def category(self, node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            items = self.keys(node, prefix)
+            weights = [self.weight(value) for _, _, value in items]
+            if prefix and items and all(w is not None for w in weights):
+                self.weighted.append(prefix)  # category: {term: weight}
+                for (name, _, value), w in zip(items, weights, strict=True):
+                    assert w is not None
+                    self.rows.append((name, prefix, w, _line(value), str(value.value)))
+                return
+            for name, _, value in items:
+                self.category(value, f"{prefix}.{name}" if prefix else name)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                if not isinstance(item, yaml.ScalarNode):
+                    raise _Refused(
+                        f"{_where(prefix)}list item {self.source(item)} is not a term", _line(item)
+                    )
+                self.rows.append((self.term(item), prefix, 1.0, _line(item), None))
+        elif not (isinstance(node, yaml.ScalarNode) and node.tag == NULL_TAG):
+            kind = type(self.loader.construct_object(node)).__name__
+            raise _Refused(
+                f"category {prefix!r}: expected a list of terms or a mapping, got {kind}", _line(node)
+            )
+
+
+def _where(prefix: str) -> str:
+    return f"category {prefix!r}: " if prefix else ""
 
 
 def read_yaml(path: Path, prefix_match: bool = False, encoding: str = "utf-8") -> Lexicon:
-    """A quanteda-style YAML dictionary (or cntext's, with a top-level ``Dictionary:``)."""
+    """A quanteda-style YAML dictionary (or cntext's, with a top-level ``Dictionary:``).
+
+    Terms (list items and the keys of ``{term: weight}`` mappings) are read as the strings written.
+    Aliases, repeated keys and list items that are not terms are refused, naming their line.
+    """
     text = read_text(path, encoding)
+    loader = _TermLoader(text)
     try:
-        data = yaml.load(text, Loader=_TermLoader)  # a SafeLoader: constructs no Python objects
+        root = loader.get_single_node()
+        reader = _YamlReader(loader, text)
+        if isinstance(root, yaml.MappingNode):
+            top = reader.keys(root, "")
+            root = next((value for name, _, value in top if name == "Dictionary"), root)
+        if not isinstance(root, yaml.MappingNode):
+            raise _Refused("a YAML lexicon maps category names to lists of terms", None)
+        reader.category(root, "")
+    except _Refused as exc:
+        raise LexiconError(path, exc.message, exc.line) from None
     except yaml.YAMLError as exc:
         raise LexiconError(path, f"invalid YAML: {exc}") from None
-    if isinstance(data, Mapping) and "Dictionary" in data:
-        data = data["Dictionary"]
-    if not isinstance(data, Mapping):
-        raise LexiconError(path, "a YAML lexicon maps category names to lists of terms")
+    finally:
+        loader.dispose()
     builder = _Builder(path, prefix_match)
-    weighted = set()
-    try:
-        categories = list(_yaml_categories(data))
-    except ValueError as exc:
-        raise LexiconError(path, str(exc)) from None
-    for category, terms in categories:
-        if isinstance(terms, Mapping):
-            weighted.add(category)
-            for term, weight in terms.items():
-                builder.add(str(term), category, float(weight), None)
-        else:
-            for term in terms:
-                builder.add(str(term), category, 1.0, None)
-    return builder.build(path.stem, weighted)
+    for term, category, weight, line, written in reader.rows:
+        builder.add(term, category, weight, line, written)
+    return builder.build(path.stem, reader.weighted)
 
 
 def read_table(
@@ -425,31 +521,42 @@ def read_table(
             raise LexiconError(path, f"no weight or category column among {first}")
         numbered = numbered[1:]
     builder = _Builder(path, prefix_match)
-    valence = category_i is None
+    # line, term, category, weight (None: a count), the weight as written
+    categorised: list[tuple[int, str, str, float | None, str]] = []
     for line, row in numbered:
         if len(row) <= max(i for i in (term_i, weight_i, category_i) if i is not None):
             raise LexiconError(path, f"row {row!r} has too few columns", line)
         term = row[term_i]
-        weight = 1.0
-        if weight_i is not None:
-            value = _number(row[weight_i].strip())
-            if value is None:
+        written = row[weight_i].strip() if weight_i is not None else ""
+        weight: float | None = None  # None: a count, in a category without weights
+        # An empty weight in a term, category, weight table is a count (write_lexicon_csv writes them).
+        if weight_i is not None and (category_i is None or written):
+            weight = _number(written)
+            if weight is None:
                 raise LexiconError(path, f"weight {row[weight_i]!r} of {term!r} is not a number", line)
-            weight = value
-            if category_i is not None and weight == 0:
-                continue  # a 0 marks a term as outside the category (NRC EmoLex's association flags)
-        if valence:
-            if not builder.add(term, VALENCE, weight, line):
+        if category_i is None:
+            assert weight is not None
+            if not builder.add(term, VALENCE, weight, line, written):
                 continue
             if weight > 0:
                 builder.add(term, "positive", 1.0, line)
             elif weight < 0:
                 builder.add(term, "negative", 1.0, line)
         else:
-            assert category_i is not None
-            builder.add(term, row[category_i].strip(), weight, line)
-    weighted = {VALENCE} if valence else ({c for c in builder.categories} if weight_i is not None else set())
-    return builder.build(path.stem, weighted)
+            categorised.append((line, term, row[category_i].strip(), weight, written))
+    if category_i is None:
+        return builder.build(path.stem, {VALENCE})
+    # NRC EmoLex lists every term under every category, 1 where it belongs and 0 where not: in a category
+    # whose weights are all 0 or 1, a 0 leaves the term out. In any other category 0 is a weight.
+    flags: dict[str, bool] = {}
+    for _, _, category, value, _ in categorised:
+        if value is not None:
+            flags[category] = flags.get(category, True) and value in (0.0, 1.0)
+    for number, name, category, value, as_written in categorised:
+        if value is not None and value == 0 and flags[category]:
+            continue
+        builder.add(name, category, 1.0 if value is None else value, number, as_written)
+    return builder.build(path.stem, {c for c in builder.categories if c in flags})
 
 
 def read_lexicon(
@@ -488,17 +595,68 @@ def read_lexicon(
     else:
         raise LexiconError(path, f"unknown lexicon format {fmt!r}")
     if not lexicon.entries:
-        raise LexiconError(path, "the lexicon has no usable entries")
+        why = f" ({'; '.join(lexicon.warnings)})" if lexicon.warnings else ""
+        raise LexiconError(path, f"the lexicon has no usable entries{why}")
     lexicon.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return lexicon
 
 
+def _is_valence_lexicon(lexicon: Lexicon) -> bool:
+    """Whether the lexicon is what read_lexicon makes of a term, weight table (VADER, AFINN)."""
+    if (
+        lexicon.weighted != {VALENCE}
+        or lexicon.categories[:1] != [VALENCE]
+        or not set(lexicon.categories) <= {VALENCE, "positive", "negative"}
+    ):
+        return False
+    for entry in lexicon.entries:
+        weights = dict(entry.weights)
+        if VALENCE not in weights or len(weights) != len(entry.weights):
+            return False
+        weight = weights.pop(VALENCE)
+        if weights != ({"positive": 1.0} if weight > 0 else {"negative": 1.0} if weight < 0 else {}):
+            return False
+    return True
+
+
 def write_lexicon_csv(lexicon: Lexicon, path: str | Path) -> None:
-    """Write ``term,category,weight`` rows, largest weights first per category, as ``read_lexicon`` reads."""
-    rows = [(entry.text, category, weight) for entry in lexicon.entries for category, weight in entry.weights]
-    rows.sort(key=lambda r: (lexicon.categories.index(r[1]), -abs(r[2]), r[0]))
+    """Write a CSV that ``read_lexicon`` reads back as the same lexicon, giving the same scores.
+
+    A valence lexicon (a weighted ``valence`` with the count categories ``positive`` and ``negative``
+    by the sign of each weight, as read from VADER or AFINN) is written as ``term,weight`` rows, zero
+    weights included. Any other is written as ``term,category,weight`` rows, the weight left empty in
+    categories without weights (counts), or ``term,category`` when no category has weights. Rows go
+    category by category, largest weights first.
+
+    Read back, entries, weights, categories (and their order), the weighted categories and the polar
+    ones are the same, except that a category without entries is not written, polar categories are
+    recognised by their names again, and in a weighted category whose weights are all 0 or 1 a 0
+    reads back as "not in this category" (NRC EmoLex's association flags), so such entries are lost.
+    """
+    if _is_valence_lexicon(lexicon):
+        order = {name: i for i, name in enumerate(lexicon.categories)}
+
+        def valence_key(row: tuple[str, float]) -> tuple[int, float, str]:
+            term, weight = row
+            side = "positive" if weight > 0 else "negative" if weight < 0 else None
+            return (order[side] if side in order else len(order)), -abs(weight), term
+
+        valence = sorted(((e.text, dict(e.weights)[VALENCE]) for e in lexicon.entries), key=valence_key)
+        header = ["term", "weight"]
+        rows = [[term, repr(float(weight))] for term, weight in valence]
+    else:
+        triples = [(e.text, category, weight) for e in lexicon.entries for category, weight in e.weights]
+        triples.sort(key=lambda r: (lexicon.categories.index(r[1]), -abs(r[2]), r[0]))
+        if lexicon.weighted & set(lexicon.categories):
+            header = ["term", "category", "weight"]
+            rows = [
+                [term, category, repr(float(weight)) if category in lexicon.weighted else ""]
+                for term, category, weight in triples
+            ]
+        else:
+            header = ["term", "category"]
+            rows = [[term, category] for term, category, _ in triples]
     with Path(path).open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["term", "category", "weight"])
-        for term, category, weight in rows:
-            writer.writerow([term, category, repr(float(weight))])
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -7,6 +7,7 @@ is the specification the kernel is tested against and the baseline of the benchm
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,7 +91,36 @@ class LexiconScorer:
         self.score([""])
 
     def score(self, texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> Scores:
+        """Score a batch; texts are put in Unicode NFC first, as ``tokenize`` does.
+
+        The kernel flags the documents that may not be in NFC (one holding a code point that NFC
+        changes or composes with the one before, or combining marks out of canonical order); only
+        those are normalised here, in Python, and scored again if normalising changed them. Text
+        already in NFC is seldom flagged (English never), so it pays next to nothing for this.
+        """
         array = _large_strings(texts)
+        scores, maybe_not_nfc = self._score_array(array)
+        flagged = np.flatnonzero(maybe_not_nfc)
+        if flagged.size:
+            originals = array.take(pa.array(flagged)).to_pylist()
+            changed = []
+            normalised = []
+            for row, text in zip(flagged.tolist(), originals, strict=True):
+                nfc = unicodedata.normalize("NFC", text)
+                if nfc != text:
+                    changed.append(row)
+                    normalised.append(nfc)
+            if changed:
+                again, _ = self._score_array(_large_strings(normalised))
+                rows = np.array(changed, np.int64)
+                scores.n_tokens[rows] = again.n_tokens
+                scores.n_matched[rows] = again.n_matched
+                scores.counts[rows] = again.counts
+                scores.sums[rows] = again.sums
+        return scores
+
+    def _score_array(self, array: pa.LargeStringArray) -> tuple[Scores, np.ndarray]:
+        """Scores of the texts as they are, and which of them may not be in NFC."""
         n = len(array)
         _, offset_buffer, data_buffer = array.buffers()
         offsets = np.frombuffer(offset_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
@@ -102,7 +132,8 @@ class LexiconScorer:
         n_matched = np.zeros(n, np.int64)
         counts = np.zeros((n, categories), np.float64)
         sums = np.zeros((n, categories), np.float64)
-        args = (self.tables, n_tokens, n_matched, counts, sums)
+        maybe_not_nfc = np.zeros(n, np.bool_)
+        args = (self.tables, n_tokens, n_matched, counts, sums, maybe_not_nfc)
         parts = min(self.threads, max(1, n // 256))
         if parts == 1:
             score_range(data, offsets, 0, n, *args)
@@ -119,7 +150,7 @@ class LexiconScorer:
             ]
             for future in futures:
                 future.result()
-        return Scores(self.lexicon.categories, n_tokens, n_matched, counts, sums)
+        return Scores(self.lexicon.categories, n_tokens, n_matched, counts, sums), maybe_not_nfc
 
     def features(self, texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]:
         return features(self.score(texts), self.lexicon)
@@ -178,7 +209,7 @@ class ReferenceScorer:
         categories = len(self.lexicon.categories)
         counts = [0.0] * categories
         sums = [0.0] * categories
-        tokens = tokenize(text)
+        tokens = tokenize(text)  # NFC, then the tokenisation rule
         match_at: dict[int, tuple[int, bool]] = {}  # last token -> (entry, negated)
         cover = [-1] * len(tokens)
         matched = 0

@@ -1,19 +1,27 @@
 """The tokenisation rule shared by the compiled scorer and the reference implementation.
 
-A token is a maximal run of word characters, where a word character is a letter, digit or
-underscore of the Basic Multilingual Plane (Python's ``str.isalnum()`` or ``_``). An apostrophe
-(``'`` or ``’``) joins two runs into one token (``don't``, ``people's``), but never starts or ends
-one. Tokens are lower-cased character by character (a character whose lower case is longer than one
-character is kept as it is) and ``’`` becomes ``'``. Characters outside the Basic Multilingual Plane
-(emoji, for instance) separate tokens.
+Text is first put in Unicode normal form C (NFC), so that ``café`` typed as ``e`` + a combining
+accent (NFD, as some macOS tools write it) is the same word as the precomposed ``café``.
 
-The compiled scorer (kernel.py) implements this rule on UTF-8 bytes; ``tokenize`` below implements
-it with a regular expression, and tests check the two agree on real and random text.
+A token is a maximal run of word characters, where a word character is a letter, digit or
+underscore of the Basic Multilingual Plane (Python's ``str.isalnum()`` or ``_``). A combining mark
+(Unicode category M: Devanagari, Bengali and Thai vowel signs and viramas, Arabic harakat, a combining
+accent) belongs to the token it follows, so ``काम`` and ``كَتَبَ`` are one token each; a mark that does
+not follow a word character separates tokens like any other character. An apostrophe (``'`` or
+``’``) joins two runs into one token (``don't``, ``people's``) when a word character follows it, but
+never starts or ends one. Tokens are lower-cased character by character (a character whose lower case
+is longer than one character is kept as it is) and ``’`` becomes ``'``. Characters outside the Basic
+Multilingual Plane (emoji, for instance) separate tokens.
+
+The compiled scorer (kernel.py) implements this rule on UTF-8 bytes, from the tables below;
+``tokenize`` implements it with a regular expression built from the same tables, and tests check the
+two agree on real and random text.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import numpy as np
@@ -21,27 +29,90 @@ import numpy as np
 BMP = 0x10000
 APOSTROPHE = 0x27
 RIGHT_SINGLE_QUOTE = 0x2019
+# The compiled scorer decodes at most 21-bit code points (invalid bytes included).
+CODE_SPACE = 0x200000
+# Hangul vowel and final jamo compose with the syllable before them (algorithmically, so they have
+# no decomposition entry to find them by).
+HANGUL_V = range(0x1161, 0x1176)
+HANGUL_T = range(0x11A8, 0x11C3)
 
 
 @lru_cache(maxsize=1)
-def tables() -> tuple[np.ndarray, np.ndarray]:
-    """(is_word, normalise): a bool per BMP code point, and the code point each maps to."""
+def tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(is_word, is_mark, normalise): two bools per BMP code point, and the code point each maps to.
+
+    ``is_mark`` is true for combining marks (category M) that are not word characters themselves.
+    """
     is_word = np.zeros(BMP, dtype=np.bool_)
+    is_mark = np.zeros(BMP, dtype=np.bool_)
     normalise = np.arange(BMP, dtype=np.int32)
     for cp in range(BMP):
         char = chr(cp)
         if char.isalnum() or char == "_":
             is_word[cp] = True
+        elif unicodedata.category(char).startswith("M"):
+            is_mark[cp] = True
         lower = char.lower()
         if len(lower) == 1 and ord(lower) < BMP:
             normalise[cp] = ord(lower)
     normalise[RIGHT_SINGLE_QUOTE] = APOSTROPHE
-    return is_word, normalise
+    return is_word, is_mark, normalise
+
+
+@lru_cache(maxsize=1)
+def word_codes() -> np.ndarray:
+    """int32 per BMP code point, as the compiled scorer reads it.
+
+    A word character gives its normalised code point (>= 0); a combining mark gives
+    ``-(normalised + 2)`` (<= -2; part of a token only after a word character); anything else -1.
+    """
+    is_word, is_mark, normalise = tables()
+    codes = np.where(is_word, normalise, np.where(is_mark, -(normalise + 2), -1))
+    return codes.astype(np.int32)
+
+
+@lru_cache(maxsize=1)
+def nfc_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(check, combining): what the compiled scorer reads to tell a text that may not be in NFC.
+
+    ``check`` is a bitmap (uint64 words) of the code points that NFC may change or compose with the
+    character before them: characters that NFC maps to something else, the second halves of the
+    canonical decompositions that NFC recomposes, the Hangul jamo that compose with a syllable, and
+    (to keep the scorer simple) every combining character outside the BMP. ``combining`` is each BMP
+    code point's canonical combining class: NFC also reorders adjacent combining characters whose
+    classes are out of order.
+
+    A text with no checked code point and no two adjacent combining characters out of order is in
+    NFC (a precomposed character followed by a combining one recomposes to itself). The scorer reads
+    the tables for non-ASCII characters only, and normalises in Python just the documents they flag.
+    """
+    bits = np.zeros(CODE_SPACE // 64, dtype=np.uint64)
+    combining = np.zeros(BMP, dtype=np.uint8)
+
+    def mark(cp: int) -> None:
+        bits[cp >> 6] |= np.uint64(1 << (cp & 63))
+
+    for cp in range(0x80, 0x110000):
+        char = chr(cp)
+        composed = unicodedata.normalize("NFC", char)
+        klass = unicodedata.combining(char)
+        if cp < BMP:
+            combining[cp] = klass
+        if (klass and cp >= BMP) or composed != char:
+            mark(cp)
+        decomposition = unicodedata.decomposition(char)
+        if decomposition and not decomposition.startswith("<") and composed == char:
+            parts = decomposition.split()
+            if len(parts) == 2:
+                mark(int(parts[1], 16))
+    for cp in (*HANGUL_V, *HANGUL_T):
+        mark(cp)
+    return bits, combining
 
 
 @lru_cache(maxsize=1)
 def _translation() -> dict[int, int]:
-    _, normalise = tables()
+    _, _, normalise = tables()
     changed = np.flatnonzero(normalise != np.arange(BMP))
     return {int(cp): int(normalise[cp]) for cp in changed}
 
@@ -58,16 +129,26 @@ def _ranges(mask: np.ndarray) -> str:
 
 @lru_cache(maxsize=1)
 def _token_pattern() -> re.Pattern[str]:
-    is_word, _ = tables()
+    is_word, is_mark, _ = tables()
     word = f"[{_ranges(is_word)}]"
-    return re.compile(f"{word}+(?:'{word}+)*")
+    word_or_mark = f"[{_ranges(is_word | is_mark)}]"
+    return re.compile(f"{word}{word_or_mark}*(?:'{word}{word_or_mark}*)*")
 
 
 def normalise(text: str) -> str:
-    """Lower-case character by character and unify apostrophes, as the scorer does."""
-    return text.translate(_translation())
+    """NFC, then lower-case character by character and unify apostrophes, as the scorer does."""
+    return unicodedata.normalize("NFC", text).translate(_translation())
 
 
 def tokenize(text: str) -> list[str]:
     """Split a text into normalised tokens (see the module docstring for the rule)."""
     return _token_pattern().findall(normalise(text))
+
+
+def ends_with_word(text: str) -> bool:
+    """Whether ``text`` ends with a word character, or with combining marks following one."""
+    is_word, is_mark, _ = tables()
+    end = len(text)
+    while end and ord(text[end - 1]) < BMP and is_mark[ord(text[end - 1])]:
+        end -= 1
+    return end > 0 and ord(text[end - 1]) < BMP and bool(is_word[ord(text[end - 1])])
