@@ -301,3 +301,20 @@ def test_empty_weights_are_counts_and_zero_is_a_weight_outside_flag_categories(w
     }
     assert lexicon.weighted == {"tone", "joy"}
     assert both(lexicon, ["meh good"])["mean_tone"].tolist() == [0.25]
+
+
+def test_arrow_text_with_invalid_utf8_is_scored_as_the_kernel_reads_it(tmp_path):
+    """An Arrow array handed in directly may hold bytes that are not UTF-8; a text the kernel flags
+    for normalising is then left as the kernel scored it, not a crash of the batch."""
+    import pyarrow as pa
+
+    path = tmp_path / "food.tsv"
+    path.write_text("term\tweight\ncafé\t1\n", encoding="utf-8")
+    scorer = LexiconScorer(read_lexicon(path))
+    docs = [b"un cafe\xcc\x81 \xff ok", b"un caf\xc3\xa9 \xff ok", "un cafe\u0301 ok".encode()]
+    offsets = np.cumsum([0] + [len(d) for d in docs]).astype(np.int64)
+    array = pa.LargeStringArray.from_buffers(
+        len(docs), pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(docs))
+    )
+    scores = scorer.score(array)
+    assert scores.counts[1:, 0].tolist() == [1.0, 1.0]  # NFC as written, and NFD made NFC

@@ -138,3 +138,67 @@ def test_a_server_that_echoes_the_key_in_its_error_does_not_put_it_in_the_stop_o
     failures = coder.requester.cache._db.execute("SELECT error FROM failures").fetchall()
     assert failures and all(key not in f[0] for f in failures)
     assert key not in str(stop.value)
+
+
+def test_a_403_for_one_documents_content_is_its_error_row_and_the_run_goes_on(api, tmp_path):
+    answers = backend(api, tmp_path).predict_batch(["[[fault:403]] flagged", "positive two"])
+    assert answers.error[0].startswith("API error: PermissionDeniedError (403)")
+    assert list(answers.retry) == [False, False]  # it would be refused again
+    assert answers.label[1] == "positive"
+
+
+def test_a_403_halts_only_when_it_is_about_access():
+    import httpx2
+    import openai
+
+    from scalecode_openai.client import halting_failure
+
+    def forbidden(message: str, code: str | None = None) -> Exception:
+        response = httpx2.Response(403, request=httpx2.Request("POST", "http://x/v1/chat/completions"))
+        body = {"message": message, "type": "invalid_request_error", "code": code}
+        return openai.PermissionDeniedError(message, response=response, body=body)
+
+    assert halting_failure(forbidden("Country, region, or territory not supported")) is not None
+    assert halting_failure(forbidden("You have insufficient permissions for this operation.")) is not None
+    assert halting_failure(forbidden("Your input was flagged by moderation.", "flagged")) is None
+
+
+def test_a_key_longer_than_the_message_is_cut_is_still_scrubbed(api, tmp_path):
+    key = "eyJhbGciOiJIUzI1NiJ9." + "x" * 400 + ".signature"  # a JWT used as the key
+    coder = backend(api, tmp_path, api_key=key)
+    with pytest.raises(StopRun) as stop:
+        coder.predict_batch(["[[fault:401]] positive"])
+    failures = coder.requester.cache._db.execute("SELECT error FROM failures").fetchall()
+    for text in [str(stop.value), *(f[0] for f in failures)]:
+        assert key[:40] not in text and "xxxxxxxxxx" not in text
+
+
+def test_batch_mode_stops_at_a_refused_key_without_writing_it(api, tmp_path, caplog):
+    key = "gateway-key-that-is-not-sk-shaped-123456"
+    api.faults.require_key = "the-right-key"
+    coder = batch_backend(api, tmp_path, api_key=key)
+    with pytest.raises(
+        StopRun, match=r"Batch API error: AuthenticationError \(401\).*refuses the API key"
+    ) as stop:
+        coder.predict_batch(["positive one"])
+    assert key not in str(stop.value) and key not in caplog.text
+
+
+def test_a_repeated_text_without_a_price_keeps_its_cost_unknown(api, tmp_path):
+    answers = backend(api, tmp_path, concurrency=4).predict_batch(["positive same", "positive same"])
+    assert answers.extra["cost_usd"] == [None, None]
+
+
+def test_usage_of_zeros_is_charged_at_estimated_tokens():
+    from scalecode_openai.cost import budget_charge
+    from scalecode_openai.options import Price
+
+    price = Price(input=1000.0, output=1000.0)
+    request = {"messages": [{"role": "user", "content": "x" * 400}]}
+    response = {"choices": [{"message": {"content": "positive"}}]}
+    estimated = budget_charge(price, request, response)
+    assert estimated is not None and estimated > 0.1
+    for usage in ({"prompt_tokens": 0, "completion_tokens": 0}, {"prompt_tokens": None}):
+        assert budget_charge(price, request, {**response, "usage": usage}) == estimated
+    real = {"prompt_tokens": 10, "completion_tokens": 2}
+    assert budget_charge(price, request, {**response, "usage": real}) == pytest.approx(0.012)

@@ -102,10 +102,16 @@ class LexiconScorer:
         scores, maybe_not_nfc = self._score_array(array)
         flagged = np.flatnonzero(maybe_not_nfc)
         if flagged.size:
-            originals = array.take(pa.array(flagged)).to_pylist()
+            # As bytes: an Arrow array handed in directly may hold invalid UTF-8, which the kernel
+            # reads as it is; such a text is left as the kernel scored it.
+            originals = array.take(pa.array(flagged)).cast(pa.large_binary()).to_pylist()
             changed = []
             normalised = []
-            for row, text in zip(flagged.tolist(), originals, strict=True):
+            for row, raw in zip(flagged.tolist(), originals, strict=True):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
                 nfc = unicodedata.normalize("NFC", text)
                 if nfc != text:
                     changed.append(row)

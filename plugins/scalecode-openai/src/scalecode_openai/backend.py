@@ -43,7 +43,8 @@ def repeated(reply: Reply) -> Reply:
     """The reply for a conversation asked again in the same batch: the same answer, at no cost."""
     if reply.error is not None:
         return reply
-    return dataclasses.replace(reply, cached=True, cost_usd=0.0, latency_s=None)
+    free = None if reply.cost_usd is None else 0.0  # no price: the cost stays unknown, not $0
+    return dataclasses.replace(reply, cached=True, cost_usd=free, latency_s=None)
 
 
 def is_openai(base_url: str | None) -> bool:

@@ -32,6 +32,7 @@ from typing import Any, Final, TypeVar
 from openai import (
     APIConnectionError,
     APIError,
+    APIStatusError,
     APITimeoutError,
     ConflictError,
     InternalServerError,
@@ -39,7 +40,7 @@ from openai import (
 )
 
 from scalecode.errors import StopRun
-from scalecode_openai.client import REFUSED, Requester, cache_key
+from scalecode_openai.client import REFUSED, Requester, cache_key, halting_failure
 from scalecode_openai.cost import budget_charge, cost_usd, estimate_tokens
 
 log = logging.getLogger("scalecode.openai")
@@ -108,7 +109,28 @@ async def submit_and_collect(
     sizes: list[int],
     work_dir: Path | None,
 ) -> None:
-    """Have the Batch API answer every request the cache lacks; the answers go to the cache."""
+    """Have the Batch API answer every request the cache lacks; the answers go to the cache.
+
+    A refusal every later call would meet too (a key, a model, see ``halting_failure``) stops the run;
+    any other refusal fails this call. Either way the server's message is scrubbed of the key first.
+    """
+    try:
+        await _submit_and_collect(requester, task, conversations, sizes, work_dir)
+    except APIStatusError as exc:  # transient failures are handled where they occur
+        error = f"Batch API error: {requester.describe(exc)}"
+        if (advice := halting_failure(exc)) is not None:
+            requester.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
+            raise StopRun(requester.halted) from None
+        raise RuntimeError(error) from None
+
+
+async def _submit_and_collect(
+    requester: Requester,
+    task: Any,
+    conversations: list[list[dict[str, str]]],
+    sizes: list[int],
+    work_dir: Path | None,
+) -> None:
     if work_dir is None:
         raise RuntimeError("batch mode keeps its batch ids in the run directory; run it through a job")
     params, cache = requester.params, requester.cache
@@ -129,7 +151,9 @@ async def submit_and_collect(
     except _TRANSIENT as exc:
         # A batch of an earlier version could not be read back, and it may carry these requests:
         # submitting them could pay for them twice. Their documents are error rows marked to retry.
-        log.warning("the server could not be reached (%s); the next run looks again", exc)
+        log.warning(
+            "the server could not be reached (%s); the next run looks again", requester.scrub(str(exc))
+        )
         return
     carried = {key for b in batches for key in b.bodies}
     rest = [key for key in missing if key not in carried]
@@ -214,7 +238,7 @@ async def _recover(requester: Requester, batch: _Batch) -> dict[str, dict[str, A
             "requests it was made for",
             file_id,
             batch.path.name,
-            exc,
+            requester.scrub(str(exc)),
         )
         batch.state[LOST] = True
         _save(batch.path, batch.state)
@@ -278,7 +302,7 @@ async def _collect(requester: Requester, batch: _Batch) -> bool:
         log.warning(
             "batch %s: the server could not be reached (%s); the next run polls it again",
             state["batch_id"],
-            exc,
+            requester.scrub(str(exc)),
         )
         return False
     if output is not None:

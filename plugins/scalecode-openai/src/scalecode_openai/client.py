@@ -14,9 +14,10 @@ Each step down happens once per process and is logged. Any other 400 or 422 (a c
 content filter, a parameter the model rejects) is that document's own error row, not retried.
 
 A failure that every later request would meet too stops the run (:class:`StopRun`) instead of
-writing an error row for each remaining document: a key the server refuses (401, 403), a model or
-endpoint it does not know (404), and an account out of credit (429 ``insufficient_quota``, which the
-client retries like a rate limit: without the stop, every document would wait out its retries).
+writing an error row for each remaining document: a key the server refuses (401, or a 403 about
+access), a model or endpoint it does not know (404), and an account out of credit (429
+``insufficient_quota``, which the client retries like a rate limit: without the stop, every document
+would wait out its retries). A 403 about the document's content (a moderation flag) is its error row.
 What was coded is kept; the next run resumes.
 """
 
@@ -27,6 +28,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -209,11 +211,11 @@ class Requester:
                 except (BadRequestError, UnprocessableEntityError) as exc:
                     if self._step_down(refused_option(*_refusal(exc)), fmt, logprobs):
                         continue
-                    return self._failed(key, f"API refused the request: {_describe(exc)}")
+                    return self._failed(key, f"API refused the request: {self.describe(exc)}")
                 except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
                     retries = self.params.max_retries if _retried(exc) else 0
                     after = f" after {retries} retries" if retries else ""
-                    error = f"API error{after}: {_describe(exc)}"
+                    error = f"API error{after}: {self.describe(exc)}"
                     if (advice := halting_failure(exc)) is not None:
                         error = self.scrub(error)
                         self.cache.failed(key, error)
@@ -225,7 +227,7 @@ class Requester:
                     malformed += 1
                     if malformed > self.params.max_retries:
                         return self._failed(
-                            key, f"API answered malformed responses: {_describe(exc)}", passing=True
+                            key, f"API answered malformed responses: {self.describe(exc)}", passing=True
                         )
                     await asyncio.sleep(min(0.5 * 2 ** (malformed - 1), 8.0) * (1 - 0.25 * random.random()))
                     continue
@@ -272,6 +274,11 @@ class Requester:
                 piece = min(needed, self.tokens_limit.max_rate)
                 await self.tokens_limit.acquire(piece)
                 needed -= piece
+
+    def describe(self, exc: Exception) -> str:
+        """A failure in one line for an error row, the cache and the log: the key scrubbed from the
+        server's whole message before it is cut short (a cut could split the key and hide it)."""
+        return _describe(exc, self.scrub)
 
     def scrub(self, text: str) -> str:
         """``text`` (a server's error message) without the key: some servers echo it back, in full,
@@ -355,7 +362,7 @@ def halting_failure(exc: Exception) -> str | None:
     """What the user must fix when ``exc`` is a failure every request would meet (the key, the model
     name or ``base_url``, the account's credit); None when it concerns this request alone or may pass."""
     status = getattr(exc, "status_code", None)
-    if status in (401, 403):
+    if status == 401 or (status == 403 and _NAMES_ACCESS.search(str(exc))):
         return "the server refuses the API key: check the key the job names"
     if status == 404:
         return "the server knows no such model or endpoint: check model and base_url"
@@ -364,13 +371,22 @@ def halting_failure(exc: Exception) -> str | None:
     return None
 
 
-REFUSED = frozenset({400, 413, 422})  # the request itself is refused: sending it again gets the same
+# A 403 about access as such (a key, a project, a region, a subscription). Other 403s concern the
+# document: OpenRouter, for one, answers 403 to an input its moderation flags.
+_NAMES_ACCESS = re.compile(
+    r"api[ _-]?key|invalid_api_key|permission|organi[sz]ation|project|country|region|territory|"
+    r"subscription|access denied|forbidden",
+    re.IGNORECASE,
+)
+
+
+REFUSED = frozenset({400, 403, 413, 422})  # the request itself is refused: sending it again gets the same
 
 
 def _passing(exc: Exception) -> bool:
-    """Whether asking again later may succeed: yes for a server down, a rate limit, a timeout or a
-    setting the user can fix (a key, a model name); no for a request the server cannot take (413, 422),
-    which would be refused again."""
+    """Whether asking again later may succeed: yes for a server down, a rate limit or a timeout; no
+    for a request the server cannot take (400, 413, 422, and a 403 for its content), which would be
+    refused again. (A refused key or an unknown model stops the run: see :func:`halting_failure`.)"""
     from openai import APIStatusError
 
     return not (isinstance(exc, APIStatusError) and exc.status_code in REFUSED)
@@ -384,7 +400,8 @@ def _retried(exc: Exception) -> bool:
     return status is None or status in (408, 409, 429) or status >= 500
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: Exception, scrub: Callable[[str], str] = redact_text) -> str:
     status = getattr(exc, "status_code", None)
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    whole = scrub(str(exc))
+    text = whole.splitlines()[0] if whole else type(exc).__name__
     return f"{type(exc).__name__}" + (f" ({status})" if status else "") + f": {text[:300]}"

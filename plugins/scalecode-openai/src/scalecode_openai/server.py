@@ -37,16 +37,10 @@ __all__ = ["INVALID_LABEL", "Call", "FakeOpenAI", "Faults", "answer_text", "main
 MODEL = "scalecode-fake"
 INVALID_LABEL = "NOT-A-LABEL"
 RANDOM_FAULTS = ("429", "500", "hang", "malformed", "invalid_label")  # cumulative, in this order
-TRANSPORT_FAULTS = (
-    "429",
-    "500",
-    "hang",
-    "malformed",
-    "quota",
-    "401",
-)  # never in a batch: there is no connection to fail
+# Never in a batch: there is no connection to fail, and no HTTP status per request.
+TRANSPORT_FAULTS = ("429", "500", "hang", "malformed", "quota", "401", "403")
 
-_FAULT_MARK = re.compile(r"\[\[fault:(429|500|hang|malformed|prose|quota|401)(?:\*(\d+))?\]\]")
+_FAULT_MARK = re.compile(r"\[\[fault:(429|500|hang|malformed|prose|quota|401|403)(?:\*(\d+))?\]\]")
 _LABEL_MARK = re.compile(r"\[\[label:(.*?)\]\]")
 _SCORE_MARK = re.compile(r"\[\[score:(.*?)\]\]")
 _ANY_MARK = re.compile(r"\[\[\w+:.*?\]\]")
@@ -75,6 +69,7 @@ class Faults:
     confidence: float = 0.9  # the probability logprobs report for each chosen label
     usage: bool = True  # False: answers carry no token counts, as some compatible servers send them
     batch_failure: str = ""  # set: every batch fails validation with this message, answering nothing
+    require_key: str = ""  # set: any request without this key is answered 401, naming the key it sent
 
 
 @dataclass
@@ -384,6 +379,14 @@ class FakeOpenAI:
         request[CALL] = call = Call(request.path, request.method, 0, None, None, headers)
         with self._lock:
             self.calls.append(call)
+        sent = headers.get("authorization", "").removeprefix("Bearer ")
+        if self.faults.require_key and sent != self.faults.require_key:
+            # Naming the key sent, in full, as some gateways do.
+            refused = _error(
+                401, f"Incorrect API key provided: {sent}.", "invalid_request_error", "invalid_api_key"
+            )
+            call.status = refused.status
+            return refused
         try:
             response = await handler(request)
         except web.HTTPException as exc:  # unknown routes and methods answer as OpenAI does, in JSON
@@ -424,6 +427,8 @@ class FakeOpenAI:
             sent = call.headers.get("authorization", "").removeprefix("Bearer ")
             message = f"Incorrect API key provided: {sent}."
             return _error(401, message, "invalid_request_error", "invalid_api_key")
+        if fault == "403":  # as OpenRouter answers an input its moderation flags: about this document
+            return _error(403, "Your input was flagged by moderation (fake).", "moderation", "flagged")
         if fault == "500":
             return _error(500, "The server had an error while processing your request.", "server_error")
         if fault == "malformed":
