@@ -319,8 +319,13 @@ def test_learning_curve_sizes_are_fractions_up_to_1_or_whole_counts(workdir, plu
     text = VALID.replace(
         "    params:\n      lexicon: lex.txt\n", "    params:\n      lexicon: lex.txt\n    train: true\n"
     )
-    job = load_job(write(workdir, text + "evaluation:\n  learning_curve: {sizes: [0.5, 1.0, 20]}\n"), plugins)
-    assert job.config.evaluation.learning_curve is not None
+    job = load_job(
+        write(workdir, text + "evaluation:\n  learning_curve: {sizes: [0.5, 1.0, 20], repeats: 3}\n"), plugins
+    )
+    curve = job.config.evaluation.learning_curve
+    assert curve is not None
+    assert curve.sizes == [0.5, 1.0, 20.0] and curve.repeats == 3 and curve.backends is None
+    assert all(isinstance(size, float) for size in curve.sizes)  # 1 reads as 1.0: all of the split
     uneven = error_for(workdir, plugins, text + "evaluation:\n  learning_curve: {sizes: [2.5]}\n")
     assert "whole numbers; not 2.5" in str(uneven)
     assert "up to 1" in str(

@@ -112,7 +112,7 @@ def run(
     from scalecode.config import load_job
     from scalecode.curves import CurveSizeWarning
     from scalecode.runner import Runner
-    from scalecode.splits import SplitShareWarning
+    from scalecode.splits import SampleLabelWarning, SplitLabelWarning, SplitShareWarning
 
     plugins = _plugins(plugins_dir)
     job = load_job(job_file, plugins)
@@ -126,7 +126,7 @@ def run(
         echo=lambda line: click.echo(line, err=True),
         progress=not no_progress,
     )
-    with _warnings_as_lines(SplitShareWarning, CurveSizeWarning):
+    with _warnings_as_lines(SplitShareWarning, SplitLabelWarning, CurveSizeWarning, SampleLabelWarning):
         result = runner.run()
     click.echo(result.report)
 
@@ -150,17 +150,20 @@ def plan(job_file: str, plugins_dir: str | None, output: str | None, sample: int
 
     from scalecode.config import load_job
     from scalecode.plan import plan_job, render
+    from scalecode.splits import SplitLabelWarning, SplitShareWarning
 
     plugins = _plugins(plugins_dir)
     job = load_job(job_file, plugins)
-    rows = plan_job(
-        job,
-        plugins,
-        Path(output or job.config.output.dir),
-        plugins_dir=plugins_dir,
-        allow=_allow(),
-        sample=sample,
-    )
+    # Split as run splits, and its warnings said as run says them.
+    with _warnings_as_lines(SplitShareWarning, SplitLabelWarning):
+        rows = plan_job(
+            job,
+            plugins,
+            Path(output or job.config.output.dir),
+            plugins_dir=plugins_dir,
+            allow=_allow(),
+            sample=sample,
+        )
     click.echo(render(rows))
 
 

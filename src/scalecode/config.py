@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 import yaml
@@ -128,8 +128,9 @@ class BootstrapConfig(_Strict):
 class LearningCurveConfig(_Strict):
     """Train at several sizes of the training split and score each on the same test split."""
 
-    # Fractions of the training split (up to 1, which is all of it) or counts of documents (above 1).
-    sizes: list[float] = Field(min_length=1)
+    # Fractions of the training split (up to 1, which is all of it) or counts of documents (above 1);
+    # .inf and .nan are numbers to YAML, not sizes.
+    sizes: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=1)
     repeats: int = Field(1, ge=1)  # seeded samples per size
     backends: list[str] | None = None  # default: every backend the job trains
 
@@ -143,9 +144,13 @@ class LearningCurveConfig(_Strict):
         return self
 
 
+# numpy's and scikit-learn's seeds are unsigned 32-bit integers.
+MAX_SEED = 2**32 - 1
+
+
 class EvaluationConfig(_Strict):
     test_size: float = Field(0.3, gt=0, lt=1)  # share of the gold held out for evaluation
-    seed: int = 42
+    seed: int = 42  # from 0 to MAX_SEED
     stratify: bool = True  # classification: keep label shares equal in both splits
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     metrics: list[str] | None = None  # default: every metric for the task type
@@ -154,6 +159,13 @@ class EvaluationConfig(_Strict):
     # figures cover only the documents it managed, so it ranks after every backend that meets it.
     min_coverage: float = DEFAULT_MIN_COVERAGE
     learning_curve: LearningCurveConfig | None = None
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        if not 0 <= value <= MAX_SEED:  # else the split would fail, blaming test_size
+            raise ValueError(f"a seed from 0 to {MAX_SEED} (2**32 - 1), as numpy takes, not {value}")
+        return value
 
     @field_validator("min_coverage")
     @classmethod
@@ -531,7 +543,16 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
         curve_backends = curve.backends if curve.backends is not None else sorted(trained)
         untrained = [n for n in curve_backends if n not in trained]
         where = ("evaluation", "learning_curve", "backends")
-        if untrained:
+        if curve.backends == []:
+            problems.append(
+                (
+                    key_path(where),
+                    "the list is empty; name the trained backends to draw curves for, or leave "
+                    "backends out for every one the job trains",
+                    line_of(node, where),
+                )
+            )
+        elif untrained:
             problems.append(
                 (key_path(where), f"not trained by this job: {', '.join(untrained)}", line_of(node, where))
             )
@@ -545,6 +566,16 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
             )
     if any(r.train is not None for r in resolved) and config.data.gold is None:
         problems.append(("data.gold", "training needs gold documents", line_of(node, ("data",))))
+    if config.task.examples_from_gold and config.data.gold is None:
+        examples = ("task", "examples_from_gold")
+        problems.append(
+            (
+                key_path(examples),
+                "examples are drawn from the gold training split, and this job has no data.gold; "
+                "add it or write the examples into task.examples",
+                line_of(node, examples),
+            )
+        )
     if problems:
         raise ConfigError.many(label, problems)
     return Job(path=path, config=config, backends=resolved)

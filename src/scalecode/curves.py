@@ -8,8 +8,9 @@ training documents were.
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,31 @@ class CurveRun:
     seed: int
     scores: BackendScores
     trainable_parameters: int | None = None
+    labels: Mapping[str, int] | None = None  # documents of each label in its sample (not for scores)
+
+
+@dataclass
+class CurveFailure:
+    """A training run of a learning curve that failed (to train, or to code the test split)."""
+
+    size: int
+    repeat: int
+    seed: int
+    error: str  # the exception's type and message
+    stage: str = "training"  # or "coding the test split"
+
+
+# Seeds are unsigned 32-bit integers for numpy and scikit-learn.
+_SEEDS = 2**32
+
+
+def curve_seed(seed: int, size: int, repeat: int) -> int:
+    """The seed of one learning-curve run: its sample and its training.
+
+    ``seed + 1009 * repeat + size``, as earlier versions drew them, wrapped into numpy's range (0 to
+    2**32 - 1) so that a job seed near the top of it does not overflow at large sizes and repeats.
+    """
+    return (seed + 1009 * repeat + size) % _SEEDS
 
 
 def _size_count(size: float, n_train: int) -> int:
@@ -54,6 +80,11 @@ def curve_sizes(sizes: Sequence[float], n_train: int) -> list[int]:
     """
     counts = set()
     for size in sizes:
+        if not math.isfinite(size):
+            raise ScalecodeError(
+                f"evaluation.learning_curve.sizes: {size} is not a finite number; use a fraction of the "
+                "training split up to 1, or a count"
+            )
         count = _size_count(size, n_train)
         if count < 1:
             raise ScalecodeError(
@@ -72,10 +103,17 @@ def curve_sizes(sizes: Sequence[float], n_train: int) -> list[int]:
     return sorted(counts)
 
 
-def summarise(runs: Sequence[CurveRun], metrics: Sequence[Metric], confidence: float) -> list[dict[str, Any]]:
-    """One entry per training size: mean figure over repeats with a pooled interval, and every run."""
+def summarise(
+    runs: Sequence[CurveRun],
+    metrics: Sequence[Metric],
+    confidence: float,
+    failures: Sequence[CurveFailure] = (),
+) -> list[dict[str, Any]]:
+    """One entry per training size: mean figure over repeats with a pooled interval, every run, and
+    the runs that failed (``failed``). ``repeats`` counts the runs that were scored: a size whose
+    every run failed has none, and figures that are NaN."""
     points = []
-    for size in sorted({r.size for r in runs}):
+    for size in sorted({r.size for r in runs} | {f.size for f in failures}):
         at_size = [r for r in runs if r.size == size]
         summary: dict[str, Any] = {}
         for metric in metrics:
@@ -89,7 +127,7 @@ def summarise(runs: Sequence[CurveRun], metrics: Sequence[Metric], confidence: f
                 "ci_low": low,
                 "ci_high": high,
                 # Repeats may score different counts (a backend's errors): the fewest is quoted.
-                "n": min(r.scores.n_scored for r in at_size),
+                "n": min((r.scores.n_scored for r in at_size), default=0),
                 "repeats_scored": len(finite),
             }
         points.append(
@@ -102,9 +140,15 @@ def summarise(runs: Sequence[CurveRun], metrics: Sequence[Metric], confidence: f
                         "repeat": r.repeat,
                         "seed": r.seed,
                         "trainable_parameters": r.trainable_parameters,
+                        "labels": None if r.labels is None else dict(r.labels),
                         "metrics": {name: est.to_dict() for name, est in r.scores.metrics.items()},
                     }
                     for r in at_size
+                ],
+                "failed": [
+                    {"repeat": f.repeat, "seed": f.seed, "stage": f.stage, "error": f.error}
+                    for f in sorted(failures, key=lambda f: f.repeat)
+                    if f.size == size
                 ],
             }
         )
@@ -131,5 +175,16 @@ def curve_markdown(
             if scored != point["repeats"]:
                 cell += f" ({scored} of {point['repeats']} repeats)"
             cells.append(cell)
-        lines.append(f"| {point['size']} | {point['repeats']} | " + " | ".join(cells) + " |")
+        failed = point.get("failed", [])
+        repeats = f"{point['repeats']}" + (f" ({len(failed)} failed)" if failed else "")
+        lines.append(f"| {point['size']} | {repeats} | " + " | ".join(cells) + " |")
+    # What failed, below the table: a point's figures leave those runs out.
+    failures = [
+        f"- {backend}, {point['size']} training documents, repeat {f['repeat']}: "
+        f"{f.get('stage', 'training')} failed ({f['error']}); left out of the curve"
+        for point in points
+        for f in point.get("failed", [])
+    ]
+    if failures:
+        lines += ["", *failures]
     return "\n".join(lines)

@@ -74,8 +74,9 @@ def plan_job(
     task = job.task
     test_texts: list[str] = []
     if config.data.gold is not None:
-        # The run directory's own split where it has one: the documents the run will code.
-        _, _, test, task = split_job_gold(job, plugins.readers, Path(config.output.dir))
+        # The run directory's own split where it has one (``out``: output.dir, or the one given with
+        # --output, as ``run --output`` codes): the documents the run will code.
+        _, _, test, task = split_job_gold(job, plugins.readers, out)
         test_texts = test.texts
     corpus_texts: list[str] = []
     corpus_size = 0

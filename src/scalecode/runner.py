@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,9 +42,9 @@ from scalecode import __version__
 from scalecode.backend import BackendParams, FitConfig, FitReport, GoldSet
 from scalecode.config import Job, ResolvedBackend, redact, resolve_env
 from scalecode.corpus import CorpusSummary, code_corpus
-from scalecode.curves import CurveRun, CurveSizeWarning, curve_sizes, summarise
+from scalecode.curves import CurveFailure, CurveRun, CurveSizeWarning, curve_seed, curve_sizes, summarise
 from scalecode.data import CorpusInfo, inspect_corpus, load_gold
-from scalecode.errors import ScalecodeError
+from scalecode.errors import ScalecodeError, StopRun
 from scalecode.inference import BackendSpec, predict_texts, start_ray
 from scalecode.manifest import (
     host,
@@ -64,7 +65,7 @@ from scalecode.scoring.paired import PairedComparison
 from scalecode.scoring.ranking import Best, best_backend, no_backend_qualifies, no_figure_note, without_figure
 from scalecode.sources import is_uri
 from scalecode.splits import draw_examples, leakage, split_gold, subsample_gold
-from scalecode.task import Task
+from scalecode.task import Task, TaskType
 
 
 @dataclass
@@ -283,6 +284,24 @@ def _write_whole(table: pa.Table, path: Path) -> None:
     partial = path.with_name(f".{path.name}.partial")
     pq.write_table(table, partial)
     partial.replace(path)
+
+
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception as one line for a warning and the report: its type and its message's first line."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _label_counts(gold: GoldSet) -> dict[str, int] | None:
+    """Documents of each label in ``gold`` (labels with none left out); None for scores."""
+    if gold.task.type is TaskType.CLASSIFICATION:
+        counts = Counter(gold.targets)
+    elif gold.task.type is TaskType.MULTILABEL:
+        counts = Counter(label for labels in gold.targets for label in labels)
+    else:
+        return None
+    return {label: counts[label] for label in gold.task.label_names if counts[label]}
 
 
 def errors_to_retry(frame: pl.DataFrame) -> int:
@@ -558,10 +577,6 @@ class Runner:
             for name, fit in fits.items():
                 details.setdefault(name, {})["fit_seconds"] = fit.seconds
                 details[name]["fit"] = asdict(fit)
-        if train is not None and test is not None and config.evaluation.learning_curve is not None:
-            step = time.perf_counter()
-            result.curves = self._learning_curves(train, test)
-            self._timed("learning_curves", step)
 
         def report(summaries: list[CorpusSummary]) -> str:
             return write_report(
@@ -575,6 +590,16 @@ class Runner:
                 result.curves,
                 result.paired,
             )
+
+        if train is not None and test is not None and config.evaluation.learning_curve is not None:
+            if result.scores:
+                # The comparison is whole before the curves train (each point a training run, each
+                # perhaps long): a run stopped while training them still leaves its metrics.json
+                # and comparison.md.
+                report([])
+            step = time.perf_counter()
+            result.curves = self._learning_curves(train, test)
+            self._timed("learning_curves", step)
 
         if result.scores and corpus is not None:
             # The comparison is whole before the corpus starts: a run that a budget or a kill stops
@@ -717,7 +742,11 @@ class Runner:
         _write_whole(pa.concat_tables([kept, redone], promote_options="permissive"), path)
 
     def _learning_curves(self, train: GoldSet, test: GoldSet) -> dict[str, list[dict[str, Any]]]:
-        """Train each chosen backend at each size, ``repeats`` times, and score it on the test split."""
+        """Train each chosen backend at each size, ``repeats`` times, and score it on the test split.
+
+        A run that fails (a sample too small for the backend's settings, say) is recorded in its
+        point's ``failed``, with a warning naming the backend, size and repeat; the others go on.
+        """
         evaluation = self.job.config.evaluation
         curve = evaluation.learning_curve
         assert curve is not None
@@ -731,22 +760,42 @@ class Runner:
         for backend in self.job.backends:
             if backend.name not in chosen:
                 continue
-            runs = []
+            runs: list[CurveRun] = []
+            failures: list[CurveFailure] = []
             for size in curve_sizes(curve.sizes, len(train)):
                 for repeat in range(curve.repeats):
-                    seed = evaluation.seed + 1009 * repeat + size
+                    seed = curve_seed(evaluation.seed, size, repeat)
                     sample = subsample_gold(train, size, seed=seed, stratify=evaluation.stratify)
                     tag = f"n{size}-r{repeat}"
                     state_dir = self.out / "curves" / backend.name / tag
-                    # Each repeat its own seed for training too: at the full size, where every
-                    # repeat holds the same documents, repeats would otherwise be copies.
-                    report = self._fit(
-                        backend, state_dir, sample, self.out / "checkpoints" / f"{backend.name}-{tag}", seed
-                    )
-                    path = self.out / "predictions" / "curves" / backend.name / f"{tag}.parquet"
-                    scores, _ = self._evaluate(backend, self._spec(backend, state_dir), test, path)
-                    runs.append(CurveRun(size, repeat, seed, scores, report.trainable_parameters))
-            curves[backend.name] = summarise(runs, metrics, evaluation.bootstrap.confidence)
+                    stage = "training"
+                    try:
+                        # Each repeat its own seed for training too: at the full size, where every
+                        # repeat holds the same documents, repeats would otherwise be copies.
+                        report = self._fit(
+                            backend,
+                            state_dir,
+                            sample,
+                            self.out / "checkpoints" / f"{backend.name}-{tag}",
+                            seed,
+                        )
+                        stage = "coding the test split"
+                        path = self.out / "predictions" / "curves" / backend.name / f"{tag}.parquet"
+                        scores, _ = self._evaluate(backend, self._spec(backend, state_dir), test, path)
+                    except StopRun:  # a backend's word to stop the whole run (a spending cap)
+                        raise
+                    except Exception as exc:  # one run of the curve, not a reason to lose the others
+                        failure = CurveFailure(size, repeat, seed, _one_line(exc), stage)
+                        failures.append(failure)
+                        self.echo(
+                            f"warning: learning curve of {backend.name}: {stage} failed at {size} "
+                            f"documents, repeat {repeat} (seed {seed}): {failure.error}; that run is "
+                            "left out of the curve"
+                        )
+                        continue
+                    labels = _label_counts(sample)
+                    runs.append(CurveRun(size, repeat, seed, scores, report.trainable_parameters, labels))
+            curves[backend.name] = summarise(runs, metrics, evaluation.bootstrap.confidence, failures)
         return curves
 
     def _best(self, scores: list[BackendScores], consequence: str) -> Best:

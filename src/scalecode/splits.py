@@ -34,6 +34,15 @@ class SplitShareWarning(UserWarning):
     """A split holds out a share of the gold more than ``SHARE_TOLERANCE`` from the one asked for."""
 
 
+class SplitLabelWarning(UserWarning):
+    """A grouped split put every document of a label on one side: the label is never trained on, or
+    never scored."""
+
+
+class SampleLabelWarning(UserWarning):
+    """A learning-curve sample too small to hold every label of the training split."""
+
+
 def split_gold(
     gold: GoldSet, *, test_size: float, seed: int, stratify: bool = True, match_share: bool = False
 ) -> tuple[GoldSet, GoldSet]:
@@ -75,7 +84,47 @@ def split_gold(
     _warn_if_share_missed(
         ordered, len(test_idx), test_size, _shortfall(ordered, test_size, stratified, match_share)
     )
-    return ordered.subset(np.sort(train_idx)), ordered.subset(np.sort(test_idx))
+    train, test = ordered.subset(np.sort(train_idx)), ordered.subset(np.sort(test_idx))
+    if ordered.groups is not None:
+        _warn_of_one_sided_labels(train, test)
+    return train, test
+
+
+def _labels_of(gold: GoldSet) -> list[set[str]]:
+    """Each document's labels (classification and multi-label); empty sets for scores."""
+    if gold.task.type is TaskType.CLASSIFICATION:
+        return [{target} for target in gold.targets]
+    if gold.task.type is TaskType.MULTILABEL:
+        return [set(target) for target in gold.targets]
+    return [set() for _ in gold.targets]
+
+
+def _warn_of_one_sided_labels(train: GoldSet, test: GoldSet) -> None:
+    """Name each label a grouped split put on one side only. Stratification balances labels as far
+    as whole groups allow; a label whose documents are in one group or a few cannot be on both sides,
+    and figures that never score it, or score a label the coder never saw, should say so."""
+    sides = {"training": _labels_of(train), "held-out": _labels_of(test)}
+    groups = {"training": train.groups or [], "held-out": test.groups or []}
+    for label in train.task.label_names:
+        present = {
+            side: [i for i, labels in enumerate(docs) if label in labels] for side, docs in sides.items()
+        }
+        if bool(present["training"]) == bool(present["held-out"]):
+            continue  # on both sides, or in no gold document at all
+        side = "training" if present["training"] else "held-out"
+        n_groups = len({groups[side][i] for i in present[side]})
+        consequence = (
+            "it is trained on but never scored" if side == "training" else "it is scored but never trained on"
+        )
+        in_groups = f"{n_groups} group{'' if n_groups == 1 else 's'}"
+        warnings.warn(
+            SplitLabelWarning(
+                f"label {label!r}: all {len(present[side])} of its gold documents are in {in_groups} "
+                f"(data.gold.group_column), which the grouped split put on the {side} side only: "
+                f"{consequence}; code more documents of it in other groups"
+            ),
+            stacklevel=3,
+        )
 
 
 def _shortfall(ordered: GoldSet, test_size: float, stratified: bool, match_share: bool) -> str:
@@ -164,22 +213,60 @@ def _grouped_stratified(
 
 
 def subsample_gold(gold: GoldSet, n: int, *, seed: int, stratify: bool = True) -> GoldSet:
-    """``n`` of the gold documents, drawn with a seed (stratified for classification where possible)."""
+    """``n`` of the gold documents, drawn with a seed (stratified for classification where possible).
+
+    Stratified, every label of ``gold`` has at least one document in the sample where ``n`` allows
+    (at least as many documents as labels), the rest in proportion: a proportional draw alone leaves
+    a rare label out of every small sample. A ``SampleLabelWarning`` says when ``n`` is too small.
+    """
     if n >= len(gold):
         return gold
     ordered = gold.subset(sorted(range(len(gold)), key=lambda i: gold.ids[i]))
     indices = np.arange(len(ordered))
     labels = ordered.targets if stratify and ordered.task.type is TaskType.CLASSIFICATION else None
+    stratified = labels
     if labels is not None:
         counts = Counter(labels)
         # Every label needs two documents, and the sample one per label, for a stratified draw.
         if min(counts.values()) < 2 or n < len(counts):
-            labels = None
+            stratified = None
     try:
-        chosen, _ = train_test_split(indices, train_size=n, random_state=seed, stratify=labels)
+        chosen, _ = train_test_split(indices, train_size=n, random_state=seed, stratify=stratified)
     except ValueError:  # too few left over for every label: a plain draw, still seeded
         chosen, _ = train_test_split(indices, train_size=n, random_state=seed)
+    if labels is not None:
+        chosen = _every_label(np.asarray(labels), np.asarray(chosen), n, seed)
     return ordered.subset(np.sort(chosen))
+
+
+def _every_label(labels: np.ndarray, chosen: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``chosen`` with one document of each label it lacks, in place of documents of the label it
+    holds most of; the draw as it was where it holds every label (the samples earlier versions drew)."""
+    present = sorted(set(labels.tolist()))
+    if n < len(present):
+        warnings.warn(
+            SampleLabelWarning(
+                f"a learning-curve sample of {n} training documents cannot hold all {len(present)} labels "
+                "of the training split: some label is missing from it (evaluation.learning_curve.sizes)"
+            ),
+            stacklevel=3,
+        )
+        return chosen
+    missing = [label for label in present if label not in set(labels[chosen].tolist())]
+    if not missing:
+        return chosen
+    rng = np.random.default_rng(seed)
+    kept = list(chosen)
+    for label in missing:
+        # Out: a document of the label the sample holds most of (it holds at least two: n documents
+        # over fewer labels than n). In: a document of the missing label.
+        held = Counter(labels[kept].tolist())
+        most = max(sorted(held), key=lambda name: held[name])
+        out = [position for position, i in enumerate(kept) if labels[i] == most]
+        kept.pop(out[int(rng.integers(len(out)))])
+        pool = np.flatnonzero(labels == label)
+        kept.append(int(pool[int(rng.integers(len(pool)))]))
+    return np.asarray(kept)
 
 
 def draw_examples(train: GoldSet, per_label: int, *, seed: int) -> list[Example]:
