@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scalecode.inference import BackendSpec
@@ -92,3 +93,17 @@ def plugins():
     from scalecode.plugins import load_plugins
 
     return load_plugins(allow=["scalecode-dictionary"])
+
+
+def write_speeches_gold(path: Path) -> None:
+    """A grouped gold CSV (id, text, label, speech): 60 speeches of 10 to 60 paragraphs, each speech
+    of one party (D about 60%), seeded. Split at test_size 0.4 by speech, earlier versions held out
+    one of round(1 / 0.4) = 2 folds, about half."""
+    rng = np.random.default_rng(0)
+    rows = ["id,text,label,speech"]
+    for speech in range(60):
+        party = "D" if rng.random() < 0.6 else "R"
+        rows += [
+            f"s{speech}-p{p},text {speech} {p},{party},s{speech}" for p in range(int(rng.integers(10, 61)))
+        ]
+    path.write_text("\n".join(rows) + "\n")

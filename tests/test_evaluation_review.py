@@ -24,7 +24,7 @@ from scalecode.splits import split_gold, subsample_gold
 from scalecode.task import Task, TaskType
 from scalecode.testing import sample_gold, sample_task
 
-from .conftest import scalecode
+from .conftest import scalecode, write_speeches_gold
 
 # --- a learning-curve point that fails ---------------------------------------------------------
 
@@ -244,14 +244,7 @@ def plan_job_dir(tmp_path, monkeypatch):
     """A grouped job whose output.dir an earlier version claimed (job.json, no split.json): that
     directory splits one of 2 folds (about half), a new one as near test_size 0.4 as groups allow."""
     monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    rows = ["id,text,label,speech"]
-    for speech in range(60):
-        party = "D" if rng.random() < 0.6 else "R"
-        rows += [
-            f"s{speech}-p{p},text {speech} {p},{party},s{speech}" for p in range(int(rng.integers(10, 61)))
-        ]
-    (tmp_path / "gold.csv").write_text("\n".join(rows) + "\n")
+    write_speeches_gold(tmp_path / "gold.csv")
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "paid.py").write_text(PAID)
     (tmp_path / "job.yaml").write_text(

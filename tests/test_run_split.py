@@ -8,7 +8,6 @@ import json
 import textwrap
 import warnings
 
-import numpy as np
 import pytest
 
 from scalecode.config import load_job
@@ -16,20 +15,15 @@ from scalecode.plugins import load_plugins
 from scalecode.runner import split_job_gold
 from scalecode.splits import split_gold
 
+from .conftest import write_speeches_gold
+
 
 @pytest.fixture
 def job(tmp_path, monkeypatch):
     """A grouped classification job (speeches of 10 to 60 paragraphs) at test_size 0.4, which the
     earlier split (one of round(1/0.4) = 2 folds) held out as about half."""
     monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    rows = ["id,text,label,speech"]
-    for speech in range(60):
-        party = "D" if rng.random() < 0.6 else "R"
-        rows += [
-            f"s{speech}-p{p},text {speech} {p},{party},s{speech}" for p in range(int(rng.integers(10, 61)))
-        ]
-    (tmp_path / "gold.csv").write_text("\n".join(rows) + "\n")
+    write_speeches_gold(tmp_path / "gold.csv")
     (tmp_path / "lex.txt").write_text("good\t2.0\n")
     (tmp_path / "job.yaml").write_text(
         textwrap.dedent("""\
