@@ -202,3 +202,20 @@ def test_usage_of_zeros_is_charged_at_estimated_tokens():
         assert budget_charge(price, request, {**response, "usage": usage}) == estimated
     real = {"prompt_tokens": 10, "completion_tokens": 2}
     assert budget_charge(price, request, {**response, "usage": real}) == pytest.approx(0.012)
+
+
+def test_a_batch_the_server_will_not_take_stops_the_run_rather_than_one_batch_per_document(
+    api, tmp_path, monkeypatch
+):
+    import httpx2
+    import openai
+
+    coder = batch_backend(api, tmp_path)
+
+    async def too_large(*args, **kwargs):
+        response = httpx2.Response(413, request=httpx2.Request("POST", f"{api.base_url}/files"))
+        raise openai.APIStatusError("File is too large.", response=response, body={"message": "too large"})
+
+    monkeypatch.setattr(coder.requester.client.files, "create", too_large)
+    with pytest.raises(StopRun, match=r"Batch API error: APIStatusError \(413\).*batch_size"):
+        coder.predict_batch(["positive one", "negative two"])

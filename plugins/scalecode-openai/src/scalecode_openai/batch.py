@@ -111,17 +111,18 @@ async def submit_and_collect(
 ) -> None:
     """Have the Batch API answer every request the cache lacks; the answers go to the cache.
 
-    A refusal every later call would meet too (a key, a model, see ``halting_failure``) stops the run;
-    any other refusal fails this call. Either way the server's message is scrubbed of the key first.
+    A refusal of the Batch API itself (a key or a model, see ``halting_failure``; a file too large; an
+    upload or batch the server will not take) stops the run, its message scrubbed of the key: failing
+    this call instead would have the core code its documents one by one, a batch each, every one of
+    them waited on for up to a day. Transient failures are handled where they occur.
     """
     try:
         await _submit_and_collect(requester, task, conversations, sizes, work_dir)
-    except APIStatusError as exc:  # transient failures are handled where they occur
+    except APIStatusError as exc:
         error = f"Batch API error: {requester.describe(exc)}"
-        if (advice := halting_failure(exc)) is not None:
-            requester.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
-            raise StopRun(requester.halted) from None
-        raise RuntimeError(error) from None
+        advice = halting_failure(exc) or "fix what it names (batch_size, if the file is too large)"
+        requester.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
+        raise StopRun(requester.halted) from None
 
 
 async def _submit_and_collect(
