@@ -200,6 +200,15 @@ def test_a_seed_numpy_cannot_take_is_a_config_error_naming_the_key(workdir, plug
     assert "from 0 to 4294967295" in str(error) and "test_size" not in str(error)
 
 
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_a_gold_sample_seed_polars_cannot_take_is_a_config_error_naming_the_key(workdir, plugins, seed):
+    job = TRAINED.replace(
+        "{gold: {path: gold.csv}}", f"{{gold: {{path: gold.csv, sample: 1, sample_seed: {seed}}}}}"
+    )
+    error = config_error(workdir, plugins, job)
+    assert error.key == "data.gold.sample_seed"
+
+
 def test_the_largest_seeds_are_valid(workdir, plugins):
     for seed in (0, 2**32 - 1):
         (workdir / "job.yaml").write_text(TRAINED + f"evaluation:\n  seed: {seed}\n")

@@ -94,7 +94,7 @@ class GoldConfig(TableConfig):
     # Keep only the rows this SQL condition holds for, e.g. "party IN ('Democratic', 'Republican')".
     where: str | None = None
     sample: int | None = Field(None, ge=1)  # then keep this many rows, drawn with sample_seed
-    sample_seed: int = 0
+    sample_seed: int = Field(0, ge=0, le=2**64 - 1)  # polars takes an unsigned 64-bit seed
 
     @model_validator(mode="after")
     def _where_parses(self) -> GoldConfig:
