@@ -219,3 +219,18 @@ def test_a_batch_the_server_will_not_take_stops_the_run_rather_than_one_batch_pe
     monkeypatch.setattr(coder.requester.client.files, "create", too_large)
     with pytest.raises(StopRun, match=r"Batch API error: APIStatusError \(413\).*batch_size"):
         coder.predict_batch(["positive one", "negative two"])
+
+
+def test_a_batch_upload_the_server_keeps_failing_stops_the_run_saying_so(api, tmp_path, monkeypatch):
+    import httpx2
+    import openai
+
+    coder = batch_backend(api, tmp_path)
+
+    async def down(*args, **kwargs):
+        response = httpx2.Response(500, request=httpx2.Request("POST", f"{api.base_url}/files"))
+        raise openai.InternalServerError("Server error.", response=response, body=None)
+
+    monkeypatch.setattr(coder.requester.client.files, "create", down)
+    with pytest.raises(StopRun, match=r"InternalServerError \(500\).*kept failing.*try again later"):
+        coder.predict_batch(["positive one"])

@@ -120,7 +120,11 @@ async def submit_and_collect(
         await _submit_and_collect(requester, task, conversations, sizes, work_dir)
     except APIStatusError as exc:
         error = f"Batch API error: {requester.describe(exc)}"
-        advice = halting_failure(exc) or "fix what it names (batch_size, if the file is too large)"
+        advice = halting_failure(exc) or (
+            "the server kept failing (past the client's retries); try again later"
+            if isinstance(exc, _TRANSIENT)
+            else "fix what it names (batch_size, if the file is too large)"
+        )
         requester.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
         raise StopRun(requester.halted) from None
 
