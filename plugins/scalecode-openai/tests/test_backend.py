@@ -14,22 +14,11 @@ from scalecode.testing import BackendConformance
 from scalecode_openai.backend import OpenAIBackend
 from scalecode_openai.cache import ResponseCache
 from scalecode_openai.server import FakeOpenAI, Faults
-
-TONE = Task(
-    name="tone",
-    type=TaskType.CLASSIFICATION,
-    instructions="The tone of the sentence.",
-    labels={"positive": "approves", "negative": "criticises", "neutral": "neither"},
-)
+from scalecode_openai.testing import TONE, loaded_backend
 
 
 def backend(api, tmp_path, task=TONE, **params):
-    options = {"model": "test-model", "base_url": api.base_url, "cache": str(tmp_path / "cache.sqlite")}
-    options.update(timeout_s=2.0, max_retries=3)
-    options.update(params)
-    coder = OpenAIBackend(task, options, work_dir=tmp_path / "work")
-    coder.load()
-    return coder
+    return loaded_backend(api, tmp_path, task, **{"max_retries": 3, **params})
 
 
 def test_codes_each_document_with_a_label_and_its_confidence(api, tmp_path):

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from scalecode import Task, TaskType
 from scalecode.errors import StopRun
-from scalecode_openai.backend import OpenAIBackend
-
-TONE = Task(
-    name="tone",
-    type=TaskType.CLASSIFICATION,
-    instructions="The tone of the sentence.",
-    labels={"positive": "approves", "negative": "criticises", "neutral": "neither"},
-)
+from scalecode_openai.testing import loaded_backend
 
 
 def backend(api, tmp_path, **params):
-    options = {"model": "test-model", "base_url": api.base_url, "cache": str(tmp_path / "cache.sqlite")}
-    options.update(timeout_s=2.0, max_retries=1, concurrency=1)
-    options.update(params)
-    coder = OpenAIBackend(TONE, options, work_dir=tmp_path / "work")
-    coder.load()
-    return coder
+    return loaded_backend(api, tmp_path, **{"max_retries": 1, "concurrency": 1, **params})
 
 
 def test_an_account_out_of_credit_stops_the_run_instead_of_waiting_out_every_document(api, tmp_path):
@@ -91,10 +78,7 @@ def test_a_server_without_usage_reports_the_cost_as_unknown(api, tmp_path):
 
 
 def batch_backend(api, tmp_path, **params):
-    options = {"model": "m", "base_url": api.base_url, "mode": "batch", "batch_poll_s": 0.05, **params}
-    coder = OpenAIBackend(TONE, options, work_dir=tmp_path / "work")
-    coder.load()
-    return coder
+    return loaded_backend(api, tmp_path, **{"mode": "batch", "batch_poll_s": 0.05, **params})
 
 
 def test_a_batch_that_fails_validation_says_why_in_each_row_and_the_cache(api, tmp_path, caplog):

@@ -12,24 +12,14 @@ from scalecode import Example, Task, TaskType
 from scalecode_openai.answers import Code, parse
 from scalecode_openai.backend import OpenAIBackend
 from scalecode_openai.server import FakeOpenAI, Faults
+from scalecode_openai.testing import TONE, loaded_backend
 
-TONE = Task(
-    name="tone",
-    type=TaskType.CLASSIFICATION,
-    instructions="The tone of the sentence.",
-    labels={"positive": "approves", "negative": "criticises", "neutral": "neither"},
-)
 REAL_KEY = "sk-proj-REALOPENAIKEY1234567890"
 NO_KEY = "no-key"  # what the client sends where no key is needed (it insists on sending one)
 
 
 def backend(api, tmp_path, task=TONE, **params):
-    options = {"model": "test-model", "base_url": api.base_url, "cache": str(tmp_path / "cache.sqlite")}
-    options.update(timeout_s=2.0, max_retries=0, concurrency=1)
-    options.update(params)
-    coder = OpenAIBackend(task, options, work_dir=tmp_path / "work")
-    coder.load()
-    return coder
+    return loaded_backend(api, tmp_path, task, **{"max_retries": 0, "concurrency": 1, **params})
 
 
 # --- 1. OPENAI_API_KEY goes to OpenAI only ---------------------------------------------------------

@@ -117,7 +117,44 @@ async def submit_and_collect(
     them waited on for up to a day. Transient failures are handled where they occur.
     """
     try:
-        await _submit_and_collect(requester, task, conversations, sizes, work_dir)
+        if work_dir is None:
+            raise RuntimeError("batch mode keeps its batch ids in the run directory; run it through a job")
+        params, cache = requester.params, requester.cache
+        bodies: dict[str, dict[str, Any]] = {}
+        for messages, size in zip(conversations, sizes, strict=True):
+            body = requester.body(messages, task, size)
+            bodies[cache_key(params, body)] = body
+        missing = sorted(set(bodies) - cache.known(bodies))
+        if not missing:
+            return
+        folder = work_dir / "batches"
+        folder.mkdir(parents=True, exist_ok=True)
+
+        # Batches submitted before (by a run that was killed, with other chunks) that carry some of
+        # these requests: poll them rather than pay for the requests again.
+        try:
+            batches = await _unfinished(requester, folder, missing, bodies)
+        except _TRANSIENT as exc:
+            # A batch of an earlier version could not be read back, and it may carry these requests:
+            # submitting them could pay for them twice. Their documents are error rows marked to retry.
+            log.warning(
+                "the server could not be reached (%s); the next run looks again", requester.scrub(str(exc))
+            )
+            return
+        carried = {key for b in batches for key in b.bodies}
+        rest = [key for key in missing if key not in carried]
+        batches += [_batch(folder, {key: bodies[key] for key in part}) for part in _parts(rest, params)]
+        if not await _run(requester, batches):
+            return
+        # A batch resumed from an earlier run that ended with requests unanswered (it expired while
+        # nobody polled it, or failed): submit those anew now, once.
+        left = set(missing) - cache.known(missing) - requester.refused
+        again = sorted(left & {key for b in batches if b.resumed and b.ended for key in b.bodies})
+        if again:
+            await _run(
+                requester,
+                [_batch(folder, {key: bodies[key] for key in part}) for part in _parts(again, params)],
+            )
     except APIStatusError as exc:
         error = f"Batch API error: {requester.describe(exc)}"
         advice = halting_failure(exc) or (
@@ -127,52 +164,6 @@ async def submit_and_collect(
         )
         requester.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
         raise StopRun(requester.halted) from None
-
-
-async def _submit_and_collect(
-    requester: Requester,
-    task: Any,
-    conversations: list[list[dict[str, str]]],
-    sizes: list[int],
-    work_dir: Path | None,
-) -> None:
-    if work_dir is None:
-        raise RuntimeError("batch mode keeps its batch ids in the run directory; run it through a job")
-    params, cache = requester.params, requester.cache
-    bodies: dict[str, dict[str, Any]] = {}
-    for messages, size in zip(conversations, sizes, strict=True):
-        body = requester.body(messages, task, size)
-        bodies[cache_key(params, body)] = body
-    missing = sorted(set(bodies) - cache.known(bodies))
-    if not missing:
-        return
-    folder = work_dir / "batches"
-    folder.mkdir(parents=True, exist_ok=True)
-
-    # Batches submitted before (by a run that was killed, with other chunks) that carry some of
-    # these requests: poll them rather than pay for the requests again.
-    try:
-        batches = await _unfinished(requester, folder, missing, bodies)
-    except _TRANSIENT as exc:
-        # A batch of an earlier version could not be read back, and it may carry these requests:
-        # submitting them could pay for them twice. Their documents are error rows marked to retry.
-        log.warning(
-            "the server could not be reached (%s); the next run looks again", requester.scrub(str(exc))
-        )
-        return
-    carried = {key for b in batches for key in b.bodies}
-    rest = [key for key in missing if key not in carried]
-    batches += [_batch(folder, {key: bodies[key] for key in part}) for part in _parts(rest, params)]
-    if not await _run(requester, batches):
-        return
-    # A batch resumed from an earlier run that ended with requests unanswered (it expired while
-    # nobody polled it, or failed): submit those anew now, once.
-    left = set(missing) - cache.known(missing) - requester.refused
-    again = sorted(left & {key for b in batches if b.resumed and b.ended for key in b.bodies})
-    if again:
-        await _run(
-            requester, [_batch(folder, {key: bodies[key] for key in part}) for part in _parts(again, params)]
-        )
 
 
 def _parts(keys: list[str], params: Any) -> list[list[str]]:
