@@ -2,7 +2,8 @@
 
 The run directory holds everything needed to rebuild any report without predicting again::
 
-    manifest.json            what produced this run (job, versions, hashes, seeds, timings)
+    manifest.json            what produced this run (job, versions, hashes, seeds, timings),
+                             kept up to date as it goes; ``finished``, or ``stopped`` and why
     metrics.json             every backend's scores with confidence intervals
     comparison.md            the comparison table and per-backend details
     split.json               which gold ids are in the training and test splits
@@ -40,7 +41,7 @@ from pydantic import ValidationError
 
 from scalecode import __version__
 from scalecode.backend import BackendParams, FitConfig, FitReport, GoldSet
-from scalecode.config import Job, ResolvedBackend, redact, resolve_env
+from scalecode.config import Job, ResolvedBackend, redact, redact_text, resolve_env
 from scalecode.corpus import CorpusSummary, code_corpus
 from scalecode.curves import CurveFailure, CurveRun, CurveSizeWarning, curve_seed, curve_sizes, summarise
 from scalecode.data import CorpusInfo, inspect_corpus, load_gold
@@ -443,9 +444,26 @@ class Runner:
     def _timed(self, name: str, started: float) -> None:
         self.timings[name] = round(time.perf_counter() - started, 3)
 
+    def _save_manifest(self) -> None:
+        """Write the manifest as it stands. It is written when the run has claimed its directory and
+        again after each stage, so that a run stopped part way (a budget, an error, a kill) still
+        says what produced what it left; ``finished`` or ``stopped`` says how it ended."""
+        if self.manifest:
+            write_json(self.out / "manifest.json", self.manifest)
+
+    def _record_stop(self, exc: BaseException) -> None:
+        if not self.manifest or "finished" in self.manifest:
+            return
+        self.manifest["stopped"] = {"at": now(), "reason": redact_text(_one_line(exc))}
+        with contextlib.suppress(OSError):  # the reason the run stopped matters more than this record
+            self._save_manifest()
+
     def run(self) -> RunResult:
         try:
             return self._run()
+        except BaseException as exc:  # a kill by Ctrl-C included: the record says the run stopped
+            self._record_stop(exc)
+            raise
         finally:
             if self._lock is not None:
                 self._lock.close()  # releases the run directory
@@ -529,6 +547,8 @@ class Runner:
                 "documents": corpus.n_documents,
             }
 
+        self._save_manifest()
+
         step = time.perf_counter()
         start_ray(self.num_cpus)
         self._timed("start_ray", step)
@@ -553,6 +573,7 @@ class Runner:
                 "fit": asdict(fits[backend.name]) if backend.name in fits else None,
                 "fingerprint": self._fingerprint(backend, specs[backend.name]),
             }
+            self._save_manifest()
 
         result = RunResult(out=self.out)
         details: dict[str, dict[str, Any]] = {}
@@ -574,6 +595,7 @@ class Runner:
                 self.echo(f"warning: {no_figure_note(unranked, len(result.scores), primary)}")
             result.paired = self._paired(result.scores, test)
             self._timed("evaluate", step)
+            self._save_manifest()
             for name, fit in fits.items():
                 details.setdefault(name, {})["fit_seconds"] = fit.seconds
                 details[name]["fit"] = asdict(fit)
@@ -600,6 +622,7 @@ class Runner:
             step = time.perf_counter()
             result.curves = self._learning_curves(train, test)
             self._timed("learning_curves", step)
+            self._save_manifest()
 
         if result.scores and corpus is not None:
             # The comparison is whole before the corpus starts: a run that a budget or a kill stops
@@ -613,10 +636,10 @@ class Runner:
             self._timed("code_corpus", step)
 
         self._timed("total", started)
-        self.manifest["finished"] = now()
         self.manifest["corpus"] = [asdict(s) for s in result.corpus]
         result.report = report(result.corpus)
-        write_json(self.out / "manifest.json", self.manifest)
+        self.manifest["finished"] = now()
+        self._save_manifest()
         return result
 
     def _fingerprint(self, backend: ResolvedBackend, spec: BackendSpec) -> dict[str, str]:
