@@ -180,6 +180,10 @@ def test_prefix_lexicon_equals_the_reference_on_real_text(data_dir, real, write)
                     "\u0301",  # combining acute: joins the word before it (and NFC composes it)
                     "e\u0301",
                     "\u093e",  # Devanagari vowel sign aa
+                    "\u200c",  # zero width non-joiner: inside a word when a word character follows
+                    "\u200d",  # zero width joiner: the same
+                    "\u00ad",  # soft hyphen: dropped
+                    "\u2060",  # word joiner: dropped
                 ]
             ),
             max_size=40,

@@ -94,17 +94,24 @@ def test_wildcards_and_negation_with_marks(write):
 
 
 MARKED = ["\u0301", "\u0308", "\u0327", "\u093e", "\u094d", "\u0902", "\u064e", "\u0e34", "\u20dd", "\u0345"]
+JOINERS = ["\u200c", "\u200d", "\u00ad", "\u2060", "\ufeff"]  # see test_joiners.py
 PIECES = ["a", "e", "c", "E", "क", "म", "ب", "ก", "ᄀ", "\u1161", "\u11a8", "가", "Ω", "\u2126", "é", "ñ"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
-        st.lists(st.sampled_from([*PIECES, *MARKED, " ", "'", "-", "😀", "\U0001d165"]), max_size=30),
+        st.lists(
+            st.sampled_from([*PIECES, *MARKED, " ", "'", "-", "😀", "\U0001d165", *JOINERS]), max_size=30
+        ),
         min_size=1,
         max_size=4,
     ),
-    st.lists(st.lists(st.sampled_from([*PIECES, *MARKED]), min_size=1, max_size=4), min_size=1, max_size=6),
+    st.lists(
+        st.lists(st.sampled_from([*PIECES, *MARKED, *JOINERS]), min_size=1, max_size=4),
+        min_size=1,
+        max_size=6,
+    ),
     st.sampled_from([0, 2]),
 )
 def test_compiled_scorer_equals_the_reference_with_marks_and_decomposed_text(texts, terms, window):

@@ -31,7 +31,14 @@ def test_compiled_scanner_counts_the_same_tokens(texts):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("ab' ’-ÀÉàé.\n\u0301\u0308\u093eकᄀ\u1161")), max_size=80))
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("ab' ’-ÀÉàé.\n\u0301\u0308\u093eकᄀ\u1161\u200c\u200d\u00ad\u2060\ufeff")
+        ),
+        max_size=80,
+    )
+)
 def test_apostrophe_and_case_edges(text):
     assert scanner.score([text]).n_tokens[0] == len(tokenize(text))
     assert np.all(scanner.score([text, text]).n_tokens == len(tokenize(text)))

@@ -32,6 +32,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from scalecode_dictionary.tokenize import IGNORED, JOINER_BASE
+
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 PHRASE_PRIME = np.uint64(0x9E3779B97F4A7C15)
@@ -56,7 +58,8 @@ ENDS_WILDCARD_PHRASE = np.uint64(2)
 class Tables(NamedTuple):
     """A lexicon compiled to arrays (built by compile.py)."""
 
-    # int32[BMP]: a word character's normalised code point; a combining mark's -(that + 2); else -1
+    # int32[BMP]: a word character's normalised code point; a combining mark's -(that + 2); a joiner
+    # JOINER_BASE - its code point; an ignorable character IGNORED; anything else -1 (tokenize.word_codes)
     word_code: np.ndarray
     nfc_check: np.ndarray  # uint64[CODE_SPACE // 64]: bit set for code points NFC could change or compose
     combining: np.ndarray  # uint8[BMP]: canonical combining class
@@ -111,6 +114,22 @@ def _decode(data: np.ndarray, p: int) -> tuple[np.int64, int]:
     if b >= 0xC0 and p + 1 < n:
         return ((b & 0x1F) << 6) | (np.int64(data[p + 1]) & 0x3F), p + 2
     return np.int64(0xFFFD), p + 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _visible(
+    data: np.ndarray, p: int, end: int, word_code: np.ndarray, past_joiners: bool
+) -> tuple[np.int64, int]:
+    """The word code of the first character from byte p on that is not ignorable (nor a joiner, when
+    ``past_joiners``), or -1 at ``end``; with the position it starts at, or ``end``."""
+    while p < end:
+        cp, q = _decode(data, p)
+        c = np.int64(word_code[cp]) if cp < BMP else np.int64(-1)
+        if c == IGNORED or (past_joiners and c <= JOINER_BASE):
+            p = q
+            continue
+        return c, p
+    return np.int64(-1), end
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -213,11 +232,13 @@ def _score_range(
         i = 0
         while p < end:
             cp, p = _decode(data, p)
+            c = word_code[cp] if cp < BMP else -1
+            if c == IGNORED:
+                continue  # dropped, as if absent
             if i == cl:
                 return prefix
-            c = word_code[cp] if cp < BMP else -1
             if c < -1:
-                c = -c - 2  # a combining mark
+                c = -c - 2 if c > JOINER_BASE else JOINER_BASE - c  # a combining mark, a joiner
             elif c < 0:
                 c = 0x27  # the only other character inside a token: an apostrophe joining two runs
             if c != codepoints[cs + i]:
@@ -267,6 +288,7 @@ def _score_range(
         maybe_not_nfc = False
         mark_end = np.int64(-1)  # the byte after the last combining character, and its class
         mark_class = 0
+        join_end = np.int64(-1)  # joiners before this byte belong to the current token
         while True:
             at_end = p >= end
             c = np.int64(-1)
@@ -291,11 +313,25 @@ def _score_range(
                         mark_class = combining[cp]
                     if cp < BMP:
                         c = np.int64(word_code[cp])
-                        if c < -1:  # a combining mark: part of the token it follows, else a separator
-                            c = -c - 2 if in_token else np.int64(-1)
-            if c < 0 and in_token and (cp == 0x27 or cp == 0x2019) and q < end:  # noqa: PLR1714
-                nxt, _ = _decode(data, q)
-                if nxt < BMP and word_code[nxt] >= 0:
+                        if c < -1:
+                            if c > JOINER_BASE:  # a mark: part of the token it follows, else a separator
+                                c = -c - 2 if in_token else np.int64(-1)
+                            elif c == IGNORED:  # soft hyphen, word joiner: as if absent
+                                p = q
+                                continue
+                            elif in_token:
+                                # A joiner: part of the token when the run of joiners it starts is
+                                # followed by a word character or a mark (looked for once per run).
+                                if p >= join_end:
+                                    nxt, join_end = _visible(data, q, end, word_code, True)
+                                    if nxt == -1:
+                                        join_end = np.int64(-1)
+                                c = JOINER_BASE - c if p < join_end else np.int64(-1)
+                            else:
+                                c = np.int64(-1)
+            if c < 0 and in_token and (cp == 0x27 or cp == 0x2019):  # noqa: PLR1714
+                nxt, _ = _visible(data, q, end, word_code, False)
+                if nxt >= 0:
                     c = np.int64(0x27)  # an apostrophe joining two word characters
             if c >= 0:
                 if not in_token:

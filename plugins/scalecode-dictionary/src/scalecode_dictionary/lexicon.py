@@ -16,11 +16,12 @@ Formats:
 A weight must be a finite number (NaN and infinities are refused, naming the file, line and term).
 
 Entries are tokenised with the text's own rule (tokenize.py), so ``can't stand`` and ``well-known``
-become two-token phrases and match the text exactly as written. A trailing ``*`` makes the last token
-a prefix (``abandon*`` matches ``abandon``, ``abandoned``, ``abandonment``). An entry that is not
-made of words (VADER's emoticons such as ``:D`` or ``<3``) is skipped and counted in the warnings. A
-valence lexicon (one weight per term, no categories) gets a weighted category ``valence`` and count
-categories ``positive`` and ``negative`` by the sign of the weight.
+become two-token phrases and match the text exactly as written (Persian ``می‌خواهم``, written with its
+ZERO WIDTH NON-JOINER, is one token). A trailing ``*`` makes the last token a prefix (``abandon*``
+matches ``abandon``, ``abandoned``, ``abandonment``; a joiner before the ``*`` stays in the prefix).
+An entry that is not made of words (VADER's emoticons such as ``:D`` or ``<3``) is skipped and counted
+in the warnings. A valence lexicon (one weight per term, no categories) gets a weighted category
+``valence`` and count categories ``positive`` and ``negative`` by the sign of the weight.
 
 Files are UTF-8 unless an ``encoding`` is given (LIWC ``.dic`` files are often Latin-1).
 """
@@ -41,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from scalecode_dictionary.tokenize import ends_with_word, tokenize
+from scalecode_dictionary.tokenize import IGNORABLES, JOINERS, ends_with_word, prefix_tokens, tokenize
 
 VALENCE = "valence"
 POSITIVE_NAMES = ("positive", "pos", "posemo", "neg_negative")
@@ -51,6 +52,7 @@ WEIGHT_COLUMNS = ("weight", "score", "value", "valence", "polarity", "sentiment"
 CATEGORY_COLUMNS = ("category", "cat", "categories", "class", "dimension", "label", "key")
 COLUMN_ROLES = ("term", "weight", "category")
 MAX_PHRASE_TOKENS = 8
+INSIDE = frozenset((*JOINERS, *IGNORABLES))  # invisible characters a term may hold
 # What a term may be written with: word characters, spaces, hyphens and apostrophes. Anything else
 # (':D', '<3', 'j/k') is an emoticon or punctuation: tokenising it would leave stray one-letter or
 # one-digit "words" ('d', '3') that match "U.S." or "3,000" in ordinary text.
@@ -151,7 +153,8 @@ class _Builder:
             self.not_words.append(raw)
             return False
         wildcard = trailing or self.prefix_match
-        tokens = tuple(tokenize(body))
+        # A joiner before the '*' stays in the prefix ('می‌*': the ZWNJ is between word characters).
+        tokens = tuple(prefix_tokens(body) if wildcard and ends_with_word(body) else tokenize(body))
         if len(tokens) > MAX_PHRASE_TOKENS:
             raise LexiconError(self.path, f"entry {raw!r} has more than {MAX_PHRASE_TOKENS} tokens", line)
         if category not in self.categories:
@@ -196,9 +199,9 @@ class _Builder:
 
 def is_word_term(term: str) -> bool:
     """Whether a term (without its wildcard '*') is words: word characters, spaces, '-' and "'"."""
-    # Combining marks (Devanagari and Thai vowel signs, Arabic harakat, a decomposed é) are parts of
-    # words, but Python's \w does not match them.
-    letters = "".join(c for c in term if not unicodedata.category(c).startswith("M"))
+    # Combining marks (Devanagari and Thai vowel signs, Arabic harakat, a decomposed é), joiners
+    # (Persian ZWNJ) and soft hyphens are parts of words, but Python's \w does not match them.
+    letters = "".join(c for c in term if not unicodedata.category(c).startswith("M") and ord(c) not in INSIDE)
     return (
         bool(tokenize(term))
         and WORD_TERM.fullmatch(letters) is not None
