@@ -34,8 +34,21 @@ def _friendly(func: F) -> F:
         except ScalecodeError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except OSError as exc:
+            # A path the command cannot read or write (a file where a folder should be, a folder
+            # that is not there, no permission, a full disk): the user's to fix, named in one line.
+            # An OSError without a path is no such thing, and keeps its traceback.
+            if exc.filename is None:
+                raise
+            click.echo(f"error: {_os_error(exc)}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_error(exc: OSError) -> str:
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    return f"{exc.strerror or type(exc).__name__}: {paths}"
 
 
 def _plugins(plugins_dir: str | None) -> Plugins:
@@ -287,9 +300,9 @@ def score(
         confidence=confidence,
         seed=seed,
     )
-    click.echo(report)
-    if json_path:
+    if json_path:  # before the report: a path that cannot be written is said last, not lost above it
         Path(json_path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    click.echo(report)
 
 
 @cli.group()

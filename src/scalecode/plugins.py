@@ -242,7 +242,7 @@ def _allow_list(allow: Sequence[str] | None) -> set[str] | None:
 
 
 def _import_file(path: Path) -> ModuleType:
-    module_name = f"scalecode_dir_plugin_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}"
+    module_name = _module_name(path)
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
@@ -254,6 +254,16 @@ def _import_file(path: Path) -> ModuleType:
         sys.modules.pop(module_name, None)
         raise
     return module
+
+
+def _module_name(path: Path) -> str:
+    """The name a plugin file is imported under: the same in every process that loads the folder, so
+    that Ray workers find the classes the driver hands them."""
+    return f"scalecode_dir_plugin_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}"
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else ep.name
 
 
 def load_plugins(
@@ -294,19 +304,29 @@ def load_plugins(
     infos["scalecode"] = PluginInfo("scalecode", __version__, "built-in")
 
     if entry_points:
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        modules_of: dict[str, set[str]] = {}  # a package found twice on the path lists its modules twice
+        for ep in found:
+            modules_of.setdefault(_dist_name(ep), set()).add(ep.name)
+        for ep in found:
             dist = ep.dist
             name = dist.name if dist is not None else ep.name
-            if name in infos or (allowed is not None and not allowed & {name, ep.name}):
-                seen.update((name, ep.name))
+            if dist is not None and len(modules_of[dist.name]) > 1:
+                # A package may declare several modules; each is a plugin of its own, or all but one
+                # would be dropped under the package's one name.
+                name = f"{dist.name}:{ep.name}"
+            aliases = (ep.name, _dist_name(ep))
+            if name in infos or (allowed is not None and not allowed & {name, *aliases}):
+                seen.update((name, *aliases))
                 continue
             try:
                 module = ep.load()
             except Exception as exc:
-                seen.update((name, ep.name))
+                seen.update((name, *aliases))
                 failures.append(PluginFailure(name, f"failed to import {ep.value}: {exc!r}"))
                 continue
-            add(module, PluginInfo(name, dist.version if dist else "unknown", "entry point"), ep.name)
+            info = PluginInfo(name, dist.version if dist else "unknown", "entry point")
+            add(module, info, *aliases)
 
     directory = plugins_dir or os.environ.get(PLUGINS_DIR_ENV)
     if directory:
@@ -314,14 +334,31 @@ def load_plugins(
         if not path.is_dir():
             failures.append(PluginFailure(str(path), "plugins directory does not exist"))
         else:
+            modules: dict[str, Path] = {}
             for file in sorted(path.glob("*.py")):
-                if file.stem in infos or (allowed is not None and file.stem not in allowed):
+                if allowed is not None and file.stem not in allowed:
                     seen.add(file.stem)
+                    continue
+                seen.add(file.stem)
+                if file.stem in infos:
+                    failures.append(
+                        PluginFailure(
+                            file.stem, f"{file} is not loaded: a plugin of that name is; rename the file"
+                        )
+                    )
+                    continue
+                if (other := modules.setdefault(_module_name(file), file)) != file:
+                    failures.append(
+                        PluginFailure(
+                            file.stem,
+                            f"{file} is not loaded: its name and {other.name}'s differ only in - and _; "
+                            "rename one",
+                        )
+                    )
                     continue
                 try:
                     module = _import_file(file)
-                except BaseException as exc:
-                    seen.add(file.stem)
+                except (Exception, SystemExit) as exc:  # not Ctrl-C: the user stops the command
                     failures.append(PluginFailure(file.stem, f"failed to import {file}: {exc!r}"))
                     continue
                 add(module, PluginInfo(file.stem, "file", str(path)))

@@ -499,6 +499,10 @@ class Runner:
         # The hashes only, not the paths they are keyed by: a project moved or mounted elsewhere
         # reads the same files. A fingerprint that failed is unknown, not compared.
         inputs = {name: sorted(p.values()) for name, p in prints.items() if "error" not in p}
+        if self.out.exists() and not self.out.is_dir():
+            raise ScalecodeError(
+                f"the run directory {self.out} is a file; give a folder (output.dir or --output)"
+            )
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.out)  # before the claim: two jobs starting at once on one new directory
         _claim(self.out, job, run_identity(job, gold_fingerprint(gold) if gold is not None else None, inputs))
