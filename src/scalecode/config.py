@@ -264,14 +264,43 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except UnicodeDecodeError as exc:
         raise ConfigError(label, "", f"not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node, {}) > MOST_YAML_VALUES:
+            # Checked before the data is built: building it is what takes the time and memory.
+            raise ConfigError(
+                label,
+                "",
+                f"its aliases expand to over {MOST_YAML_VALUES:,} values; a job needs far fewer "
+                "(an alias that repeats an alias of an alias multiplies)",
+            )
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(label, "", f"invalid YAML: {problem}", line) from None
     return data, node
+
+
+# A job file is tens to hundreds of values. Aliases repeat what an anchor names, and aliases of aliases
+# multiply: a few hundred bytes can stand for billions of values, which every later walk over the job
+# (the secret check, validation) would expand.
+MOST_YAML_VALUES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for with every alias expanded; each node is counted once, as
+    aliases share the node they name."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1  # a node that holds itself (a recursive anchor) counts once here
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = size
+    return size
 
 
 def key_path(loc: Sequence[Any]) -> str:
