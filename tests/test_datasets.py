@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import os
+import socket
 import subprocess
 import tarfile
 import threading
@@ -174,3 +175,90 @@ def test_wheel_from_an_extra_index_or_find_links_when_the_index_lacks_it(
         ScalecodeError, match=r"could not download evil-1\.0-py3-none-any\.whl .*none lists it"
     ):
         download(Package("evil", "1.0", "evil-1.0-py3-none-any.whl", pinned))
+
+
+class Faulty(SimpleHTTPRequestHandler):
+    """Serves its folder, except: /odd-charset/ pages in a charset no codec has, and /cut/ files whose
+    chunked body ends early (a connection lost mid-download: http.client raises IncompleteRead)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/odd-charset/"):
+            body = b'<a href="/files/evil-1.0-py3-none-any.whl">evil-1.0-py3-none-any.whl</a>'
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=no-such-codec")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path.startswith("/cut/"):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n" % 5000 + b"x" * 1000)  # a chunk of 5,000 bytes promised, 1,000 sent
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server over tmp_path/faulty (see Faulty): (its URL, its folder)."""
+    root = tmp_path / "faulty"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Faulty, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+def evil_wheel(root: Path, mirror: Path) -> tuple[Package, bytes, Path]:
+    """A wheel that the faulty server's /simple/ index lists at a /cut/ URL, and ``mirror`` serves whole."""
+    wheel = b"PK the real wheel"
+    pinned = Package("evil", "1.0", "evil-1.0-py3-none-any.whl", hashlib.sha256(wheel).hexdigest())
+    (root / "simple" / "evil").mkdir(parents=True)
+    (root / "simple" / "evil" / "index.html").write_text(
+        '<a href="/cut/evil-1.0-py3-none-any.whl">evil-1.0-py3-none-any.whl</a>'
+    )
+    return pinned, wheel, index(mirror, {"evil-1.0-py3-none-any.whl": wheel})
+
+
+def test_a_download_cut_short_moves_on_to_the_next_index(faulty, pip_commands, monkeypatch, tmp_path):
+    """IncompleteRead is an http.client.HTTPException, not an OSError: it used to end the fetch with
+    a traceback, the indexes after it never tried."""
+    url, root = faulty
+    pinned, wheel, good = evil_wheel(root, tmp_path / "mirror")
+    monkeypatch.setenv("PIP_INDEX_URL", f"{url}/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", good.as_uri())
+
+    path = download(pinned)
+    assert path.read_bytes() == wheel
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no part of the cut download kept
+
+
+def test_an_odd_charset_moves_on_to_the_next_index_and_every_failure_is_named(
+    faulty, pip_commands, monkeypatch, tmp_path
+):
+    """An index page in a charset no codec has raised LookupError, uncaught as well."""
+    url, root = faulty
+    pinned, wheel, good = evil_wheel(root, tmp_path / "mirror")
+    monkeypatch.setenv("PIP_INDEX_URL", f"{url}/odd-charset")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", good.as_uri())
+    path = download(pinned)
+    assert path.read_bytes() == wheel
+
+    path.unlink()
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", f"{url}/simple")
+    with pytest.raises(ScalecodeError) as raised:
+        download(pinned)
+    message = str(raised.value)
+    assert f"{url}/odd-charset/evil/: unknown encoding: no-such-codec" in message
+    assert f"{url}/cut/evil-1.0-py3-none-any.whl: IncompleteRead(" in message
+    assert list(path.parent.iterdir()) == []

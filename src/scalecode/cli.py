@@ -329,8 +329,15 @@ def datasets_fetch(names: tuple[str, ...], dest: str) -> None:
     from scalecode.datasets import fetch
 
     for name in names:
-        for path in fetch(name, Path(dest)):
-            click.echo(str(path))
+        paths = fetch(name, Path(dest))
+        # A model is a folder of files: its folder is what a job names.
+        for shown in dict.fromkeys(_model_folder_of(path, Path(dest)) or path for path in paths):
+            click.echo(str(shown))
+
+
+def _model_folder_of(path: Path, dest: Path) -> Path | None:
+    parts = path.relative_to(dest).parts
+    return dest.joinpath(*parts[:2]) if len(parts) > 2 and parts[0] == "models" else None
 
 
 def main() -> None:

