@@ -12,8 +12,10 @@ the read tasks drop the documents whose hash is among them. That single rule giv
   shard yet, and the output equals an unbroken run's (no document lost, none twice);
 - incremental runs: when files are added or documents edited, only new ids and changed texts are
   coded, in new shards beside the old ones. An edited document then has a row per version; each
-  row carries ``coded_at``, so the newest row per id is the current code. A text changed back to
-  one coded before is coded again, so that its newest row is its own. A CSV, TSV or JSON Lines
+  row carries ``coded_at``, so the newest row per id is the current code. ``coded_at`` keeps the
+  order the rows were written in whatever the clock does (set back, or behind on another machine):
+  a row is never stamped earlier than just after the newest one in the folder. A text changed back
+  to one coded before is coded again, so that its newest row is its own. A CSV, TSV or JSON Lines
   file appended to while it is read is read as far as it was when listed, in whole lines (never a
   half-written last one): the rest is the next run's (``scalecode.sources.inspected_bytes``);
 - retries: an error row the backend marked as passing (``retry``: an API that timed out or was
@@ -35,7 +37,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,8 @@ _PATH_HASH = 12  # hex digits of the hash standing for the part of a path cut fr
 # EINVAL, and Windows does not open a directory as a file at all (EACCES).
 _NO_DIRECTORY_SYNC = (errno.EINVAL, errno.ENOTSUP, errno.EACCES)
 _NULL_TEXT = b"\xff"  # never valid UTF-8, so a null text hashes unlike any real one
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TICK = timedelta(microseconds=1)  # the unit of ``coded_at``: the least a row can be newer by
 
 
 def doc_hashes(ids: pa.Array, texts: pa.Array, raw: pa.Array | None = None) -> pa.Array:
@@ -100,6 +104,19 @@ def coded_index(out_dir: Path) -> np.ndarray:
     stays the one of the text in between. Rows without a time (shards of early versions) are older
     than any with one; rows without ids count as coded whatever.
     """
+    return index_output(out_dir).coded
+
+
+@dataclass(frozen=True)
+class OutputIndex:
+    """What a run needs to know of a backend's output folder before it codes."""
+
+    coded: np.ndarray  # the doc hashes that count as coded, sorted (``coded_index``)
+    newest: datetime | None  # the latest ``coded_at`` of its rows; None where none has one
+
+
+def index_output(out_dir: Path) -> OutputIndex:
+    """``coded_index`` and the newest ``coded_at`` of the folder, read in one pass over its shards."""
     timed, untimed = [], []
     for shard in sorted(out_dir.glob("*.parquet")):
         names = pq.read_schema(shard).names
@@ -108,7 +125,13 @@ def coded_index(out_dir: Path) -> np.ndarray:
         rows = pl.read_parquet(shard, columns=[c for c in (ID, CODED_AT, RETRY, DOC_HASH) if c in names])
         retry = pl.col(RETRY).fill_null(False) if RETRY in names else pl.lit(False)
         if ID in names:
-            when = pl.col(CODED_AT).cast(pl.Int64) if CODED_AT in names else pl.lit(None, pl.Int64)
+            # In microseconds whatever unit a shard has (one rewritten by another tool, say), so that
+            # times of all shards compare, and the newest is one ``ShardWriter`` can stamp after.
+            when = (
+                pl.col(CODED_AT).dt.cast_time_unit("us").cast(pl.Int64)
+                if CODED_AT in names
+                else pl.lit(None, pl.Int64)
+            )
             # The id's hash stands for it: a corpus of millions of ids would otherwise be held whole.
             timed.append(
                 rows.select(
@@ -120,15 +143,18 @@ def coded_index(out_dir: Path) -> np.ndarray:
             )
         else:
             untimed.append(rows.filter(~retry)[DOC_HASH].to_numpy())
+    newest = None
     if timed:
+        stamped = pl.concat(timed)
+        latest = stamped.select(pl.col(CODED_AT).max()).item()
+        newest = None if latest is None else _EPOCH + latest * _TICK
         # Newest last; of rows written at the same moment, one to retry counts as the older.
-        newest = (
-            pl.concat(timed)
-            .sort([CODED_AT, RETRY], descending=[False, True], nulls_last=False)
-            .unique("id_hash", keep="last")
+        current = stamped.sort([CODED_AT, RETRY], descending=[False, True], nulls_last=False).unique(
+            "id_hash", keep="last"
         )
-        untimed.append(newest.filter(~pl.col(RETRY))[DOC_HASH].to_numpy())
-    return np.unique(np.concatenate(untimed)) if untimed else np.empty(0, dtype=np.uint64)
+        untimed.append(current.filter(~pl.col(RETRY))[DOC_HASH].to_numpy())
+    coded = np.unique(np.concatenate(untimed)) if untimed else np.empty(0, dtype=np.uint64)
+    return OutputIndex(coded, newest)
 
 
 def _in_sorted(values: np.ndarray, sorted_index: np.ndarray) -> np.ndarray:
@@ -189,16 +215,36 @@ class CorpusSummary:
 
 
 class ShardWriter:
-    """Writes each coded batch as shards, one per input file it came from, whole or not at all."""
+    """Writes each coded batch as shards, one per input file it came from, whole or not at all.
 
-    def __init__(self, out_dir: Path, sources: Sequence[SourceFile], summary: CorpusSummary) -> None:
+    ``after``: the newest ``coded_at`` in ``out_dir`` (``index_output``). Each batch is stamped
+    after it and after the batch before, even where the clock says earlier: the newest row of a
+    document must be the one written last, or an edited document keeps its old code as current and
+    is coded again on every run. Only the driver writes, one run at a time (the runner locks the
+    run's folder), so the rows read before the run are all the rows there are to be after.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        sources: Sequence[SourceFile],
+        summary: CorpusSummary,
+        after: datetime | None = None,
+    ) -> None:
         self.out_dir = out_dir
         self.sources = {s.relative: s for s in sources}
         self.summary = summary
+        self._last = after
         out_dir.mkdir(parents=True, exist_ok=True)
 
+    def _stamp(self) -> datetime:
+        """Now, or just after the last row written where the clock says earlier (set back since)."""
+        now = datetime.now(timezone.utc)
+        self._last = now if self._last is None else max(now, self._last + _TICK)
+        return self._last
+
     def write(self, batch: pa.Table) -> None:
-        coded_at = pa.scalar(datetime.now(timezone.utc), pa.timestamp("us", tz="UTC"))
+        coded_at = pa.scalar(self._stamp(), pa.timestamp("us", tz="UTC"))
         for path in pc.unique(batch.column(PATH)).to_pylist():
             rows = batch.filter(pc.equal(batch.column(PATH), path)).sort_by([(ROW, "ascending")])
             first, last = rows.column(ROW)[0].as_py(), rows.column(ROW)[-1].as_py()
@@ -344,7 +390,8 @@ def code_corpus(
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".*.partial"):
         stale.unlink()  # left by a run that was killed while writing
-    index = coded_index(out_dir)
+    output = index_output(out_dir)
+    index = output.coded
     pieces = plan_pieces(files, table.path, PIECE_ROWS)
     if documents == 0:
         todo = 0
@@ -364,7 +411,7 @@ def code_corpus(
         replicas = cluster_pool(resources).size
         chunk_rows = corpus_chunk_rows(documents, todo, int(index.size), resources.batch_size, replicas)
         dataset = read_dataset(pieces, table, spec, chunk_rows, index)
-        writer = ShardWriter(out_dir, files, summary)
+        writer = ShardWriter(out_dir, files, summary, after=output.newest)
         for batch in code_dataset(dataset, spec, resources, batch_size=chunk_rows):
             writer.write(batch)
             if progress is not None:

@@ -35,7 +35,9 @@ STANDARD_COLUMNS = (
     "retry",
 )
 RETRY = "retry"
-CODED_AT = "coded_at"  # when a corpus row was written: the newest row of a document is its current code
+# When a corpus row was written (or just after the row written before it, where the clock said
+# earlier): the newest row of a document is its current code.
+CODED_AT = "coded_at"
 # Columns the corpus pipeline adds beside a backend's: where a row came from (inference.PATH,
 # sources.ROW), its document's hash (inference.DOC_HASH) and CODED_AT. A backend's extra column of
 # one of these names would collide with them in the shard writer or in the shards.

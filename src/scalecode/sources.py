@@ -9,9 +9,10 @@ error row instead of stopping the run or vanishing, and a digest of its bytes (`
 
 Parquet files are read by row group, and a big file is cut into pieces of whole row groups that
 are read in parallel. CSV and TSV are parsed by pyarrow's streaming reader, JSON Lines line by line
-in blocks, each only as far as the file was when listed (``inspected_bytes``), so that a file that
-grows meanwhile is read as counted; formats added through ``register_readers`` are read whole by
-their reader (local files only) and then cut into chunks.
+in blocks, each decoded to UTF-8 and only as far as the file was when listed, in whole lines of its
+text (``inspected_bytes``), so that a file that grows meanwhile is read as counted; formats added
+through ``register_readers`` are read whole by their reader (local files only) and then cut into
+chunks.
 """
 
 from __future__ import annotations
@@ -231,8 +232,10 @@ def _codec(path: str) -> str | None:
 
 
 @contextmanager
-def inspected_bytes(fs: pafs.FileSystem, source: SourceFile) -> Iterator[Any]:
-    """A line-based file's bytes as they were when listed, for a reader to parse.
+def inspected_bytes(
+    fs: pafs.FileSystem, source: SourceFile, encoding: str = "utf-8", errors: str = "strict"
+) -> Iterator[Any]:
+    """A line-based file's text as UTF-8 bytes, as it was when listed, for a reader to parse.
 
     Only the ``source.size`` bytes listed are read: rows appended since are left for the next run,
     which lists the file again, so the documents read are the documents counted. Of a file that
@@ -241,6 +244,10 @@ def inspected_bytes(fs: pafs.FileSystem, source: SourceFile) -> Iterator[Any]:
     has one by now, and else left for the next run. A last line without a newline in a file that
     has not changed is a normal last line (many files lack the newline).
 
+    A file in another ``encoding`` than UTF-8 is decoded first (``errors`` as ``codecs`` takes it),
+    and its lines are lines of its text: in UTF-16 or UTF-32 a newline is more than a byte, and a
+    byte of one can be part of another character (``_Utf8``).
+
     A compressed file is cut at its listed compressed size, which is where a stream appended to
     (``gzip >>``, one member after another) ended when listed; the line it ends in is not finished,
     which would take decompressing past the cut. One rewritten since it was listed ends mid-stream
@@ -248,11 +255,17 @@ def inspected_bytes(fs: pafs.FileSystem, source: SourceFile) -> Iterator[Any]:
     listing the file again, reads it whole.
     """
     whole_lines = changed_since_inspection(fs, source)
+    utf8 = _utf8(encoding)
     with fs.open_input_stream(source.path, compression=None) as raw:
         codec = _codec(source.path)
-        stream: Any = _Head(raw, source.size, finish_line=whole_lines and codec is None)
+        finish_line = whole_lines and codec is None
+        stream: Any = _Head(raw, source.size, finish_line=finish_line and utf8)
         if codec is not None:
             stream = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), codec)
+        if not utf8:
+            # Past the listed bytes the line is finished in the text, read on from the file itself.
+            rest = raw if finish_line else None
+            stream = _Utf8(stream, encoding, errors, rest=rest, final=not whole_lines)
         yield _WholeLines(stream) if whole_lines else stream
 
 
@@ -412,21 +425,34 @@ _BOM = b"\xef\xbb\xbf"
 
 @contextmanager
 def _csv_text(fs: pafs.FileSystem, source: SourceFile, config: TableConfig) -> Iterator[Any]:
-    """The CSV's bytes as pyarrow's reader parses them: as listed, and as UTF-8."""
-    with inspected_bytes(fs, source) as stream:
-        yield stream if _utf8(config.encoding) else _Utf8(stream, config.encoding, errors="replace")
+    """The CSV's bytes as pyarrow's reader parses them: as listed, and as UTF-8 (an undecodable
+    byte as U+FFFD: the reader refuses the file, not the scan of its quotes)."""
+    with inspected_bytes(fs, source, config.encoding, errors="replace") as stream:
+        yield stream
 
 
 class _Utf8(_Filter):
-    """A stream of text in ``encoding`` as UTF-8, as pyarrow's CSV reader transcodes it before parsing.
+    """A stream of text in ``encoding`` as UTF-8, as the readers parse it.
 
     Every byte of a character in an encoding such as UTF-16 can look like a quote, comma or newline;
     only the decoded text says where those are.
+
+    ``rest``: where the file goes on after ``stream``, the bytes it held when listed: read to the
+    newline that ends the line those end in, in the text (as ``_Head`` does in the bytes of a UTF-8
+    file), and no further. ``final``: whether a character cut short where the bytes end is an error
+    (a file as it was listed), or not (one changed since: it is part of a line still being written,
+    which ``_WholeLines`` leaves for the next run).
     """
 
-    def __init__(self, stream: Any, encoding: str, errors: str = "strict") -> None:
+    def __init__(
+        self, stream: Any, encoding: str, errors: str = "strict", *, rest: Any = None, final: bool = True
+    ) -> None:
         super().__init__(stream)
         self._decoder = codecs.getincrementaldecoder(encoding)(errors)
+        self._rest = rest
+        self._final = final
+        self._to_newline = False  # reading ``rest``: to the first newline only
+        self._last = "\n"  # the last character decoded
         self._ready = b""
         self._ended = False
 
@@ -434,11 +460,29 @@ class _Utf8(_Filter):
         if nbytes is None or nbytes < 0:
             return b"".join(iter(lambda: self.read(_LINE_BLOCK), b""))
         while len(self._ready) < nbytes and not self._ended:
-            block = self._stream.read(max(nbytes, _LINE_BLOCK))
-            self._ended = not block
-            self._ready += self._decoder.decode(block, final=self._ended).encode("utf-8")
+            self._ready += self._text(max(nbytes, _LINE_BLOCK)).encode("utf-8")
         data, self._ready = self._ready[:nbytes], self._ready[nbytes:]
         return data
+
+    def _text(self, nbytes: int) -> str:
+        """The text of the next ``nbytes`` bytes or fewer; at the end, what is left (``_ended``)."""
+        block = self._stream.read(nbytes)
+        if not block and self._rest is not None and not self._line_ended():
+            self._stream, self._rest, self._to_newline = self._rest, None, True
+            block = self._stream.read(nbytes)
+        if not block:
+            self._ended = True
+            return self._decoder.decode(b"", final=True) if self._final else ""
+        text = self._decoder.decode(block)
+        if self._to_newline and (end := text.find("\n") + 1):
+            self._ended = True  # what follows the newline was written since the file was listed
+            text = text[:end]
+        self._last = text[-1:] or self._last
+        return text
+
+    def _line_ended(self) -> bool:
+        """Whether the text read so far ends a line: at a newline, and no character begun after it."""
+        return self._last == "\n" and not self._decoder.getstate()[0]
 
 
 class _QuoteScan:
@@ -752,9 +796,8 @@ def _csv_chunks(
         # open, not at any line break (one inside a quote put it out of sync with the blocks).
         parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid)
     # One thread: the parser then says where each row it skips was (measured no slower to read).
-    read = pacsv.ReadOptions(
-        encoding="utf8" if _utf8(config.encoding) else config.encoding, use_threads=False, block_size=block
-    )
+    # UTF-8: ``inspected_bytes`` decodes a file in another encoding, where it can tell its lines.
+    read = pacsv.ReadOptions(encoding="utf8", use_threads=False, block_size=block)
     # The header is read apart, with a handler that skips bad rows: the real one must see each once.
     header_parse = pacsv.ParseOptions(
         delimiter=parse.delimiter,
@@ -762,8 +805,8 @@ def _csv_chunks(
         newlines_in_values=parse.newlines_in_values,
         invalid_row_handler=lambda row: "skip",
     )
-    _require(_csv_header(fs, source, header_parse, read), config, source.path)
-    with inspected_bytes(fs, source) as stream:
+    _require(_csv_header(fs, source, config, header_parse, read), config, source.path)
+    with inspected_bytes(fs, source, config.encoding) as stream:
         try:
             reader = pacsv.open_csv(
                 stream,
@@ -845,9 +888,13 @@ def _straddles(exc: pa.ArrowInvalid) -> bool:
 
 
 def _csv_header(
-    fs: pafs.FileSystem, source: SourceFile, parse: pacsv.ParseOptions, read: pacsv.ReadOptions
+    fs: pafs.FileSystem,
+    source: SourceFile,
+    config: TableConfig,
+    parse: pacsv.ParseOptions,
+    read: pacsv.ReadOptions,
 ) -> list[str]:
-    with inspected_bytes(fs, source) as stream:
+    with inspected_bytes(fs, source, config.encoding) as stream:
         try:
             return list(pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names)
         except pa.ArrowInvalid as exc:
@@ -869,8 +916,7 @@ def _read_jsonl(
     line = 0  # 0-based line of the file where the next block starts
     seen_columns: set[str] = set()
     documents = 0
-    with inspected_bytes(fs, source) as raw:
-        stream = raw if _utf8(config.encoding) else _Utf8(raw, config.encoding)
+    with inspected_bytes(fs, source, config.encoding) as stream:
         carry = b""
         while True:
             block = stream.read(_JSONL_BLOCK)
