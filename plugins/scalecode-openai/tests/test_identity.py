@@ -57,6 +57,7 @@ def test_how_requests_are_sent_and_paid_is_not_what_the_answers_come_from():
         "tokens_per_minute",
         "timeout_s",
         "max_retries",
+        "max_retry_after_s",
         "batch_size",
         "price",
         "budget_usd",

@@ -33,7 +33,7 @@ from scalecode_openai.cost import Budget, estimate_tokens
 from scalecode_openai.options import OpenAIParams
 
 CACHE_FILE = "responses.sqlite"
-BUDGET_FILE = "spending.json"  # what each run spent so far: budget_usd caps a run, all its stages
+BUDGET_DIR = "spending"  # what each run spent so far: budget_usd caps a run, all its stages
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 # Sent where no key is given and none is needed (Ollama, vLLM, llama.cpp): the client insists on one.
 NO_KEY = "no-key"
@@ -109,7 +109,7 @@ class OpenAIBackend(Backend):
             raise RuntimeError(f"the environment variable {DEFAULT_KEY_ENV} is not set")
         self._loop = asyncio.new_event_loop()
         self._cache_db = self._cache()
-        ledger = self.work_dir / BUDGET_FILE if self.work_dir is not None else None
+        ledger = self.work_dir / BUDGET_DIR if self.work_dir is not None else None
         budget = Budget(self.params.budget_usd, self.params.model, ledger)
         self._loop.run_until_complete(self._start(key or NO_KEY, budget))
 

@@ -6,6 +6,12 @@ times. What it does not retry, a 200 whose body is not valid JSON, is retried he
 request that still fails becomes an error row naming the failure; it is logged in the cache and
 asked again by the next run.
 
+The client honours a Retry-After only up to its own cap (:func:`client_waits_up_to`: 120 s in
+openai 2.54, 3.22 and 3.52), and does not retry a response asking for more: a gateway's hourly quota
+would make every document an error row, each after one refused request. So a longer wait is waited
+out here, holding the request's slot, up to ``max_retry_after_s`` and ``max_retries`` times; a server
+asking for more than ``max_retry_after_s`` (a daily quota) stops the run, as below.
+
 ``structured_output: auto`` starts with a JSON schema and steps down to JSON mode, then to the prompt
 alone, the first time the server refuses a format: an HTTP 400 or 422 whose error names
 ``response_format``, ``json_schema`` or ``json_object`` (in its ``param`` or its message, as OpenAI,
@@ -15,20 +21,23 @@ content filter, a parameter the model rejects) is that document's own error row,
 
 A failure that every later request would meet too stops the run (:class:`StopRun`) instead of
 writing an error row for each remaining document: a key the server refuses (401, or a 403 about
-access), a model or endpoint it does not know (404), and an account out of credit (429
+access), a model or endpoint it does not know (404), an account out of credit (429
 ``insufficient_quota``, which the client retries like a rate limit: without the stop, every document
-would wait out its retries). A 403 about the document's content (a moderation flag) is its error row.
+would wait out its retries), and a wait longer than ``max_retry_after_s``. A 403 about the document's
+content (a moderation flag) is its error row.
 What was coded is kept; the next run resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
+import math
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -165,6 +174,7 @@ class Requester:
         self.refused: set[str] = set()  # keys of requests a batch refused as such: not to be sent again
         self.unanswered: dict[str, str] = {}  # why a batch left a request without an answer, by key
         self.halted: str | None = None  # why no request is sent any more (see halting_failure)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # waits for the server; tests record
 
     def body(self, messages: list[dict[str, str]], task: Any, documents: int) -> dict[str, Any]:
         return build_request(
@@ -186,7 +196,7 @@ class Requester:
             UnprocessableEntityError,
         )
 
-        malformed = 0
+        malformed = waited = 0
         while True:
             fmt, logprobs = self.format, self.logprobs
             body = self.body(messages, task, documents)
@@ -213,15 +223,21 @@ class Requester:
                         continue
                     return self._failed(key, f"API refused the request: {self.describe(exc)}")
                 except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
-                    retries = self.params.max_retries if _retried(exc) else 0
+                    retries = _retries(exc, self.params.max_retries) + waited
                     after = f" after {retries} retries" if retries else ""
                     error = f"API error{after}: {self.describe(exc)}"
-                    if (advice := halting_failure(exc)) is not None:
+                    wait = asked_wait(exc)
+                    if (advice := halting_failure(exc) or self._too_long(wait)) is not None:
                         error = self.scrub(error)
                         self.cache.failed(key, error)
                         self.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
                         log.error("no more requests: %s", self.halted)
                         raise StopRun(self.halted) from None
+                    if wait is not None and wait > client_waits_up_to() and waited < self.params.max_retries:
+                        waited += 1  # the client did not wait it out: wait here, with the slot held
+                        log.warning("the server asks to wait %s (Retry-After); waiting", _duration(wait))
+                        await self.sleep(wait)
+                        continue
                     return self._failed(key, error, passing=_passing(exc))
                 except Exception as exc:  # a 200 whose body is not JSON: the server garbled it
                     malformed += 1
@@ -286,6 +302,17 @@ class Requester:
         if len(self.key) >= 8:  # "no-key", sent where none is needed, is no secret
             text = text.replace(self.key, "***")
         return redact_text(text)
+
+    def _too_long(self, wait: float | None) -> str | None:
+        """What the user must do when the server asks to wait longer than ``max_retry_after_s``
+        (a daily quota, say): every request until then would be refused too."""
+        limit = self.params.max_retry_after_s
+        if wait is None or wait <= limit:
+            return None
+        return (
+            f"the server asks to wait {_duration(wait)} before the next request (Retry-After), more "
+            f"than max_retry_after_s ({limit:g} s): wait that long, or raise max_retry_after_s"
+        )
 
     def _step_down(self, refused: str | None, fmt: str, logprobs: bool) -> bool:
         """After a 400 or 422 naming ``refused`` (see :func:`refused_option`): drop it, once.
@@ -390,6 +417,64 @@ def _passing(exc: Exception) -> bool:
     from openai import APIStatusError
 
     return not (isinstance(exc, APIStatusError) and exc.status_code in REFUSED)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The seconds a response asks the client to wait, read as the openai client reads them:
+    ``retry-after-ms``, else ``Retry-After`` in seconds or as an HTTP date; None if it names no wait
+    ahead. A number too large for a float is an endless wait, not none."""
+    for name, unit in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        try:
+            seconds = float(headers.get(name) or "") * unit
+        except ValueError:
+            continue
+        return seconds if seconds > 0 else None  # NaN, 0 and negative waits ask for nothing
+    try:
+        until = email.utils.parsedate_to_datetime(headers.get("retry-after") or "")
+        seconds = until.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return seconds if seconds > 0 else None
+
+
+def asked_wait(exc: Exception) -> float | None:
+    """The wait a failure's response asks for (see :func:`retry_after`), where the client retries
+    its status: 408, 409, 429, 5xx."""
+    response = getattr(exc, "response", None)
+    if response is None or not _retried(exc):
+        return None
+    return retry_after(response.headers)
+
+
+def client_waits_up_to() -> float:
+    """The longest Retry-After the openai client waits out itself: a response asking for more reaches
+    the backend without that wait. Private to the client, so read where it is, with a fallback."""
+    try:
+        from openai._constants import MAX_RETRY_AFTER_DELAY  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # a release without it: assume the 60 s its generator's clients long used
+        return 60.0
+    return float(MAX_RETRY_AFTER_DELAY)
+
+
+def _duration(seconds: float) -> str:
+    """A wait as people say it: 45 s, 5 min, 2 h, 1.5 d."""
+    if not math.isfinite(seconds):
+        return "for ever"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _retries(exc: Exception, max_retries: int) -> int:
+    """How many times the openai client asked again before giving up: the count it sends with each
+    attempt (``x-stainless-retry-count``), else what it does by status (see :func:`_retried`). The count
+    is true where the status alone would mislead: a 429 whose Retry-After the client refused to wait."""
+    headers = getattr(getattr(exc, "request", None), "headers", None)
+    sent = headers.get("x-stainless-retry-count") if headers is not None else None
+    if isinstance(sent, str) and sent.isdigit():
+        return int(sent)
+    return max_retries if _retried(exc) else 0
 
 
 def _retried(exc: Exception) -> bool:

@@ -66,6 +66,12 @@ class OpenAIParams(BackendParams):
     max_retries: int = operational(
         8, ge=0, description="on 429, 5xx, timeouts and dropped connections, with backoff and jitter"
     )
+    max_retry_after_s: float = operational(
+        600.0,
+        ge=0,
+        description="the longest wait a server's Retry-After may ask for: waited out, then asked again "
+        "(up to max_retries times); a longer one (a daily quota) stops the run",
+    )
     batch_size: int | None = operational(
         None,
         ge=1,

@@ -61,7 +61,8 @@ class Faults:
     rate_hang: float = 0.0  # sleep hang_s, then drop the connection without answering
     rate_malformed: float = 0.0  # 200 with a body that is not JSON
     rate_invalid_label: float = 0.0  # INVALID_LABEL instead of the label (or score)
-    retry_after_s: float = 0.05
+    retry_after_s: float = 0.05  # the wait a 429 asks for
+    retry_after_ms_header: bool = True  # False: Retry-After alone (seconds), as most gateways send it
     hang_s: float = 30.0
     seed: int = 0
     schema_support: bool = True  # False: response_format json_schema is refused with 400
@@ -415,10 +416,9 @@ class FakeOpenAI:
             return web.Response()
         await asyncio.sleep(faults.latency_s)
         if fault == "429":
-            wait = {
-                "retry-after": f"{faults.retry_after_s:g}",
-                "retry-after-ms": f"{faults.retry_after_s * 1e3:g}",
-            }
+            wait = {"retry-after": f"{faults.retry_after_s:g}"}
+            if faults.retry_after_ms_header:  # OpenAI's own, read before Retry-After by its client
+                wait["retry-after-ms"] = f"{faults.retry_after_s * 1e3:g}"
             return _error(429, "Rate limit reached (fake).", "requests", "rate_limit_exceeded", **wait)
         if fault == "quota":  # as OpenAI answers an account out of credit: a 429, without Retry-After
             message = "You exceeded your current quota, please check your plan and billing details."
