@@ -155,7 +155,8 @@ def run(
     type=click.IntRange(min=1),
     default=10_000,
     show_default=True,
-    help="Corpus documents to estimate from.",
+    help="Corpus documents to estimate from: a sample spread over the corpus, the same on every plan; "
+    "the rest are priced as requests not yet cached.",
 )
 @_friendly
 def plan(job_file: str, plugins_dir: str | None, output: str | None, sample: int) -> None:

@@ -157,7 +157,9 @@ def index_output(out_dir: Path) -> OutputIndex:
     return OutputIndex(coded, newest)
 
 
-def _in_sorted(values: np.ndarray, sorted_index: np.ndarray) -> np.ndarray:
+def in_sorted(values: np.ndarray, sorted_index: np.ndarray) -> np.ndarray:
+    """Which ``values`` are in ``sorted_index``: a search, where ``np.isin`` would sort the index (of
+    every document coded so far) again for each chunk."""
     if not sorted_index.size:
         return np.zeros(len(values), dtype=bool)
     at = np.searchsorted(sorted_index, values).clip(max=sorted_index.size - 1)
@@ -341,7 +343,7 @@ def read_dataset(
                     .append_column(DOC_HASH, hashes)
                     .append_column(PATH, pa.repeat(pa.scalar(piece.source.relative), len(rows)))
                 )
-                todo = ~_in_sorted(hashes.to_numpy(), coded)
+                todo = ~in_sorted(hashes.to_numpy(), coded)
                 if not todo.all():
                     chunk = chunk.filter(pa.array(todo))
                 if len(chunk):
