@@ -14,9 +14,8 @@ front exactly the documents an earlier run paid for), so scaling what the sample
 price the corpus below what the run spends. A sampled cost is therefore an upper bound.
 
 A plan creates no run directory: a backend without a work folder in the run directory yet is
-given an empty one elsewhere, removed afterwards, where opening its cache creates nothing that stays.
-(A backend whose work folder exists, or whose cache is a path of its own, may still create its cache
-file there when it looks requests up: that is the backend's to avoid.)
+given an empty one elsewhere, removed afterwards. A backend that looks requests up in its cache must
+not create the cache where there is none (the openai backend does not).
 """
 
 from __future__ import annotations

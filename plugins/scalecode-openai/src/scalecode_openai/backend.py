@@ -96,12 +96,24 @@ class OpenAIBackend(Backend):
 
     # --- set-up -------------------------------------------------------------------------------
 
-    def _cache(self) -> ResponseCache:
+    def _cache_path(self) -> Path | None:
         if self.params.cache is False:
-            return ResponseCache(None)
+            return None
         if self.params.cache:
-            return ResponseCache(Path(self.params.cache).expanduser())
-        return ResponseCache(self.work_dir / CACHE_FILE if self.work_dir is not None else None)
+            return Path(self.params.cache).expanduser()
+        return self.work_dir / CACHE_FILE if self.work_dir is not None else None
+
+    def _cache(self) -> ResponseCache:
+        return ResponseCache(self._cache_path())
+
+    def _cached(self, keys: set[str]) -> int:
+        """How many of ``keys`` the cache answers. A cache file not made yet answers none, and is not
+        made here: estimating (``scalecode plan``) leaves nothing behind."""
+        path = self._cache_path()
+        if path is None or not path.exists():
+            return 0
+        with contextlib.closing(ResponseCache(path)) as cache:
+            return len(cache.known(keys))
 
     def load(self) -> None:
         key = api_key(self.params)
@@ -260,8 +272,7 @@ class OpenAIBackend(Backend):
             input_tokens += estimate_tokens(messages)
             output_tokens += min(per_answer * len(group), params.max_tokens)
         requests = len(keys)
-        with contextlib.closing(self._cache()) as cache:
-            cached = len(cache.known(keys))
+        cached = self._cached(keys)
         share = (requests - cached) / requests if requests else 0.0
         cost = None
         if params.price is not None:
