@@ -8,6 +8,7 @@ slept: ``requester.sleep`` is the backend's only way to wait for a server.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 
@@ -115,3 +116,36 @@ def test_the_wait_asked_is_read_as_the_client_reads_it():
     ):
         assert retry_after(none) is None
     assert retry_after(headers(retry_after="1e999")) == float("inf")  # absurdly long: stop, not ignore
+
+
+def test_a_run_halted_meanwhile_stops_a_request_waiting_out_a_retry_after(api, tmp_path):
+    """Another request halts the run (a refused key, say) while one waits out a long Retry-After: the
+    wait ends at once, so the run stops now, not when the longest wait is over."""
+    api.faults.retry_after_s = 300
+    coder = backend(api, tmp_path)
+    cancelled: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        # As the wait begins, the run is halted, as a 401 to a request in flight beside it does.
+        asyncio.get_running_loop().call_later(0.05, coder.requester.halt, "the key was refused")
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            cancelled.append(seconds)
+            raise
+
+    coder.requester.sleep = sleep
+    with pytest.raises(StopRun, match="the key was refused"):
+        coder.predict_batch(["[[fault:429]] limited", "a positive one"])
+    assert cancelled == [300.0]  # it waited, and was woken
+    assert len(api.chat_calls()) == 1  # nothing sent after the halt
+
+
+def test_a_limit_below_what_the_client_waits_out_stops_nothing_the_client_waited(api, tmp_path):
+    api.faults.retry_after_s = 1  # the client waits this out itself, then gives up
+    coder = backend(api, tmp_path, max_retries=1, max_retry_after_s=0.5)
+    waits = recorded_waits(coder)
+    answers = coder.predict_batch(["[[fault:429]] always limited", "a positive one"])
+    assert answers.error[0].startswith("API error after 1 retries: RateLimitError (429)")
+    assert list(answers.retry) == [True, False] and answers.label[1] == "positive"
+    assert waits == []  # the client's wait, not the backend's

@@ -162,8 +162,7 @@ async def submit_and_collect(
             if isinstance(exc, _TRANSIENT)
             else "fix what it names (batch_size, if the file is too large)"
         )
-        requester.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
-        raise StopRun(requester.halted) from None
+        raise requester.halt(f"{error}; {advice}, then run the job again (what is coded is kept)") from None
 
 
 def _parts(keys: list[str], params: Any) -> list[list[str]]:

@@ -174,7 +174,27 @@ class Requester:
         self.refused: set[str] = set()  # keys of requests a batch refused as such: not to be sent again
         self.unanswered: dict[str, str] = {}  # why a batch left a request without an answer, by key
         self.halted: str | None = None  # why no request is sent any more (see halting_failure)
+        self._halting = asyncio.Event()  # set with ``halted``: wakes requests waiting out a Retry-After
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # waits for the server; tests record
+
+    def halt(self, reason: str) -> StopRun:
+        """Send no more requests, for ``reason``; the StopRun to raise. Requests waiting out a
+        Retry-After stop waiting: the run stops now, not when the longest wait is over."""
+        self.halted = reason
+        self._halting.set()
+        return StopRun(reason)
+
+    async def _wait_out(self, seconds: float) -> None:
+        """Wait ``seconds`` for the server, or less if the run halts meanwhile (then StopRun)."""
+        waiting = asyncio.ensure_future(self.sleep(seconds))
+        halting = asyncio.ensure_future(self._halting.wait())
+        try:
+            await asyncio.wait({waiting, halting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            halting.cancel()
+        if self.halted is not None:
+            raise StopRun(self.halted)
 
     def body(self, messages: list[dict[str, str]], task: Any, documents: int) -> dict[str, Any]:
         return build_request(
@@ -230,13 +250,13 @@ class Requester:
                     if (advice := halting_failure(exc) or self._too_long(wait)) is not None:
                         error = self.scrub(error)
                         self.cache.failed(key, error)
-                        self.halted = f"{error}; {advice}, then run the job again (what is coded is kept)"
+                        stop = self.halt(f"{error}; {advice}, then run the job again (what is coded is kept)")
                         log.error("no more requests: %s", self.halted)
-                        raise StopRun(self.halted) from None
+                        raise stop from None
                     if wait is not None and wait > client_waits_up_to() and waited < self.params.max_retries:
                         waited += 1  # the client did not wait it out: wait here, with the slot held
                         log.warning("the server asks to wait %s (Retry-After); waiting", _duration(wait))
-                        await self.sleep(wait)
+                        await self._wait_out(wait)
                         continue
                     return self._failed(key, error, passing=_passing(exc))
                 except Exception as exc:  # a 200 whose body is not JSON: the server garbled it
@@ -307,8 +327,8 @@ class Requester:
         """What the user must do when the server asks to wait longer than ``max_retry_after_s``
         (a daily quota, say): every request until then would be refused too."""
         limit = self.params.max_retry_after_s
-        if wait is None or wait <= limit:
-            return None
+        if wait is None or wait <= limit or wait <= client_waits_up_to():
+            return None  # a wait the client made itself (under a limit set lower) is nothing to stop for
         return (
             f"the server asks to wait {_duration(wait)} before the next request (Retry-After), more "
             f"than max_retry_after_s ({limit:g} s): wait that long, or raise max_retry_after_s"
