@@ -30,13 +30,19 @@ def invoke(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
-def test_an_output_dir_that_is_a_file_is_a_job_error_naming_the_key(project):
+def test_an_output_dir_that_is_a_file_is_an_error_naming_the_key(project):
     (project / "job.yaml").write_text(JOB.replace("OUT", "g.csv"))
     for command in ("validate", "plan", "run"):
         result = invoke(command, "job.yaml")
         assert result.exit_code == 1, (command, result.output)
-        assert "output.dir" in result.output and "is a file" in result.output, command
+        assert "error: job.yaml: output.dir: g.csv is a file" in result.output, command
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_an_output_option_overrides_an_output_dir_that_is_a_file(project):
+    (project / "job.yaml").write_text(JOB.replace("OUT", "g.csv"))
+    result = invoke("plan", "job.yaml", "--output", "elsewhere")
+    assert result.exit_code == 0, result.output
 
 
 def test_an_output_option_that_is_a_file_is_named(project):

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from scalecode import __version__
 from scalecode.errors import ScalecodeError
 from scalecode.plugins import ALLOW_ENV, PLUGINS_DIR_ENV, Plugins, load_plugins
+
+if TYPE_CHECKING:
+    from scalecode.config import Job
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +52,16 @@ def _friendly(func: F) -> F:
 def _os_error(exc: OSError) -> str:
     paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
     return f"{exc.strerror or type(exc).__name__}: {paths}"
+
+
+def _run_directory(job: Job, output: str | None) -> Path:
+    """The run directory a command uses: ``--output``, else the job's ``output.dir``; a file there
+    is refused before anything is read."""
+    folder = Path(output or job.config.output.dir)
+    if folder.exists() and not folder.is_dir():
+        where = "--output" if output else f"{job.path}: output.dir"
+        raise ScalecodeError(f"{where}: {folder} is a file; the run directory is a folder")
+    return folder
 
 
 def _plugins(plugins_dir: str | None) -> Plugins:
@@ -132,7 +145,7 @@ def run(
     runner = Runner(
         job,
         plugins,
-        out=Path(output) if output else None,
+        out=_run_directory(job, output),
         plugins_dir=plugins_dir,
         allow=_allow(),
         num_cpus=num_cpus,
@@ -173,7 +186,7 @@ def plan(job_file: str, plugins_dir: str | None, output: str | None, sample: int
         rows = plan_job(
             job,
             plugins,
-            Path(output or job.config.output.dir),
+            _run_directory(job, output),
             plugins_dir=plugins_dir,
             allow=_allow(),
             sample=sample,
@@ -190,6 +203,7 @@ def validate(job_file: str, plugins_dir: str | None) -> None:
     from scalecode.config import load_job
 
     job = load_job(job_file, _plugins(plugins_dir))
+    _run_directory(job, None)
     names = ", ".join(f"{b.name} ({b.info.name})" for b in job.backends)
     click.echo(f"{job_file}: valid {job.task.type} job with backends {names}")
 

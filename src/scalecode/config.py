@@ -270,8 +270,8 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
             raise ConfigError(
                 label,
                 "",
-                f"its aliases expand to over {MOST_YAML_VALUES:,} values; a job needs far fewer "
-                "(an alias that repeats an alias of an alias multiplies)",
+                f"it stands for over {MOST_YAML_VALUES:,} values, counting what its aliases repeat; a "
+                "job needs far fewer (an alias of an alias of an alias multiplies)",
             )
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
@@ -566,11 +566,6 @@ def load_job(path: str | Path, plugins: Plugins) -> Job:
     problems.extend(_metric_problems(config.task, evaluation, plugins, node))
     problems.extend(_corpus_backend_problems(config, node))
     problems.extend(_data_problems(config.data, plugins, node))
-    if Path(config.output.dir).exists() and not Path(config.output.dir).is_dir():
-        output_dir = ("output", "dir")
-        problems.append(
-            (key_path(output_dir), "is a file; the run directory is a folder", line_of(node, output_dir))
-        )
     curve = evaluation.learning_curve
     if curve is not None:
         trained = {r.name for r in resolved if r.train is not None}
