@@ -98,3 +98,58 @@ def test_a_run_refused_its_directory_leaves_the_running_runs_manifest_alone(job,
     finally:
         held.close()
     assert json.loads((out / "manifest.json").read_text()) == {"started": "earlier"}
+
+
+def test_an_upgrade_is_warned_of_until_a_run_over_it_finishes(job, tmp_path, ray_local, monkeypatch):
+    """A run stopped part way does not replace the record of the versions that made what the
+    directory keeps: the next run warns again."""
+    job, plugins = job
+    out = tmp_path / "run"
+    out.mkdir()
+    old = {"scalecode": "0.0.1-old", "backends": {}, "libraries": {}, "finished": "earlier"}
+    (out / "manifest.json").write_text(json.dumps(old))
+
+    def run() -> list[str]:
+        said: list[str] = []
+        Runner(job, plugins, out=out, echo=said.append, progress=False).run()
+        return [line for line in said if "versions changed" in line]
+
+    def stop(self, train, test):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Runner, "_learning_curves", stop)
+        with pytest.raises(KeyboardInterrupt):
+            run()
+    assert read_manifest(tmp_path)["made_with"]["scalecode"] == "0.0.1-old"
+    [warning] = run()  # the stopped run made little: the directory still holds 0.0.1-old's results
+    assert "scalecode 0.0.1-old ->" in warning
+    finished = read_manifest(tmp_path)
+    assert finished["made_with"]["scalecode"] == finished["scalecode"]
+    assert "scalecode-dictionary (backend learned)" in finished["made_with"]
+    assert run() == []
+
+
+def test_a_runner_run_again_and_refused_leaves_the_other_runs_manifest(job, tmp_path, monkeypatch):
+    """``run()`` called again on a Runner whose first call stopped, while another run holds the
+    directory: refused, and the holder's manifest is left as it is."""
+    job, plugins = job
+    out = tmp_path / "run"
+    runner = Runner(job, plugins, out=out, echo=lambda line: None, progress=False)
+
+    def no_ray(num_cpus=None):
+        raise RuntimeError("Ray did not start")
+
+    monkeypatch.setattr("scalecode.runner.start_ray", no_ray)
+    with pytest.raises(RuntimeError):
+        runner.run()
+    (out / "manifest.json").write_text('{"started": "the other run"}\n')
+    from scalecode.runner import _lock
+
+    held = _lock(out)
+    try:
+        with pytest.raises(Exception, match="in use"):
+            runner.run()
+    finally:
+        held.close()
+    assert json.loads((out / "manifest.json").read_text()) == {"started": "the other run"}

@@ -74,12 +74,27 @@ def versions_of(manifest: Mapping[str, Any]) -> dict[str, str]:
     return {what: str(version) for what, version in versions.items() if version is not None}
 
 
-def version_changes(previous_manifest: Path, now: Mapping[str, str]) -> list[str]:
-    """``what before -> now`` for each version ``now`` holds that differs from the one the run which
-    wrote ``previous_manifest`` recorded; none where there is no such file, or it cannot be read."""
+def made_with(previous_manifest: Path) -> dict[str, str] | None:
+    """The versions that made what a run directory keeps, as its manifest records them: ``made_with``
+    (a run that stopped part way keeps the record of the one before it), else, in a manifest of an
+    earlier scalecode, the versions of the run that wrote it. None where there is no manifest, or it
+    cannot be read."""
     try:
-        before = versions_of(json.loads(previous_manifest.read_text(encoding="utf-8")))
+        manifest = json.loads(previous_manifest.read_text(encoding="utf-8"))
+        recorded = manifest.get("made_with")
+        if isinstance(recorded, Mapping):
+            return {str(what): str(version) for what, version in recorded.items()}
+        return versions_of(manifest)
     except (OSError, ValueError, AttributeError):
+        return None
+
+
+def version_changes(previous_manifest: Path, now: Mapping[str, str]) -> list[str]:
+    """``what before -> now`` for each version ``now`` holds that differs from the one that made what
+    the run which wrote ``previous_manifest`` kept (``made_with``); none where there is no such file,
+    or it cannot be read."""
+    before = made_with(previous_manifest)
+    if before is None:
         return []
     return [
         f"{what} {before[what]} -> {now[what]}"

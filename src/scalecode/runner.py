@@ -50,6 +50,7 @@ from scalecode.inference import BackendSpec, predict_texts, start_ray
 from scalecode.manifest import (
     host,
     library_versions,
+    made_with,
     now,
     plugin_records,
     table_hashes,
@@ -418,6 +419,7 @@ class Runner:
         self.manifest: dict[str, Any] = {}
         self.task = job.task  # the codebook handed to backends, with any examples drawn from the gold
         self._lock: IO[bytes] | None = None  # held while running (see _lock)
+        self._made_with: dict[str, str] = {}  # the versions that made what the directory keeps
 
     def _warn_of_upgrades(self) -> None:
         """Say so where scalecode, a backend's plugin or a library that shapes results has another
@@ -432,6 +434,9 @@ class Runner:
                 },
             }
         )
+        # Until this run finishes, what the directory keeps was made as its manifest says; a run that
+        # stops part way must not replace that record with versions that made little or nothing.
+        self._made_with = made_with(self.out / "manifest.json") or now_installed
         changes = version_changes(self.out / "manifest.json", now_installed)
         if changes:
             self.echo(
@@ -471,6 +476,7 @@ class Runner:
 
     def _run(self) -> RunResult:
         started = time.perf_counter()
+        self.manifest = {}  # this run's, once it holds the directory: never an earlier call's
         job, config = self.job, self.job.config
         readers = self.plugins.readers
         fingerprint = job_fingerprint(job)
@@ -516,6 +522,7 @@ class Runner:
             "job": redact(config.model_dump(mode="json")),  # as job.json: never a credential
             "plugins": plugin_records(self.plugins),
             "libraries": library_versions(),
+            "made_with": self._made_with,  # replaced by this run's versions when it finishes
             "host": host(),
             "seeds": {
                 "split": config.evaluation.seed,
@@ -643,6 +650,7 @@ class Runner:
         self.manifest["corpus"] = [asdict(s) for s in result.corpus]
         result.report = report(result.corpus)
         self.manifest["finished"] = now()
+        self.manifest["made_with"] = versions_of(self.manifest)
         self._save_manifest()
         return result
 
