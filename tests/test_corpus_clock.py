@@ -131,3 +131,17 @@ def test_the_newest_time_of_a_folder_of_early_shards(tmp_path):
     )
     index = corpus.index_output(out)
     assert (index.coded.tolist(), index.newest) == ([1, 2], when)
+
+
+def test_a_shard_whose_times_are_all_null_counts_as_one_without_times(tmp_path):
+    """A coded_at column of no type but null (a shard written back by another tool) is read as a
+    shard of an early version, not a stop of the run."""
+    out = tmp_path / "out"
+    out.mkdir()
+    pq.write_table(
+        pa.table({"id": ["a"], DOC_HASH: pa.array([1], pa.uint64()), "coded_at": pa.nulls(1)}),
+        out / "nulls.parquet",
+    )
+    pq.write_table(pa.table({"id": ["b"], DOC_HASH: pa.array([2], pa.uint64())}), out / "early.parquet")
+    index = corpus.index_output(out)
+    assert (index.coded.tolist(), index.newest) == ([1, 2], None)

@@ -119,7 +119,10 @@ def index_output(out_dir: Path) -> OutputIndex:
     """``coded_index`` and the newest ``coded_at`` of the folder, read in one pass over its shards."""
     timed, untimed = [], []
     for shard in sorted(out_dir.glob("*.parquet")):
-        names = pq.read_schema(shard).names
+        schema = pq.read_schema(shard)
+        names = schema.names
+        # A column of no times (all null, as another tool may write it back) is a shard without times.
+        timed_shard = CODED_AT in names and pa.types.is_timestamp(schema.field(CODED_AT).type)
         if DOC_HASH not in names:
             continue
         rows = pl.read_parquet(shard, columns=[c for c in (ID, CODED_AT, RETRY, DOC_HASH) if c in names])
@@ -129,7 +132,7 @@ def index_output(out_dir: Path) -> OutputIndex:
             # times of all shards compare, and the newest is one ``ShardWriter`` can stamp after.
             when = (
                 pl.col(CODED_AT).dt.cast_time_unit("us").cast(pl.Int64)
-                if CODED_AT in names
+                if timed_shard
                 else pl.lit(None, pl.Int64)
             )
             # The id's hash stands for it: a corpus of millions of ids would otherwise be held whole.
