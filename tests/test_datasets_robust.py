@@ -245,3 +245,18 @@ def test_two_fetches_of_one_dataset_at_once_build_it_once(fake, monkeypatch, tmp
     assert len(builds) == 1
     assert results == [[dest / "ratings.parquet"]] * 2
     assert pl.read_parquet(dest / "ratings.parquet").height == 3
+
+
+def test_a_model_fetched_by_an_earlier_version_into_a_read_only_folder_is_still_served(
+    fake, monkeypatch, tmp_path
+):
+    """A data folder shared read-only (a cluster's, say) cannot be written anew: the model an earlier
+    version fetched into it, listed as a folder, is what it serves."""
+    dest = tmp_path / "data"
+    fetch("fake-model", dest)
+    (dest / ".fake-model.sha256").write_text(fake["fake-model"].package.sha256 + "\n")
+    (dest / ".fake-model.files").write_text("models/m\n")
+    model = counting(monkeypatch, "fake-model")
+    monkeypatch.setattr("scalecode.datasets.os.access", lambda path, mode: False)  # root writes anyway
+    assert fetch("fake-model", dest) == [dest / "models" / "m"]
+    assert model == []

@@ -399,7 +399,11 @@ def _present(dataset: Dataset, dest: Path, stamp: Path, listing: Path) -> list[P
             return None
         path = dest / relative
         # Listings from before sizes hold paths alone: kept valid for files. A folder's entry (how they
-        # named a model) vouches for none of the files in it, so the folder is written again.
+        # named a model) vouches for none of the files in it, so the folder is written again, where it
+        # can be: a data folder shared read-only keeps serving what an earlier version fetched into it.
+        if not tab and path.is_dir() and any(path.iterdir()) and not os.access(dest, os.W_OK):
+            paths.append(path)
+            continue
         if not path.is_file() or (tab and (not size.isdigit() or path.stat().st_size != int(size))):
             return None
         paths.append(path)
