@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import unicodedata
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,13 +20,11 @@ from scalecode_dictionary import (
     Entry,
     Lexicon,
     LexiconScorer,
-    Negation,
-    ReferenceScorer,
-    features,
     read_lexicon,
     tokenize,
     write_lexicon_csv,
 )
+from scalecode_dictionary.testing import checked_features as both
 
 ZWNJ = "\u200c"
 ZWJ = "\u200d"
@@ -40,17 +37,6 @@ KETAB_HA = f"کتاب{ZWNJ}ها"  # 'books': کتاب, ZWNJ, the plural suffix �
 SRI = f"ශ්{ZWJ}රී"  # Sinhala 'sri': sha, virama (a mark), ZWJ, ra, vowel sign ii
 RAB = f"র{ZWJ}্যাব"  # Bengali 'RAB': ra, ZWJ, virama (a mark), ya, ...: the ZWJ precedes a mark
 KSHA = f"क्{ZWJ}ष"  # Devanagari half form of ka before ssa
-
-
-def both(lexicon, texts, **negation):
-    """Features from the compiled scorer, after checking it equals the reference loop."""
-    fast = LexiconScorer(lexicon, Negation(**negation)).score(texts)
-    slow = ReferenceScorer(lexicon, Negation(**negation)).score(texts)
-    np.testing.assert_array_equal(fast.n_tokens, slow.n_tokens)
-    np.testing.assert_array_equal(fast.n_matched, slow.n_matched)
-    np.testing.assert_array_equal(fast.counts, slow.counts)
-    np.testing.assert_array_equal(fast.sums, slow.sums)
-    return features(fast, lexicon)
 
 
 def test_joiners_between_word_characters_stay_inside_the_word():

@@ -16,13 +16,11 @@ from scalecode_dictionary import (
     Lexicon,
     LexiconError,
     LexiconScorer,
-    Negation,
-    ReferenceScorer,
-    features,
     read_lexicon,
     tokenize,
     write_lexicon_csv,
 )
+from scalecode_dictionary.testing import checked_features as both
 
 
 def nfd(text: str) -> str:
@@ -31,17 +29,6 @@ def nfd(text: str) -> str:
 
 def weights(lexicon):
     return {e.text: dict(e.weights) for e in lexicon.entries}
-
-
-def both(lexicon, texts, **negation):
-    """Features from the compiled scorer, after checking it equals the reference loop."""
-    fast = LexiconScorer(lexicon, Negation(**negation)).score(texts)
-    slow = ReferenceScorer(lexicon, Negation(**negation)).score(texts)
-    np.testing.assert_array_equal(fast.n_tokens, slow.n_tokens)
-    np.testing.assert_array_equal(fast.n_matched, slow.n_matched)
-    np.testing.assert_array_equal(fast.counts, slow.counts)
-    np.testing.assert_array_equal(fast.sums, slow.sums)
-    return features(fast, lexicon)
 
 
 # 1. Combining marks are part of the word they follow; text and entries are NFC-normalised.
