@@ -107,3 +107,14 @@ def write_speeches_gold(path: Path) -> None:
             f"s{speech}-p{p},text {speech} {p},{party},s{speech}" for p in range(int(rng.integers(10, 61)))
         ]
     path.write_text("\n".join(rows) + "\n")
+
+
+def write_sample_gold(path: Path, n: int = 60) -> None:
+    """A gold CSV (id, text, label) of ``n`` documents of scalecode.testing's three-label sample task."""
+    from scalecode.testing import sample_gold, sample_task
+
+    gold = sample_gold(sample_task(TaskType.CLASSIFICATION), n=n)
+    rows = ["id,text,label"] + [
+        f"{i},{t},{y}" for i, t, y in zip(gold.ids, gold.texts, gold.targets, strict=True)
+    ]
+    path.write_text("\n".join(rows) + "\n")

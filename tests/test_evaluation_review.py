@@ -24,7 +24,7 @@ from scalecode.splits import split_gold, subsample_gold
 from scalecode.task import Task, TaskType
 from scalecode.testing import sample_gold, sample_task
 
-from .conftest import scalecode, write_speeches_gold
+from .conftest import scalecode, write_sample_gold, write_speeches_gold
 
 # --- a learning-curve point that fails ---------------------------------------------------------
 
@@ -48,11 +48,7 @@ def curve_job(tmp_path, monkeypatch):
     two documents cannot have: the curve's point at 2 documents fails to train, the one at half the
     split trains."""
     monkeypatch.chdir(tmp_path)
-    gold = sample_gold(sample_task(TaskType.CLASSIFICATION), n=60)
-    rows = ["id,text,label"] + [
-        f"{i},{t},{y}" for i, t, y in zip(gold.ids, gold.texts, gold.targets, strict=True)
-    ]
-    (tmp_path / "gold.csv").write_text("\n".join(rows) + "\n")
+    write_sample_gold(tmp_path / "gold.csv")
     (tmp_path / "job.yaml").write_text(CURVE_JOB)
     plugins = load_plugins(allow=["scalecode-dictionary"])
     return load_job(tmp_path / "job.yaml", plugins), plugins

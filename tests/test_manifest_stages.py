@@ -10,8 +10,8 @@ import pytest
 from scalecode.config import load_job
 from scalecode.plugins import load_plugins
 from scalecode.runner import Runner
-from scalecode.task import TaskType
-from scalecode.testing import sample_gold, sample_task
+
+from .conftest import write_sample_gold
 
 JOB = """\
 task: {type: classification, labels: [positive, negative, neutral]}
@@ -29,11 +29,7 @@ output: {dir: run}
 @pytest.fixture
 def job(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    gold = sample_gold(sample_task(TaskType.CLASSIFICATION), n=60)
-    rows = ["id,text,label"] + [
-        f"{i},{t},{y}" for i, t, y in zip(gold.ids, gold.texts, gold.targets, strict=True)
-    ]
-    (tmp_path / "gold.csv").write_text("\n".join(rows) + "\n")
+    write_sample_gold(tmp_path / "gold.csv")
     (tmp_path / "job.yaml").write_text(JOB)
     plugins = load_plugins(allow=["scalecode-dictionary"])
     return load_job(tmp_path / "job.yaml", plugins), plugins
