@@ -162,7 +162,7 @@ def test_the_plan_says_what_it_sampled_and_how_it_scaled(tmp_path, plugins, api)
     text = render([row])
     assert "estimated from a sample of 20 of the 200 documents to code" in text
     assert "the same 20 on every plan" in text
-    assert "an upper bound" in text
+    assert "an estimate, not a bound" in text  # tokens come from the sample too
     assert "first" not in text
     # Spread over the corpus, not its front: the sample is the same on every plan.
     again = corpus_row(job, plugins, tmp_path / "run", sample=20)
@@ -189,3 +189,35 @@ def test_the_sample_is_the_documents_of_smallest_hash_however_the_corpus_is_read
             sample.offer(keys[part], order, words[part], np.ones(len(order), dtype=bool))
         assert sample.offered == 1_000 and len(sample) == 50
         assert sample.texts == expected
+
+
+def test_a_text_repeated_across_batches_is_priced_once_a_batch_without_a_cache(tmp_path, plugins, api):
+    """The run asks a repeated text once per batch; with no cache, later batches ask it again."""
+    job = write_job(tmp_path, plugins, api.base_url, ["the same text"] * 200, cache=False, batch_size=10)
+    estimate = corpus_row(job, plugins, tmp_path / "run").estimate
+    assert (estimate.documents, estimate.requests) == (200, 20)
+
+
+def test_requests_of_several_documents_are_formed_within_a_batch(tmp_path, plugins, api):
+    """Four documents a request, batches of five: each batch sends two requests, one half full."""
+    job = write_job(tmp_path, plugins, api.base_url, texts(60), docs_per_request=4, batch_size=5)
+    estimate = corpus_row(job, plugins, tmp_path / "run").estimate
+    assert (estimate.documents, estimate.requests) == (60, 24)
+
+
+def test_a_corpus_of_blank_texts_says_why_nothing_is_sent(tmp_path, plugins, api):
+    job = write_job(tmp_path, plugins, api.base_url, [" ", "", None])
+    row = corpus_row(job, plugins, tmp_path / "run")
+    assert (row.estimate.documents, row.estimate.requests, row.estimate.cost_usd) == (0, 0, 0.0)
+    assert "3 of the corpus's 3 documents have no text to send" in render([row])
+
+
+def test_documents_without_text_an_earlier_run_wrote_error_rows_for_count_as_coded(tmp_path, plugins, api):
+    """The run skips them as it skips any document coded: their error rows are in the output."""
+    rows: list[str | None] = [*texts(3), " "]
+    job = write_job(tmp_path, plugins, api.base_url, rows)
+    out = tmp_path / "run"
+    code_in_shards(out, ["d0", "d3"], [rows[0], " "])
+    row = corpus_row(job, plugins, out)
+    assert row.corpus is not None and (row.corpus.unsent, row.corpus.coded, row.corpus.new) == (0, 2, 2)
+    assert "no text to send" not in render([row])

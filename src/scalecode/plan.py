@@ -11,7 +11,8 @@ Requests and tokens are scaled to all the documents to code; requests in the bac
 an earlier run in the same run directory) are counted only among the sampled documents, and the
 others are priced as new requests: a cache fills unevenly (a corpus grown by appending has at its
 front exactly the documents an earlier run paid for), so scaling what the sample finds cached could
-price the corpus below what the run spends. A sampled cost is therefore an upper bound.
+price the corpus below what the run spends. (Tokens per document are the sample's: a sampled cost
+is an estimate, not a bound.)
 
 A plan creates no run directory: a backend without a work folder in the run directory yet is
 given an empty one elsewhere, removed afterwards. A backend that looks requests up in its cache must
@@ -112,6 +113,8 @@ class Survey:
     index: np.ndarray  # the doc hashes coded already, sorted (``corpus.coded_index``)
     new: Sample
     coded: Sample
+    unsent: int = 0  # documents with no text to send, not coded yet: the run writes their error rows
+    coded_unsent: int = 0  # documents with no text whose error rows are there already: skipped
 
 
 def _strings(column: pa.Array) -> pa.Array:
@@ -144,15 +147,15 @@ def sendable(rows: pa.Table) -> tuple[pa.Array, np.ndarray]:
 
 def survey_corpus(
     config: TableConfig, readers: Sequence[Reader], files: Sequence[SourceFile], surveys: Mapping[str, Survey]
-) -> int:
-    """Read the corpus once, offering each backend's samples their documents; returns how many
-    documents have no text to send.
+) -> None:
+    """Read the corpus once, offering each backend's samples their documents and counting, for each,
+    those with no text to send.
 
     Every document is read, as the run reads it, because what is blank or already coded can be
     anywhere: only then are the counts exact and the sample uniform. Reading and hashing cost a few
     seconds a million documents; only the sampled texts are kept.
     """
-    unsent = seen = 0
+    seen = 0
     for file in files:
         for rows in read_piece(Piece(file), config, readers, _READ_ROWS):
             texts, send = sendable(rows)
@@ -164,12 +167,13 @@ def survey_corpus(
             ).to_numpy()
             order = np.arange(seen, seen + len(rows), dtype=np.int64)
             seen += len(rows)
-            unsent += int((~send).sum())
             for survey in surveys.values():
                 coded = in_sorted(keys, survey.index)
                 survey.new.offer(keys, order, texts, send & ~coded)
                 survey.coded.offer(keys, order, texts, send & coded)
-    return unsent
+                # An error row written by an earlier run counts as coded there: the run skips it too.
+                survey.unsent += int((~send & ~coded).sum())
+                survey.coded_unsent += int((~send & coded).sum())
 
 
 def _scale(estimate: Estimate, documents: int) -> Estimate:
@@ -191,7 +195,7 @@ def _extrapolate(sample: Estimate, documents: int) -> Estimate:
 
     Requests and tokens scale; cached requests do not: only the sample's are known to be in the
     cache, and a cache fills unevenly. Every other request is priced as new, at what the sample's
-    new requests cost on average: an upper bound. Where all the sample's requests are cached, that
+    new requests cost on average. Where all the sample's requests are cached, that
     price is unknown.
     """
     scaled = _scale(sample, documents)
@@ -229,14 +233,37 @@ def _add(a: Estimate, b: Estimate) -> Estimate:
     )
 
 
+NOTHING = Estimate(cost_usd=0.0)
+
+
+def in_batches(backend: Backend, texts: Sequence[str]) -> Estimate | None:
+    """``backend.estimate`` of ``texts`` a batch at a time, as the run hands them over: requests of
+    several documents are formed within a batch, and a text is asked once per batch (the cache, if
+    any, answers it in later batches), so one estimate over all the texts could count fewer
+    requests than the run sends.
+
+    Batches are of the backend's batch size, the largest the run makes; it makes them smaller on a
+    small corpus or with many replicas, and then, with several documents a request, a few more
+    requests than here.
+    """
+    size = max(1, backend.resources().batch_size)
+    total = backend.estimate(texts[:size])
+    for start in range(size, len(texts), size):
+        part = backend.estimate(texts[start : start + size])
+        if total is None or part is None:
+            return None
+        total = _add(total, part)
+    return total
+
+
 def corpus_estimate(backend: Backend, survey: Survey) -> Estimate | None:
     """What coding the corpus costs: the documents to code, estimated on their sample and scaled, and
     those already coded, which are free."""
-    estimate = backend.estimate(survey.new.texts)
+    estimate = in_batches(backend, survey.new.texts)
     if estimate is None:
         return None
     estimate = _extrapolate(estimate, survey.new.offered)
-    coded = backend.estimate(survey.coded.texts) if survey.coded.offered else None
+    coded = in_batches(backend, survey.coded.texts) if survey.coded.offered else None
     return estimate if coded is None else _add(estimate, _as_coded(coded, survey.coded.offered))
 
 
@@ -287,16 +314,15 @@ def plan_job(
             for name, instance in instances.items()
             if (chosen in ("all", "best") or name in chosen) and _prices_calls(instance)
         }
-        unsent = 0
         if table is not None and corpus is not None and surveys:
-            unsent = survey_corpus(table, plugins.readers, corpus.files, surveys)
+            survey_corpus(table, plugins.readers, corpus.files, surveys)
         for backend in job.backends:
             instance = instances.get(backend.name)
             if instance is None:
                 rows.append(PlanRow(backend.name, "all", None))
                 continue
             if test_texts:
-                rows.append(PlanRow(backend.name, "gold test", instance.estimate(test_texts)))
+                rows.append(PlanRow(backend.name, "gold test", in_batches(instance, test_texts)))
             codes_corpus = chosen in ("all", "best") or backend.name in chosen
             if corpus is None or not corpus.n_documents or not codes_corpus:
                 continue
@@ -304,18 +330,19 @@ def plan_job(
             if survey is None:
                 rows.append(PlanRow(backend.name, part, None, if_best=chosen == "best"))
                 continue
-            if not survey.new.offered + survey.coded.offered:
-                continue  # no document with a text: the run sends nothing
             count = CorpusCount(
                 documents=corpus.n_documents,
-                unsent=unsent,
-                coded=survey.coded.offered,
+                unsent=survey.unsent,
+                coded=survey.coded.offered + survey.coded_unsent,
                 new=survey.new.offered,
                 sampled=len(survey.new),
                 coded_sampled=len(survey.coded),
                 folder=str(folders[backend.name]),
             )
-            estimate = corpus_estimate(instance, survey)
+            # No document with a text: the run sends nothing, and the notes say why.
+            estimate = (
+                corpus_estimate(instance, survey) if survey.new.offered + survey.coded.offered else NOTHING
+            )
             rows.append(PlanRow(backend.name, part, estimate, count, if_best=chosen == "best"))
     return rows
 
@@ -345,8 +372,9 @@ def corpus_notes(backend: str, count: CorpusCount) -> list[str]:
             f"documents to code (those of smallest document hash, spread over the whole corpus: the "
             f"same {count.sampled:,} on every plan), requests and tokens scaled to all {count.new:,}; "
             f"only the sample's requests are looked up in the cache, and the other {rest:,} documents "
-            "are priced as new requests, though the cache may hold some: the cost is an upper bound "
-            f"(--sample {count.new} prices every document)"
+            "are priced as new requests, though the cache may hold some; their tokens are the "
+            f"sample's, so the cost is an estimate, not a bound (--sample {count.new} prices every "
+            "document, holding every text in memory)"
         )
     return notes
 
