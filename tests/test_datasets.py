@@ -230,27 +230,30 @@ def evil_wheel(root: Path, mirror: Path) -> tuple[Package, bytes, Path]:
     return pinned, wheel, index(mirror, {"evil-1.0-py3-none-any.whl": wheel})
 
 
-def test_a_download_cut_short_moves_on_to_the_next_index(faulty, pip_commands, monkeypatch, tmp_path):
-    """IncompleteRead is an http.client.HTTPException, not an OSError: it used to end the fetch with
-    a traceback, the indexes after it never tried."""
+@pytest.fixture
+def evil(faulty, pip_commands, monkeypatch, tmp_path):
+    """The faulty server as pip's first index (its page at ``path`` under it), a mirror serving the
+    wheel whole as the next: (the server's URL, the package, its wheel's bytes)."""
     url, root = faulty
     pinned, wheel, good = evil_wheel(root, tmp_path / "mirror")
-    monkeypatch.setenv("PIP_INDEX_URL", f"{url}/simple")
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", good.as_uri())
+    return url, pinned, wheel
 
+
+def test_a_download_cut_short_moves_on_to_the_next_index(evil, monkeypatch):
+    """IncompleteRead is an http.client.HTTPException, not an OSError: it used to end the fetch with
+    a traceback, the indexes after it never tried."""
+    url, pinned, wheel = evil
+    monkeypatch.setenv("PIP_INDEX_URL", f"{url}/simple")
     path = download(pinned)
     assert path.read_bytes() == wheel
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no part of the cut download kept
 
 
-def test_an_odd_charset_moves_on_to_the_next_index_and_every_failure_is_named(
-    faulty, pip_commands, monkeypatch, tmp_path
-):
+def test_an_odd_charset_moves_on_to_the_next_index_and_every_failure_is_named(evil, monkeypatch):
     """An index page in a charset no codec has raised LookupError, uncaught as well."""
-    url, root = faulty
-    pinned, wheel, good = evil_wheel(root, tmp_path / "mirror")
+    url, pinned, wheel = evil
     monkeypatch.setenv("PIP_INDEX_URL", f"{url}/odd-charset")
-    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", good.as_uri())
     path = download(pinned)
     assert path.read_bytes() == wheel
 

@@ -17,14 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scalecode_dictionary import (
-    Entry,
-    Lexicon,
     LexiconScorer,
     read_lexicon,
     tokenize,
     write_lexicon_csv,
 )
 from scalecode_dictionary.testing import checked_features as both
+from scalecode_dictionary.testing import one_category_lexicon
 
 ZWNJ = "\u200c"
 ZWJ = "\u200d"
@@ -147,23 +146,8 @@ INVISIBLE = [ZWNJ, ZWJ, SHY, WJ, BOM]
     st.sampled_from([0, 2]),
 )
 def test_compiled_scorer_equals_the_reference_with_joiners(texts, terms, window):
-    entries = {}
-    for i, pieces in enumerate(terms):
-        term = "".join(pieces)
-        tokens = tuple(tokenize(term))
-        wildcard = i % 3 == 0
-        if wildcard:
-            # As the reader reads 'term*': a joiner before the '*' stays in the prefix.
-            tokens = tuple(tokenize(term + "x"))
-            tokens = (*tokens[:-1], tokens[-1][:-1]) if tokens and tokens[-1].endswith("x") else ()
-        if tokens and all(tokens) and len(tokens) <= 8 and len(tokens[-1]) <= 63:
-            entries.setdefault((tokens, wildcard), ("tone", 1.0 + i))
-    lexicon = Lexicon(
-        name="joiners",
-        categories=["tone"],
-        entries=[Entry(tokens, wildcard, (weight,)) for (tokens, wildcard), weight in entries.items()],
-        weighted={"tone"},
-    )
+    # Wildcards as the reader reads 'term*': a joiner before the '*' stays in the prefix.
+    lexicon = one_category_lexicon(["".join(pieces) for pieces in terms], name="joiners")
     documents = ["".join(t) for t in texts]
     documents += [unicodedata.normalize("NFD", d) for d in documents]
     both(lexicon, documents, window=window, words=("a", f"a{ZWNJ}b"))

@@ -21,6 +21,7 @@ from scalecode_dictionary import (
     write_lexicon_csv,
 )
 from scalecode_dictionary.testing import checked_features as both
+from scalecode_dictionary.testing import one_category_lexicon
 
 
 def nfd(text: str) -> str:
@@ -102,17 +103,7 @@ PIECES = ["a", "e", "c", "E", "क", "म", "ب", "ก", "ᄀ", "\u1161", "\u11a
     st.sampled_from([0, 2]),
 )
 def test_compiled_scorer_equals_the_reference_with_marks_and_decomposed_text(texts, terms, window):
-    entries = {}
-    for i, pieces in enumerate(terms):
-        tokens = tuple(tokenize("".join(pieces)))
-        if tokens and len(tokens) <= 8 and len(tokens[-1]) <= 63:
-            entries.setdefault((tokens, i % 3 == 0), ("tone", 1.0 + i))
-    lexicon = Lexicon(
-        name="marks",
-        categories=["tone"],
-        entries=[Entry(tokens, wildcard, (weight,)) for (tokens, wildcard), weight in entries.items()],
-        weighted={"tone"},
-    )
+    lexicon = one_category_lexicon(["".join(pieces) for pieces in terms], name="marks")
     documents = ["".join(t) for t in texts]
     documents += [nfd(d) for d in documents] + [unicodedata.normalize("NFC", d) for d in documents]
     both(lexicon, documents, window=window, words=("a",))
