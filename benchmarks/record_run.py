@@ -48,6 +48,7 @@ def main() -> None:
         "job": manifest.get("job"),
         "timings": manifest.get("timings"),
         "primary_metric": metrics["primary_metric"],
+        "resampled": metrics.get("resampled", "documents"),  # what the intervals' resamples drew
         "ranking": metrics["ranking"],
         "backends": {
             name: {

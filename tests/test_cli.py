@@ -446,6 +446,8 @@ def test_learning_curve_for_every_trained_backend(data_dir, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["resampled"] == "groups: group"  # editorials resampled whole, not sentences
+    assert "resample whole groups (group)" in (tmp_path / "run" / "comparison.md").read_text()
     curves = metrics["learning_curves"]
     assert set(curves) == {"vader-calibrated", "learned", "seeded"}  # the untrained lexicon has no curve
     n_train = len(json.loads((tmp_path / "run" / "split.json").read_text())["train"])

@@ -76,13 +76,12 @@ def test_f1_is_0_not_nan_when_only_one_side_holds_labels():
 
 
 def full_sample(n: int) -> Resamples:
-    return Resamples(indices=np.arange(n)[None, :], counts=np.ones((1, n)))
+    return Resamples(counts=np.ones((1, n)))
 
 
 def with_rows(rows: list[np.ndarray], n: int) -> Resamples:
-    indices = np.vstack(rows).astype(np.int64)
-    counts = np.vstack([np.bincount(row, minlength=n) for row in indices]).astype(np.float64)
-    return Resamples(indices=indices, counts=counts)
+    counts = np.vstack([np.bincount(row, minlength=n) for row in rows]).astype(np.float64)
+    return Resamples(counts=counts)
 
 
 @pytest.mark.parametrize("pred", ["perfect", "noisy"])
@@ -101,18 +100,18 @@ def test_batched_f1_equals_point_function_on_resamples_with_empty_draws(pred):
             np.full(n, 10),  # one empty document, drawn n times
             np.arange(2, 2 + n) % (n - 2) + 2,  # every empty document, none with a label
             np.array([5] + [10] * (n - 1)),  # empty gold, a false positive where pred is noisy
-            *random.indices,
+            *random.rows(),
         ],
         n,
     )
     for name, average in (("macro_f1", "macro"), ("micro_f1", "micro")):
         m = ml_metric(name)
-        looped = np.array([m.func(y_true[row], y_pred[row]) for row in sample.indices])
+        looped = np.array([m.func(y_true[row], y_pred[row]) for row in sample.rows()])
         batched = m.batched(y_true, y_pred, sample)
         assert np.isnan(looped).any() and not np.isnan(looped).all(), name
         np.testing.assert_allclose(batched, looped, rtol=1e-12, err_msg=name)  # NaN where NaN
         # Where defined, scikit-learn's value over the labels the draw uses.
-        for row, value in zip(sample.indices, looped, strict=True):
+        for row, value in zip(sample.rows(), looped, strict=True):
             t, p = y_true[row], y_pred[row]
             used = np.flatnonzero(t.sum(axis=0) + p.sum(axis=0))
             if not len(used):
@@ -124,5 +123,5 @@ def test_batched_f1_equals_point_function_on_resamples_with_empty_draws(pred):
     # Every multi-label metric with a batched version keeps equal to its point function here.
     for m in MULTILABEL_METRICS:
         assert m.batched is not None
-        looped = np.array([m.func(y_true[row], y_pred[row]) for row in sample.indices])
+        looped = np.array([m.func(y_true[row], y_pred[row]) for row in sample.rows()])
         np.testing.assert_allclose(m.batched(y_true, y_pred, sample), looped, rtol=1e-12, err_msg=m.name)

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from sklearn import metrics as skm
 
+from scalecode.errors import DataError
 from scalecode.manifest import write_json
 from scalecode.plugins import Plugins, load_plugins
 from scalecode.scorefile import score_files
@@ -129,3 +130,29 @@ def test_score_json_holds_null_for_an_undefined_figure(tmp_path: Path, plugins: 
     )
     r2 = _strict(json.dumps(result))["backends"]["coder"]["metrics"]["r2"]  # type: ignore[index]
     assert r2 == {"value": None, "ci_low": None, "ci_high": None, "n": 3, "undefined_share": 1.0}
+
+
+def test_a_group_column_makes_the_intervals_resample_whole_groups(tmp_path: Path, plugins: Plugins):
+    """Twenty groups, a coder right on all of some and wrong on all of others: resampled by group the
+    interval is far wider than resampled by document, and the JSON says which it is."""
+    ids = [f"{g:02d}-{i}" for g in range(20) for i in range(10)]
+    gold = ["x" if i % 2 else "y" for i in range(len(ids))]
+    wrong = {g for g in range(20) if g % 3 == 0}
+    coded = [("y" if c == "x" else "x") if int(d[:2]) in wrong else c for d, c in zip(ids, gold, strict=True)]
+    pl.DataFrame({"id": ids, "label": gold, "speech": [d[:2] for d in ids]}).write_csv(tmp_path / "gold.csv")
+    pl.DataFrame({"id": ids, "label": coded}).write_csv(tmp_path / "coder.csv")
+
+    def accuracy(**options: str) -> tuple[dict[str, float], str]:
+        _, result = score_files(
+            tmp_path / "coder.csv", tmp_path / "gold.csv", "classification", plugins, n_boot=300, **options
+        )
+        return result["backends"]["coder"]["metrics"]["accuracy"], result["resampled"]
+
+    by_document, unit = accuracy()
+    assert unit == "documents"
+    by_group, unit = accuracy(group_column="speech")
+    assert unit == "groups: speech"
+    assert by_group["value"] == by_document["value"] == pytest.approx(0.65)
+    assert by_group["ci_high"] - by_group["ci_low"] > 2 * (by_document["ci_high"] - by_document["ci_low"])
+    with pytest.raises(DataError, match=r"gold.csv: column .author. \(--group-column\) not found"):
+        accuracy(group_column="author")

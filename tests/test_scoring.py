@@ -36,7 +36,7 @@ def metric(name: str, task_type: TaskType):
 
 def full_sample(n: int) -> Resamples:
     """One 'resample' that is the sample itself: batched metrics must equal the point estimates."""
-    return Resamples(indices=np.arange(n)[None, :], counts=np.ones((1, n)))
+    return Resamples(counts=np.ones((1, n)))
 
 
 @pytest.mark.parametrize(
@@ -132,14 +132,14 @@ def test_batched_metrics_equal_library_calls_on_every_resample(classification_co
     sample = next(resamples(len(y_true), 20, seed=11))
     for name in ("accuracy", "macro_f1", "weighted_f1", "cohen_kappa"):
         m = metric(name, TaskType.CLASSIFICATION)
-        looped = [m.func(y_true[row], y_pred[row]) for row in sample.indices]
+        looped = [m.func(y_true[row], y_pred[row]) for row in sample.rows()]
         np.testing.assert_allclose(m.batched(y_true, y_pred, sample), looped, rtol=1e-9, err_msg=name)
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=200), rng.normal(size=200)
     sample = next(resamples(200, 20, seed=3))
     for name in ("r2", "mse", "mae", "pearson_r", "spearman_rho", "krippendorff_alpha"):
         m = metric(name, TaskType.REGRESSION)
-        looped = [m.func(a[row], b[row]) for row in sample.indices]
+        looped = [m.func(a[row], b[row]) for row in sample.rows()]
         np.testing.assert_allclose(m.batched(a, b, sample), looped, rtol=1e-9, err_msg=name)
 
 
@@ -184,10 +184,9 @@ def test_custom_metric_without_batched_version_is_bootstrapped_by_calls():
 
 def one_code_resample(n: int) -> Resamples:
     """Two 'resamples': the first draws document 0 n times (one code only), the second is the sample."""
-    indices = np.vstack([np.zeros(n, dtype=np.int64), np.arange(n)])
     counts = np.zeros((2, n))
     counts[0, 0], counts[1] = n, 1
-    return Resamples(indices=indices, counts=counts)
+    return Resamples(counts=counts)
 
 
 def test_figures_a_resample_leaves_undefined_are_left_out_not_scored_0_or_1():
@@ -208,7 +207,7 @@ def test_macro_f1_draws_equal_sklearn_on_each_resample():
     assert (sample.counts[:, y_true == 3].sum(axis=1) == 0).any()  # some draws miss the rare label
     for name, average in (("macro_f1", "macro"), ("weighted_f1", "weighted")):
         expected = [
-            skm.f1_score(y_true[row], y_pred[row], average=average, zero_division=0) for row in sample.indices
+            skm.f1_score(y_true[row], y_pred[row], average=average, zero_division=0) for row in sample.rows()
         ]
         batched = metric(name, TaskType.CLASSIFICATION).batched(y_true, y_pred, sample)
         np.testing.assert_allclose(batched, expected, rtol=1e-12, err_msg=name)
@@ -248,7 +247,7 @@ def test_multilabel_macro_f1_averages_over_the_labels_gold_or_predictions_use():
     sample = next(resamples(300, 200, seed=2))
     assert (sample.counts[:, :4].sum(axis=1) == 0).any()
     expected_draws = []
-    for row in sample.indices:
+    for row in sample.rows():
         t, p = y_true[row], y_pred[row]
         present = np.flatnonzero((t.sum(axis=0) + p.sum(axis=0)) > 0)
         expected_draws.append(skm.f1_score(t, p, average="macro", labels=present, zero_division=0))
@@ -290,10 +289,10 @@ def test_moment_based_draws_equal_library_calls_on_every_resample(data):
         y_pred = y_true + rng.normal(scale=0.5, size=500)
     n = len(y_true)
     sample = next(resamples(n, 300, seed=5))
-    indices = np.vstack([np.arange(n), sample.indices])
-    counts = np.vstack([np.ones(n), sample.counts])
-    both = Resamples(indices=indices, counts=counts)  # the whole sample first, then resamples
-    expected = np.array([list(_regression_by_library(y_true[row], y_pred[row]).values()) for row in indices])
+    both = Resamples(counts=np.vstack([np.ones(n), sample.counts]))  # the whole sample, then resamples
+    expected = np.array(
+        [list(_regression_by_library(y_true[row], y_pred[row]).values()) for row in both.rows()]
+    )
     if data == "decimal_constant_resamples":
         assert np.isnan(expected[:, 0]).any()  # some resamples draw only the 0.1s
     for column, name in enumerate(_regression_by_library(y_true, y_pred)):

@@ -263,6 +263,10 @@ def backends(plugins_dir: str | None, as_json: bool) -> None:
 )
 @click.option("--label-separator", help="Separator of multi-label codes given as one string.")
 @click.option(
+    "--group-column",
+    help="Gold column naming each document's group (editorial, speech): intervals resample whole groups.",
+)
+@click.option(
     "--bootstrap",
     "n_boot",
     type=click.IntRange(min=0),
@@ -292,6 +296,7 @@ def score(
     gold_column: str,
     prediction_column: str | None,
     label_separator: str | None,
+    group_column: str | None,
     n_boot: int,
     confidence: float,
     seed: int,
@@ -311,6 +316,7 @@ def score(
         gold_column=gold_column,
         prediction_column=prediction_column,
         label_separator=label_separator,
+        group_column=group_column,
         n_boot=n_boot,
         confidence=confidence,
         seed=seed,

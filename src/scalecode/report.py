@@ -13,6 +13,7 @@ from scalecode.curves import curve_markdown
 from scalecode.manifest import write_json
 from scalecode.plugins import Plugins
 from scalecode.scoring import BackendScores, Metric, metrics_for
+from scalecode.scoring.bootstrap import resampling_unit
 from scalecode.scoring.paired import PairedComparison
 from scalecode.scoring.ranking import meets_min_coverage, rank
 from scalecode.scoring.table import (
@@ -54,6 +55,7 @@ def write_report(
     min_coverage = evaluation.min_coverage
     # With no resamples every interval is n/a: the tables then show figures alone and say why.
     confidence = evaluation.bootstrap.confidence if evaluation.bootstrap.n else None
+    grouped = job.config.data.gold.group_column if job.config.data.gold else None  # resampled whole
     ranked = rank(scores, primary, min_coverage=min_coverage) if scores else []
     write_json(
         out / "metrics.json",
@@ -62,6 +64,7 @@ def write_report(
             "primary_metric": primary.name,
             "confidence": evaluation.bootstrap.confidence,
             "bootstrap_resamples": evaluation.bootstrap.n,
+            "resampled": resampling_unit(grouped),
             "seed": evaluation.seed,
             "ranking": [s.backend for s in ranked],
             "min_coverage": min_coverage,
@@ -85,6 +88,12 @@ def write_report(
         table = comparison_markdown(scores, metrics, primary, details, confidence, min_coverage=min_coverage)
         summary += [table, ""]
         lines += ["## Comparison on the gold test split", "", table, ""]
+        if grouped and confidence is not None:
+            lines += [
+                f"The intervals resample whole groups ({grouped}), not single documents: documents of "
+                "one group are alike, and resampled one by one they would give intervals too narrow.",
+                "",
+            ]
         if paired and paired.differences:
             differences = paired_markdown(paired.differences, metrics, paired.baseline, confidence)
             lines += [f"## Against {paired.baseline}, paired", "", differences, ""]

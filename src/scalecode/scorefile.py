@@ -21,6 +21,7 @@ from scalecode.plugins import Plugins
 from scalecode.predictions import CODED_AT, code_column
 from scalecode.readers import Reader
 from scalecode.scoring import metrics_for, score_predictions
+from scalecode.scoring.bootstrap import resampling_unit
 from scalecode.scoring.table import comparison_markdown
 from scalecode.task import Task, TaskType
 
@@ -185,6 +186,7 @@ def score_files(
     gold_column: str = "label",
     prediction_column: str | None = None,
     label_separator: str | None = None,
+    group_column: str | None = None,
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -192,7 +194,12 @@ def score_files(
     readers = plugins.readers
     pred_frame = read_table(TableConfig(path=str(predictions), id_column=id_column), readers)
     gold_frame = read_table(TableConfig(path=str(gold), id_column=id_column), readers)
-    require_columns(gold_frame, str(gold), {"--id-column": id_column, "--gold-column": gold_column})
+    require_columns(
+        gold_frame,
+        str(gold),
+        {"--id-column": id_column, "--gold-column": gold_column}
+        | ({"--group-column": group_column} if group_column else {}),
+    )
     guess = prediction_column or next(
         (c for c in ("label", "labels", "score") if c in pred_frame.columns), "label"
     )
@@ -216,7 +223,11 @@ def score_files(
         )
     gold_set = _load_gold_codes(
         GoldConfig(
-            path=str(gold), id_column=id_column, label_column=gold_column, label_separator=label_separator
+            path=str(gold),
+            id_column=id_column,
+            label_column=gold_column,
+            label_separator=label_separator,
+            group_column=group_column,
         ),
         task,
         gold_frame,
@@ -254,6 +265,7 @@ def score_files(
             "task": task.model_dump(mode="json"),
             "confidence": confidence,
             "bootstrap_resamples": n_boot,
+            "resampled": resampling_unit(group_column),
             "seed": seed,
             "backends": {r.backend: r.to_dict() for r in results},
         }

@@ -13,7 +13,7 @@ B bootstrap resamples at once; metrics without it are bootstrapped by calling ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,14 +23,23 @@ from scalecode.task import TaskType
 
 @dataclass(frozen=True)
 class Resamples:
-    """B bootstrap resamples of n documents: row b of ``indices`` draws documents, ``counts`` tallies them."""
+    """B bootstrap resamples of n documents: ``counts[b, i]`` is how often resample b drew document i.
 
-    indices: np.ndarray  # (B, n) int
-    counts: np.ndarray  # (B, n) float: how often each document was drawn
+    A resample of whole groups (a cluster bootstrap, where the gold names a group column) draws as many
+    groups as there are, so its number of documents varies: ``counts[b].sum()`` is resample b's size.
+    """
+
+    counts: np.ndarray  # (B, n) float
 
     @property
     def size(self) -> int:
-        return int(self.indices.shape[0])
+        return int(self.counts.shape[0])
+
+    def rows(self) -> Iterator[np.ndarray]:
+        """Each resample's documents as indices, a document as often as it was drawn (in index order)."""
+        positions = np.arange(self.counts.shape[1])
+        for drawn in self.counts:
+            yield np.repeat(positions, drawn.astype(np.int64))
 
 
 MetricFunction = Callable[[np.ndarray, np.ndarray], float]

@@ -14,7 +14,7 @@ from scalecode.backend import GoldSet
 from scalecode.errors import describe_examples
 from scalecode.predictions import code_column
 from scalecode.scoring.base import Metric
-from scalecode.scoring.bootstrap import Estimate, bootstrap
+from scalecode.scoring.bootstrap import Estimate, bootstrap, group_codes
 from scalecode.task import Task, TaskType
 
 
@@ -116,8 +116,10 @@ def score_predictions(
     y_true = encode(task, [gold.targets[i] for i in rows])
     y_pred = encode(task, joined[column].filter(pl.Series(ok)).to_list())
     draws: dict[str, np.ndarray] = {}
+    # Where the gold names groups (an editorial's sentences), resamples draw whole groups.
+    groups = group_codes(None if gold.groups is None else [gold.groups[i] for i in rows])
     estimates = bootstrap(
-        metrics, y_true, y_pred, n_boot=n_boot, confidence=confidence, seed=seed, draws=draws
+        metrics, y_true, y_pred, n_boot=n_boot, confidence=confidence, seed=seed, draws=draws, groups=groups
     )
     failed = joined.filter(pl.col("error").is_not_null()).select("id", "error").head(10)
     scores = BackendScores(

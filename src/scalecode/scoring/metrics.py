@@ -309,8 +309,9 @@ def _moments(
 
 def _drawn_range(values: np.ndarray, sample: Resamples) -> tuple[np.ndarray, np.ndarray]:
     """The least and greatest value each resample draws."""
-    drawn = values.astype(np.float64)[sample.indices]
-    return drawn.min(axis=1), drawn.max(axis=1)
+    drawn = sample.counts > 0
+    values = values.astype(np.float64)
+    return np.where(drawn, values, np.inf).min(axis=1), np.where(drawn, values, -np.inf).max(axis=1)
 
 
 def _varies(values: np.ndarray, sample: Resamples) -> np.ndarray:
@@ -362,21 +363,34 @@ def _pearson_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) 
 
 
 def _spearman_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:
-    # Ranks change with every resample (ties among repeated documents), so rank each resample. The
-    # mean rank of n values is (n + 1) / 2 whatever the ties: shifted by it, sums of ranks are 0.
-    n = sample.indices.shape[1]
-    ranks_true = stats.rankdata(y_true[sample.indices], axis=1) - (n + 1) / 2
-    ranks_pred = stats.rankdata(y_pred[sample.indices], axis=1) - (n + 1) / 2
-    ones = np.ones(n)
+    # Ranks change with every resample (ties among repeated documents), so rank within each resample.
+    # The mean rank of n values is (n + 1) / 2 whatever the ties: shifted by it, sums of ranks are 0.
+    w = sample.counts
+    n = w.sum(axis=1)
+    centre = ((n + 1) / 2)[:, None]
+    ranks_true = _drawn_ranks(y_true, w) - centre
+    ranks_pred = _drawn_ranks(y_pred, w) - centre
     m = {
-        "n": np.full(sample.size, float(n)),
-        "y": ranks_true @ ones,
-        "p": ranks_pred @ ones,
-        "yy": (ranks_true**2) @ ones,
-        "pp": (ranks_pred**2) @ ones,
-        "yp": (ranks_true * ranks_pred) @ ones,
+        "n": n,
+        "y": (w * ranks_true).sum(axis=1),
+        "p": (w * ranks_pred).sum(axis=1),
+        "yy": (w * ranks_true**2).sum(axis=1),
+        "pp": (w * ranks_pred**2).sum(axis=1),
+        "yp": (w * ranks_true * ranks_pred).sum(axis=1),
     }
     return _pearson_from_moments(m, _varies(y_true, sample) & _varies(y_pred, sample))
+
+
+def _drawn_ranks(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(B, n): each document's rank among the documents each resample drew, as ``rankdata`` ranks the
+    drawn values (ties, repeated documents among them, share their mean rank); from the counts alone,
+    so resamples of whole groups, whose sizes differ, are ranked too."""
+    distinct, which = np.unique(values, return_inverse=True)
+    order = np.argsort(which, kind="stable")
+    starts = np.searchsorted(which[order], np.arange(len(distinct)))
+    per_value = np.add.reduceat(counts[:, order], starts, axis=1)  # (B, distinct values)
+    below = np.cumsum(per_value, axis=1) - per_value
+    return np.asarray((below + (per_value + 1) / 2)[:, which])
 
 
 def _alpha_interval_batched(y_true: np.ndarray, y_pred: np.ndarray, sample: Resamples) -> np.ndarray:

@@ -19,7 +19,13 @@ import polars as pl
 from scalecode.backend import GoldSet
 from scalecode.predictions import code_column
 from scalecode.scoring.base import Metric
-from scalecode.scoring.bootstrap import Estimate, bootstrap_draws, percentile_interval, undefined_share
+from scalecode.scoring.bootstrap import (
+    Estimate,
+    bootstrap_draws,
+    group_codes,
+    percentile_interval,
+    undefined_share,
+)
 from scalecode.scoring.evaluate import encode
 
 
@@ -78,8 +84,9 @@ def paired_differences(
         y_true = encode(task, [gold.targets[row_of[doc]] for doc in common])
         ours = encode(task, [codes[doc] for doc in common])
         theirs = encode(task, [reference[doc] for doc in common])
-        draws_ours = bootstrap_draws(metrics, y_true, ours, n_boot=n_boot, seed=seed)
-        draws_theirs = bootstrap_draws(metrics, y_true, theirs, n_boot=n_boot, seed=seed)
+        groups = group_codes(None if gold.groups is None else [gold.groups[row_of[doc]] for doc in common])
+        draws_ours = bootstrap_draws(metrics, y_true, ours, n_boot=n_boot, seed=seed, groups=groups)
+        draws_theirs = bootstrap_draws(metrics, y_true, theirs, n_boot=n_boot, seed=seed, groups=groups)
         differences[name] = {}
         for metric in metrics:
             if not common:
