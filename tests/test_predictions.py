@@ -54,6 +54,38 @@ def test_scores_that_are_not_numbers_and_confidences_that_are_not_probabilities(
     assert "not a probability" in rows[3]["error"] and rows[3]["score"] is None
 
 
+def test_scores_given_as_numeric_strings_are_the_numbers_in_one_pass_or_one_by_one():
+    """The fast path for a batch of finite scores writes the numbers it checked, as the slow path
+    does, not the strings: a batch of "1.5"s was a batch of errors."""
+    task = Task(type=TaskType.REGRESSION)
+    for given in (["1.5", "2"], ["1.5", "x"]):
+        rows = predictions_table(Predictions(score=given), ids=["a", "b"], backend="b", task=task).to_pylist()
+        assert rows[0]["score"] == 1.5 and rows[0]["error"] is None
+    assert rows[1]["score"] is None and "not a finite number" in rows[1]["error"]
+
+
+@pytest.mark.parametrize(
+    ("pos", "neg"),
+    [
+        ([0.9, math.nan], [0.1, 0.5]),
+        ([0.9, None], [0.1, 0.5]),
+        ([0.9, -3.0], [0.1, 7.0]),
+        ([0.9, "x"], [0.1, 0.5]),
+    ],
+    ids=["nan", "missing", "outside-0-1", "not-a-number"],
+)
+def test_probabilities_that_are_not_probabilities_make_an_error_row(pos, neg):
+    rows = predictions_table(
+        Predictions(label=["pos", "neg"], probabilities={"pos": pos, "neg": neg}),
+        ids=["1", "2"],
+        backend="b",
+        task=CLASSIFY,
+    ).to_pylist()
+    assert rows[0]["error"] is None and rows[0]["probabilities"] == {"pos": 0.9, "neg": 0.1}
+    assert rows[1]["label"] is None and rows[1]["probabilities"] is None
+    assert "are not all numbers from 0 to 1" in rows[1]["error"]
+
+
 def test_multilabel_sets_are_checked_and_ordered_by_the_codebook():
     task = Task(type=TaskType.MULTILABEL, labels=["a", "b", "c"])
     rows = predictions_table(

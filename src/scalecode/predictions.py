@@ -101,12 +101,14 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _all_finite(values: list[Any]) -> bool:
+def _finite_array(values: list[Any]) -> np.ndarray | None:
+    """The values as floats where every one is a finite number (numeric strings too, as ``_finite``
+    takes them one by one), else None."""
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        return False
-    return array.shape == (len(values),) and bool(np.isfinite(array).all())
+        return None
+    return array if array.shape == (len(values),) and bool(np.isfinite(array).all()) else None
 
 
 def _strings(values: list[Any]) -> pa.Array:
@@ -143,14 +145,14 @@ def predictions_table(
     given = given or [None] * n
     # The common case of a numeric coder (a dictionary, a regression head): finite scores, no errors,
     # no confidences. Checked at once, not score by score; millions of documents come through here.
-    vectorised = (
-        task.type is TaskType.REGRESSION
-        and predictions.error is None
-        and predictions.confidence is None
-        and _all_finite(given)
+    scores = (
+        _finite_array(given)
+        if task.type is TaskType.REGRESSION and predictions.error is None and predictions.confidence is None
+        else None
     )
-    if vectorised:
-        codes = given
+    vectorised = scores is not None
+    if scores is not None:
+        codes = scores.tolist()  # the numbers, not what was given: "1.5" is the score 1.5
 
     for i in range(0 if vectorised else n):
         if errors[i] is not None:
@@ -196,6 +198,7 @@ def predictions_table(
             else:
                 confidences[i] = value
 
+    probabilities = _probability_arrays(predictions, task, errors, n)
     for i in range(n):
         if errors[i] is not None:
             codes[i] = None
@@ -210,7 +213,7 @@ def predictions_table(
         else pa.nulls(n, pa.float64()),
     }
     if task.type is not TaskType.REGRESSION:
-        columns["probabilities"] = _probabilities(predictions, task, errors, n)
+        columns["probabilities"] = _probabilities(probabilities, task, errors, n)
     columns["error"] = _strings(errors)
     columns["raw"] = _strings(raws)
     columns["latency_s"] = pa.array(np.full(n, latency_s / max(n, 1)), pa.float64())
@@ -226,25 +229,44 @@ def predictions_table(
     return pa.table(columns)
 
 
-def _probabilities(predictions: Predictions, task: Task, errors: list[Any], n: int) -> pa.Array:
-    struct_type = _probability_type(task)
+def _probability_arrays(
+    predictions: Predictions, task: Task, errors: list[Any], n: int
+) -> list[np.ndarray] | None:
+    """Each codebook label's probabilities (None where the backend gives none). A coded document whose
+    probabilities are not all numbers from 0 to 1 gets an error in ``errors``: a NaN or a 7 written
+    beside its label would pass into every analysis that reads them."""
     if predictions.probabilities is None:
-        return pa.nulls(n, struct_type)
+        return None
     missing = [name for name in task.label_names if name not in predictions.probabilities]
     unknown = [name for name in predictions.probabilities if name not in task.label_names]
     if missing or unknown:
         raise BatchShapeError(
             f"probabilities must have one entry per codebook label; missing {missing}, unknown {unknown}"
         )
-    arrays = [
-        np.asarray(_column(predictions.probabilities[name], n, f"probabilities.{name}"), dtype=np.float64)
-        for name in task.label_names
-    ]
+    arrays = []
+    for name in task.label_names:
+        values = _column(predictions.probabilities[name], n, f"probabilities.{name}") or [None] * n
+        try:
+            arrays.append(np.asarray(values, dtype=np.float64))
+        except (TypeError, ValueError):  # a string among them: each value is judged below
+            arrays.append(np.array([_finite(v) for v in values], dtype=np.float64))
+    matrix = np.stack(arrays, axis=1)
+    bad = ~(np.isfinite(matrix) & (matrix >= 0) & (matrix <= 1)).all(axis=1)
+    for i in np.flatnonzero(bad):
+        if errors[i] is None:
+            given = {name: float(v) for name, v in zip(task.label_names, matrix[i], strict=True)}
+            errors[i] = f"probabilities {given} are not all numbers from 0 to 1"
+    return arrays
+
+
+def _probabilities(arrays: list[np.ndarray] | None, task: Task, errors: list[Any], n: int) -> pa.Array:
+    struct_type = _probability_type(task)
+    if arrays is None:
+        return pa.nulls(n, struct_type)
     valid = pa.array([e is None for e in errors], pa.bool_())
-    struct = pa.StructArray.from_arrays(
+    return pa.StructArray.from_arrays(
         [pa.array(a, pa.float64()) for a in arrays], fields=list(struct_type), mask=pc.invert(valid)
     )
-    return struct
 
 
 def error_rows(ids: Sequence[str], *, backend: str, task: Task, reasons: Sequence[str]) -> pa.Table:
