@@ -8,17 +8,27 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from scalecode.backend import Resources
 from scalecode.config import TableConfig
-from scalecode.corpus import CorpusSummary, ShardWriter, code_corpus, coded_index, doc_hashes, shard_name
+from scalecode.corpus import (
+    CorpusSummary,
+    ShardWriter,
+    code_corpus,
+    coded_index,
+    doc_hashes,
+    shard_name,
+    uncoded_rows,
+)
 from scalecode.data import inspect_corpus
 from scalecode.inference import DOC_HASH, PATH, BackendSpec
 from scalecode.readers import BUILTIN_READERS
-from scalecode.sources import ROW, Piece, SourceFile, read_piece
+from scalecode.sources import ID, ROW, Piece, SourceFile, read_piece
 
 # Three documents, then what a collector appends: one whole line and the start of the next.
 LINES = {
@@ -136,10 +146,9 @@ def batch(relative: str, rows: list[int]) -> pa.Table:
     )
 
 
-def test_a_shard_is_on_disk_before_its_rename_and_the_rename_after(tmp_path, monkeypatch):
-    corpus, out = tmp_path / "docs.csv", tmp_path / "out"
-    corpus.write_text("id,text\na,one\nb,two\n")
-    files = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS).files
+@pytest.fixture
+def disk_calls(monkeypatch) -> list[str]:
+    """The fsyncs (of a file or a folder) and renames made while the test runs, in order."""
     calls: list[str] = []
     fsync, replace = os.fsync, os.replace
 
@@ -153,9 +162,25 @@ def test_a_shard_is_on_disk_before_its_rename_and_the_rename_after(tmp_path, mon
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     monkeypatch.setattr(os, "replace", recording_replace)
+    return calls
+
+
+def test_a_shard_is_on_disk_before_its_rename_and_the_rename_after(tmp_path, disk_calls):
+    corpus, out = tmp_path / "docs.csv", tmp_path / "out"
+    corpus.write_text("id,text\na,one\nb,two\n")
+    files = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS).files
     ShardWriter(out, files, CorpusSummary(backend="x")).write(batch(files[0].relative, [0, 1]))
-    assert calls == ["fsync file", "rename", "fsync folder"]
+    assert disk_calls == ["fsync file", "rename", "fsync folder"]
     assert coded_index(out).tolist() == [100, 101]
+
+
+def test_the_gold_predictions_are_on_disk_before_their_rename(tmp_path, disk_calls):
+    from scalecode.runner import _write_whole
+
+    path = tmp_path / "predictions" / "gold" / "coder.parquet"
+    _write_whole(pa.table({"id": ["a"]}), path)
+    assert disk_calls == ["fsync file", "rename", "fsync folder"]
+    assert pq.read_table(path).column("id").to_pylist() == ["a"]
 
 
 def test_a_file_deep_in_folders_gets_a_shard_name_the_filesystem_takes(tmp_path):
@@ -182,3 +207,18 @@ def test_a_file_deep_in_folders_gets_a_shard_name_the_filesystem_takes(tmp_path)
     assert shard_name(long[0], 0, 9).startswith("00-folder")  # readable
     # The same rows of the two files differ in the hash of their whole path, not only in the version.
     assert shard_name(long[0], 0, 9).split(".")[0] != shard_name(long[1], 0, 9).split(".")[0]
+
+
+def test_documents_left_to_code_are_read_in_large_chunks_whatever_the_chunk_they_are_coded_in(tmp_path):
+    """One edited document in a coded corpus makes chunks of a document or two; reading and hashing
+    the corpus that many at a time was thirty times as slow per document."""
+    corpus = tmp_path / "docs.csv"
+    corpus.write_text("id,text\n" + "".join(f"d{i},document {i}\n" for i in range(50)))
+    table = TableConfig(path=str(corpus))
+    piece = Piece(inspect_corpus(table, BUILTIN_READERS).files[0])
+    everything = list(uncoded_rows(piece, table, BUILTIN_READERS, np.array([], np.uint64), read_rows=2))
+    assert [len(c) for c in everything] == [50]
+    coded = np.sort(everything[0].column(DOC_HASH).to_numpy()[:48])
+    left = list(uncoded_rows(piece, table, BUILTIN_READERS, coded, read_rows=2))
+    assert [c.column(ID).to_pylist() for c in left] == [["d48", "d49"]]
+    assert left[0].column(PATH).to_pylist() == ["docs.csv", "docs.csv"]

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from scalecode import __version__
 from scalecode.backend import BackendParams, FitConfig, FitReport, GoldSet
 from scalecode.config import Job, ResolvedBackend, redact, redact_text, resolve_env
-from scalecode.corpus import CorpusSummary, code_corpus
+from scalecode.corpus import CorpusSummary, code_corpus, write_durably
 from scalecode.curves import CurveFailure, CurveRun, CurveSizeWarning, curve_seed, curve_sizes, summarise
 from scalecode.data import CorpusInfo, inspect_corpus, load_gold
 from scalecode.errors import ScalecodeError, StopRun
@@ -281,11 +281,10 @@ def _lock(out: Path) -> IO[bytes]:
 
 
 def _write_whole(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file under a temporary name and rename it: it is whole or absent."""
+    """Write a Parquet file that is whole or absent, even after a power cut: a gold predictions file
+    cut short would be taken as there and fail every later run that reads it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    pq.write_table(table, partial)
-    partial.replace(path)
+    write_durably(table, path)
 
 
 def _one_line(exc: BaseException, limit: int = 500) -> str:
