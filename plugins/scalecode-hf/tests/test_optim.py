@@ -71,3 +71,19 @@ def test_layer_numbers_of_other_architectures():
     assert rates["transformer.layer.0.ffn.lin1.weight"] == 0.5**6
     assert rates["embeddings.word_embeddings.weight"] == 0.5**7
     assert rates["score.weight"] == 1.0
+
+
+def test_every_new_layer_of_a_models_own_classifier_learns_at_the_head_rate(tiny_bert, tmp_path):
+    """DistilBERT's classification class adds a pre_classifier layer before its classifier, both
+    newly initialised: both are the head, though only one is named like one."""
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    config = DistilBertConfig(vocab_size=64, dim=32, hidden_dim=64, n_layers=2, n_heads=2)
+    DistilBertModel(config).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path)
+    model = load_encoder(resolve(str(tmp_path)), "model", 2, problem_type="single_label_classification")
+    rates = rates_by_name(model, build_optimizer(model, 1e-4, 0.0, head_learning_rate=1e-3))
+    new = {name for name, rate in rates.items() if rate == 1e-3}
+    assert any(".pre_classifier." in name for name in new) and any(".classifier." in name for name in new)
+    assert all(".distilbert." not in name for name in new)  # the pretrained body at its own rate
+    assert {rate for name, rate in rates.items() if name not in new} == {1e-4}

@@ -305,6 +305,21 @@ def test_an_undefined_validation_score_is_never_the_best():
     assert _judged([nan, 0.2, nan, 0.1], patience=5) == (2, [True, True, False, False], 4)
 
 
+def test_a_score_undefined_on_every_epoch_keeps_the_last_and_never_stops_early():
+    """A validation split whose documents share one score leaves R^2 undefined on every epoch: there
+    is nothing to stop early by, and the first epoch is no better a choice than the last."""
+    from scalecode_hf.training import Trained, epochs_note
+
+    nan = float("nan")
+    assert _judged([nan, nan, nan, nan], patience=2) == (4, [True] * 4, 4)
+    assert _judged([nan, nan, 0.3, nan, 0.1], patience=2) == (3, [True, True, True, False, False], 5)
+    history = [{"epoch": e, "score": nan} for e in (1, 2, 3)]
+    note = epochs_note("full", Trained(best_weights={}, history=history, best_epoch=3))
+    assert "undefined on every epoch" in note and "best 3" in note
+    history[1]["score"] = 0.2
+    assert "undefined" not in epochs_note("full", Trained(best_weights={}, history=history, best_epoch=2))
+
+
 def test_a_checkpoint_folder_of_other_training_is_refused(tmp_path):
     import pyarrow as pa
 

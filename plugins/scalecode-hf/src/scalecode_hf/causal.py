@@ -16,7 +16,6 @@ the same prompts, the loss on the answer's tokens only.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -42,6 +41,7 @@ from scalecode import (
     TaskType,
     operational,
 )
+from scalecode.manifest import write_json
 from scalecode_hf.models import ModelSource, fingerprint, resolve
 from scalecode_hf.options import CausalTrainOptions, DeviceChoice, Precision, TrainOptions
 
@@ -512,7 +512,7 @@ class CausalLMBackend(Backend):
         model.save_pretrained(folder, safe_serialization=True)
         scorer.tokenizer.save_pretrained(folder)
         del model
-        (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
+        write_json(config.output_dir / "training.json", trained.history)  # strict JSON: NaN as null
         self.state_dir = config.output_dir
         # The trained model is loaded when this instance is asked to code (predict_batch), not now:
         # the runner codes through Ray actors, each of which loads it from the saved folder.

@@ -31,6 +31,7 @@ from scalecode import (
     TaskType,
 )
 from scalecode.errors import StopRun
+from scalecode.manifest import write_json
 from scalecode_hf.models import fingerprint, resolve
 from scalecode_hf.options import EncoderParams, TrainOptions
 
@@ -506,7 +507,7 @@ class EncoderBackend(Backend):
         assert isinstance(model, EncoderModel)
         save_encoder(model, folder, meta, tokenizer, merge=options.merge_lora)
         del model
-        (config.output_dir / "training.json").write_text(json.dumps(trained.history, indent=2) + "\n")
+        write_json(config.output_dir / "training.json", trained.history)  # strict JSON: NaN as null
         self.state_dir = config.output_dir
         # The trained model is loaded when this instance is asked to code (predict_batch), not now:
         # the runner codes through Ray actors, each of which loads it from the saved folder.

@@ -97,6 +97,11 @@ class EncoderModel(nn.Module):
                 self._features[rows[i]] = features
         return torch.stack([self._features[row] for row in rows])
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The weights outside the pretrained body: scalecode's head, or every layer the model's own
+        classification class adds around its base model (DistilBERT's pre_classifier and classifier)."""
+        return _head_parameters(self)
+
     def body(self) -> nn.Module:
         """The transformer without the task head: what ``head`` mode freezes and ``lora`` adapts."""
         if self.head is None:

@@ -199,6 +199,10 @@ def train_loop(config: dict[str, Any]) -> None:
             else:
                 optimizer.load_state_dict(load_plain(saved / "optimizer.pt"))
                 scheduler.load_state_dict(load_plain(saved / "scheduler.pt"))
+            if scaler is not None and (saved / "scaler.pt").exists():
+                # fp16's loss scale as it had grown: from its initial 65536 again, the first steps
+                # would overflow and be skipped while the schedule moved on.
+                scaler.load_state_dict(load_plain(saved / "scaler.pt"))
 
     def checkpoint(metrics: dict[str, Any]) -> None:
         assert best is not None
@@ -211,6 +215,8 @@ def train_loop(config: dict[str, Any]) -> None:
                 if engine is None:
                     torch.save(optimizer.state_dict(), target / "optimizer.pt")
                     torch.save(scheduler.state_dict(), target / "scheduler.pt")
+                if scaler is not None:
+                    torch.save(scaler.state_dict(), target / "scaler.pt")
             torch.save(rng_state(device), target / f"rng-{rank}.pt")  # moved on by this rank's own batches
             if engine is not None:  # every rank holds part of the ZeRO optimizer state
                 engine.save_checkpoint(str(target / "deepspeed"), tag="state")
@@ -270,7 +276,7 @@ def train_loop(config: dict[str, Any]) -> None:
             scores: dict[str, float] = {}
             keep = True
         else:
-            scores = recipe.validate(raw, device, precision)
+            scores = agreed(recipe.validate(raw, device, precision), world)
             keep = judge_epoch(state, scores["score"], epoch + 1)
         if keep:
             best = trainable_state(raw)
@@ -295,14 +301,34 @@ def train_loop(config: dict[str, Any]) -> None:
         checkpoint({"epoch": state["epoch"], "trainable_parameters": trainable, "total_parameters": total})
 
 
+def agreed(scores: dict[str, float], world: int) -> dict[str, float]:
+    """Rank 0's validation scores on every rank. Each rank scores the whole validation split (a
+    ZeRO-3 forward pass needs them all), but GPUs of two models, or kernels that are not
+    deterministic, can tip a near tie apart: a rank that judged alone could stop early while the
+    others went on and waited for it in their next all-reduce until the job timed out."""
+    if world < 2:
+        return scores
+    import torch.distributed as dist
+
+    shared: list[Any] = [scores]
+    dist.broadcast_object_list(shared, src=0)
+    return dict(shared[0])
+
+
 def judge_epoch(state: dict[str, Any], score: float, epoch: int) -> bool:
     """Record an epoch's validation score in ``state``; True where its weights become the best.
 
     A later epoch as good as the best replaces it (same score, more training), but only a better
     score resets the patience: a score that stays flat must still stop early. A NaN score (a
-    validation split the figure is undefined on) is never better, so it counts against patience.
+    validation split the figure is undefined on) is never better, so it counts against patience;
+    but while no epoch has had a score, there is nothing to judge by: the latest epoch is kept, as
+    training without validation keeps it, and none counts against patience (else a validation split
+    whose documents share one score would stop every run after its first epochs and keep the first).
     """
     best = state["best_score"]
+    if _undefined(score) and (best is None or _undefined(best)):
+        state.update(best_score=math.nan, best_epoch=epoch)
+        return True
     if best is None or _better(score, best):
         state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
         return True
@@ -314,9 +340,14 @@ def judge_epoch(state: dict[str, Any], score: float, epoch: int) -> bool:
 
 
 def _better(score: float | None, best: float) -> bool:
-    if score is None or math.isnan(score):
+    if _undefined(score):
         return False
+    assert score is not None
     return math.isnan(best) or score > best
+
+
+def _undefined(score: float | None) -> bool:
+    return score is None or math.isnan(score)
 
 
 # A recipe config's entry for the backend's operational options the workers still read (the batch
@@ -686,8 +717,15 @@ def epochs_note(mode: str, trained: Trained, n_refit: int | None = None) -> str:
     """One line for the report: epochs run, the best, early stopping, resumption, a refit."""
     chosen = [h for h in trained.history if h.get("phase") != "refit"]
     refit = len(trained.history) - len(chosen)
+    judged = [h["score"] for h in chosen if "score" in h]
     return (
         f"mode {mode}; {len(chosen)} epoch(s), best {trained.best_epoch}"
+        + (
+            "; the validation figure was undefined on every epoch (the validation documents share one "
+            "code?): the last epoch kept, never stopped early"
+            if judged and all(_undefined(score) for score in judged)
+            else ""
+        )
         + ("; stopped early" if trained.stopped_early else "")
         + (f"; resumed after epoch(s) {trained.resumed_after_epochs}" if trained.resumed_after_epochs else "")
         + (f"; refit on all {n_refit} training documents for {refit} epoch(s)" if refit else "")
