@@ -122,6 +122,49 @@ def test_a_line_listed_half_written_is_read_whole_once_finished_and_nothing_afte
     assert read(table, info.files) == ["one"]
 
 
+@pytest.mark.usefixtures("ray_local")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_line_half_written_before_the_file_was_listed_waits_for_the_next_run(spec, tmp_path, fmt):
+    """A collector flushed part of a line and paused before the run listed its file: the fragment is
+    no row yet (JSON cut short; a CSV quote open), so it is neither coded as a fragment nor made an
+    error row under a made-up id, and the next run codes it whole, once, under its own id."""
+    first, _, _ = LINES[fmt]
+    fragment, rest = {
+        "jsonl": ('{"id": "d3", "text": "document 3 in', ' full"}\n'),
+        "csv": ('d3,"document 3 in', ' full"\n'),
+    }[fmt]
+    corpus, out = tmp_path / f"docs.{fmt}", tmp_path / "out"
+    corpus.write_text(first + fragment)
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    assert info.unfinished == [corpus.name] and info.files[0].unfinished
+    assert read(table, info.files) == [f"document {i} in full" for i in range(3)]
+    summary = code(spec, table, out)
+    assert rows(out)["id"].to_list() == ["d0", "d1", "d2"]
+    assert (summary.coded, summary.errors) == (3, 0)
+
+    with corpus.open("a") as handle:
+        handle.write(rest)
+    assert inspect_corpus(table, BUILTIN_READERS).unfinished == []
+    again = code(spec, table, out)
+    coded = rows(out)
+    assert coded["id"].to_list() == [f"d{i}" for i in range(4)]  # each once, none lost
+    assert coded[DOC_HASH].to_list() == whole(4)
+    assert (again.coded, again.errors) == (1, 0)
+
+
+def test_a_last_line_without_a_newline_that_is_a_whole_row_is_read(tmp_path):
+    for name, text in (
+        ("docs.jsonl", '{"id": "1", "text": "one"}\n{"id": "2", "text": "two"}'),
+        ("docs.csv", 'id,text\n1,one\n2,"two, quoted"'),
+        ("broken.jsonl", '{"id": "1", "text": "one"}\n[2, "not an object"]'),  # whole, if wrong
+    ):
+        (tmp_path / name).write_text(text)
+        table = TableConfig(path=str(tmp_path / name))
+        info = inspect_corpus(table, BUILTIN_READERS)
+        assert info.unfinished == [] and info.n_documents == 2, name
+
+
 def test_a_compressed_file_is_read_as_far_as_it_was_listed(tmp_path):
     """A gzip file grows by members; the members listed are read, the one appended since is not."""
     corpus = tmp_path / "docs.csv.gz"

@@ -10,9 +10,10 @@ before coding as gold ids are: a null, repeated or undecodable id is an error na
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +287,9 @@ class CorpusInfo:
 
     files: list[SourceFile]
     rows: dict[str, int]  # a file's name under the corpus root -> its documents
+    # Files whose last line was unfinished when listed (sources.unfinished_line): counted, but read
+    # only if finished by the time it is read.
+    unfinished: list[str] = field(default_factory=list)
 
     @property
     def n_documents(self) -> int:
@@ -306,9 +310,15 @@ def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo
     rows: dict[str, int] = {}
     spill = tempfile.TemporaryDirectory(prefix="scalecode-ids-")
     hashes = _HashParts(Path(spill.name))
-    for source in files:
-        n = 0
-        if (line := src.unclosed_quote(config, source)) is not None:
+    unfinished = []
+    for i, listed in enumerate(files):
+        source, n = listed, 0
+        if src.unfinished_line(config, listed):
+            # Counted as the document it will be once finished; its id is checked when it is read.
+            source = files[i] = dataclasses.replace(listed, unfinished=True)
+            unfinished.append(source.relative)
+            n = 1
+        elif (line := src.unclosed_quote(config, source)) is not None:
             raise DataError(
                 source.path,
                 f"line {line}: a quoted field opens and never closes, so it would take in every row after "
@@ -336,7 +346,7 @@ def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo
         repeated = hashes.repeated()
     if repeated.size:
         _report_duplicate_ids(repeated, files, config, readers)
-    return CorpusInfo(files=files, rows=rows)
+    return CorpusInfo(files=files, rows=rows, unfinished=unfinished)
 
 
 class _HashParts:

@@ -498,6 +498,12 @@ class Runner:
         if config.data.corpus is not None:
             corpus = inspect_corpus(config.data.corpus, readers)
             self.echo(f"corpus: {corpus.n_documents} documents in {len(corpus.files)} file(s)")
+            for name in corpus.unfinished:
+                self.echo(
+                    f"warning: {name} ends in a line without a newline that is no whole row (a writer "
+                    "still at it?): read if finished by the time it is read, else left for the next "
+                    "run; if the file is complete, end that line with a newline"
+                )
         self._timed("read_data", step)
 
         prints = {b.name: self._fingerprint(b, self._spec(b, None)) for b in job.backends}

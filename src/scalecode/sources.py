@@ -76,6 +76,9 @@ class SourceFile:
     size: int
     mtime_ns: int
     reader: str
+    # Its last line, without a newline when listed, was no whole row (``unfinished_line``): it is read
+    # only if finished by the time the file is read, else left for the next run.
+    unfinished: bool = False
 
     @property
     def version(self) -> str:
@@ -242,7 +245,8 @@ def inspected_bytes(
     changed since it was listed, only whole lines are read: its last line may be half written (a
     collector appending to it); the line the listed bytes end in is read to its newline where it
     has one by now, and else left for the next run. A last line without a newline in a file that
-    has not changed is a normal last line (many files lack the newline).
+    has not changed is a normal last line (many files lack the newline), unless it is no whole row
+    (``unfinished_line``): a collector may have flushed part of it before the file was listed.
 
     A file in another ``encoding`` than UTF-8 is decoded first (``errors`` as ``codecs`` takes it),
     and its lines are lines of its text: in UTF-16 or UTF-32 a newline is more than a byte, and a
@@ -254,7 +258,7 @@ def inspected_bytes(
     there, and the decompressor refuses it (truncated stream): that run stops, and the next one,
     listing the file again, reads it whole.
     """
-    whole_lines = changed_since_inspection(fs, source)
+    whole_lines = source.unfinished or changed_since_inspection(fs, source)
     utf8 = _utf8(encoding)
     with fs.open_input_stream(source.path, compression=None) as raw:
         codec = _codec(source.path)
@@ -385,6 +389,64 @@ def _utf8(encoding: str) -> bool:
     return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
 
 
+def unfinished_line(config: TableConfig, source: SourceFile) -> bool:
+    """Whether the file as listed ends in a line its writer has not finished: one without a newline
+    that cannot be a whole row. In JSON Lines that is a line that is not JSON (an object cut short
+    never is); in CSV, one in which a quoted field opens and does not close. A collector that
+    flushes its buffer mid-line leaves such a line, and the next run finds it finished. A last line
+    without a newline that is a whole row is read: many files end without one. A CSV line cut where
+    no quote is open cannot be told from a finished one. Uncompressed UTF-8 files only: elsewhere a
+    line's bytes are not simply the file's."""
+    if source.reader not in ("csv", "jsonl") or _codec(source.path) is not None or not _utf8(config.encoding):
+        return False
+    fs, _ = filesystem(config.path)
+    start, line = _last_line(fs, source)
+    if not line.strip():
+        return False
+    if source.reader == "jsonl":
+        try:
+            json.loads(line)
+        except ValueError:  # UnicodeDecodeError too: a cut in the middle of a character
+            return True
+        return False
+    if b'"' not in line:  # cheap first: a quote that opens on this line is a quote on it
+        return False
+    stray = _stray_quote(fs, source, config)
+    return stray is not None and stray[1] is None and stray[0] >= start
+
+
+_TAIL_BLOCK = 1 << 16  # bytes read at a time from a file's end to find its last line
+
+
+def _last_line(fs: pafs.FileSystem, source: SourceFile) -> tuple[int, bytes]:
+    """Where the listed file's last line starts, and its bytes after the last newline (b"" where the
+    file ends in one)."""
+    tail, position = b"", source.size
+    with fs.open_input_file(source.path) as handle:
+        while position > 0:
+            step = min(_TAIL_BLOCK, position)
+            position -= step
+            handle.seek(position)
+            tail = handle.read(step) + tail
+            cut = tail.rfind(b"\n")
+            if cut >= 0:
+                return position + cut + 1, tail[cut + 1 :]
+    return 0, tail
+
+
+def _stray_quote(
+    fs: pafs.FileSystem, source: SourceFile, config: TableConfig
+) -> tuple[int, int | None] | None:
+    """Where, in the bytes the CSV reader parses, the first quoted field that is not read as written
+    opens, and where it closes (None: never); None where every one is."""
+    scan = _QuoteScan(ord(","))
+    with _csv_text(fs, source, config) as stream:
+        while not scan.stray and (block := stream.read(_SCAN_BLOCK)):
+            scan.feed(block)
+        scan.finish()
+    return scan.stray
+
+
 def unclosed_quote(config: TableConfig, source: SourceFile) -> int | None:
     """The line where a quoted CSV field opens and never closes, or None; raises a DataError naming
     both lines where such a field closes on a later line in the middle of a field.
@@ -398,14 +460,10 @@ def unclosed_quote(config: TableConfig, source: SourceFile) -> int | None:
     if source.reader != "csv":
         return None
     fs, _ = filesystem(config.path)
-    scan = _QuoteScan(ord(","))
-    with _csv_text(fs, source, config) as stream:
-        while not scan.stray and (block := stream.read(_SCAN_BLOCK)):
-            scan.feed(block)
-        scan.finish()
-    if scan.stray is None:
+    stray = _stray_quote(fs, source, config)
+    if stray is None:
         return None
-    opened, closed = scan.stray
+    opened, closed = stray
     lines = _line_numbers(fs, source, config, [opened] if closed is None else [opened, closed])
     if closed is None:
         return lines[0]
