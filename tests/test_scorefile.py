@@ -11,10 +11,14 @@ import polars as pl
 import pytest
 from sklearn import metrics as skm
 
+from scalecode.backend import GoldSet
 from scalecode.errors import DataError
 from scalecode.manifest import write_json
 from scalecode.plugins import Plugins, load_plugins
 from scalecode.scorefile import score_files
+from scalecode.scoring import BUILTIN_METRICS, metrics_for, score_predictions
+from scalecode.scoring.table import confusion_markdown, per_label_markdown
+from scalecode.task import Task, TaskType
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +160,57 @@ def test_a_group_column_makes_the_intervals_resample_whole_groups(tmp_path: Path
     assert by_group["ci_high"] - by_group["ci_low"] > 2 * (by_document["ci_high"] - by_document["ci_low"])
     with pytest.raises(DataError, match=r"gold.csv: column .author. \(--group-column\) not found"):
         accuracy(group_column="author")
+
+
+def test_inferred_multilabel_codes_are_split_as_the_predictions_are_scored(tmp_path: Path, plugins: Plugins):
+    """Without --label-separator, predictions are split on ";" when scored: "a;b" is the labels a and
+    b, not a third label that no document has (which counted in Hamming loss); an empty cell is no
+    labels, not a label called ""."""
+    gold = {"id": ["1", "2", "3", "4"], "labels": [["a"], ["b"], ["a", "b"], []]}
+    pl.DataFrame(gold, schema={"id": pl.String, "labels": pl.List(pl.String)}).write_parquet(
+        tmp_path / "gold.parquet"
+    )
+    (tmp_path / "coder.csv").write_text('id,labels\n1,a\n2,a\n3,"a;b"\n4,""\n')
+    results = [
+        score_files(
+            tmp_path / "coder.csv",
+            tmp_path / "gold.parquet",
+            "multilabel",
+            plugins,
+            gold_column="labels",
+            **extra,
+        )[1]
+        for extra in ({}, {"label_separator": ";"})
+    ]
+    for result in results:
+        assert [label["name"] for label in result["task"]["labels"]] == ["a", "b"]
+        coder = result["backends"]["coder"]
+        assert coder["n_errors"] == 0
+        assert coder["metrics"]["hamming_loss"]["value"] == pytest.approx(2 / 8)  # doc 2: a, not b
+
+
+def cells_per_row(markdown: str) -> set[int]:
+    """How many cells each row of a Markdown table has, a bar escaped as \\| not counting."""
+    rows = [line for line in markdown.splitlines() if line.startswith("|")]
+    return {len(line.replace("\\|", "").strip("|").split("|")) for line in rows}
+
+
+def test_a_bar_in_a_label_or_backend_name_stays_in_its_cell(tmp_path: Path, plugins: Plugins):
+    labels = ["Economy | Trade", "Crime", "Crime"]
+    pl.DataFrame({"id": ["1", "2", "3"], "label": labels}).write_csv(tmp_path / "gold.csv")
+    coded = {
+        "id": ["1", "2", "3"],
+        "label": ["Economy | Trade", "Crime", "Economy | Trade"],
+        "backend": ["a|b"] * 3,
+    }
+    pl.DataFrame(coded).write_csv(tmp_path / "coder.csv")
+    table, _ = score_files(tmp_path / "coder.csv", tmp_path / "gold.csv", "classification", plugins, n_boot=0)
+    assert len(cells_per_row(table)) == 1 and "a\\|b" in table
+
+    task = Task(type=TaskType.CLASSIFICATION, labels=["Crime", "Economy | Trade"])
+    gold = GoldSet(task=task, ids=["1", "2", "3"], texts=[""] * 3, targets=labels)
+    scores = score_predictions(
+        pl.DataFrame(coded), gold, metrics_for(task, BUILTIN_METRICS, ["accuracy"]), backend="a|b", n_boot=0
+    )
+    assert cells_per_row(per_label_markdown(scores)) == {5}
+    assert cells_per_row(confusion_markdown(scores)) == {3}

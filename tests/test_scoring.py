@@ -424,3 +424,25 @@ def test_bootstrap_is_the_function_after_its_module_is_imported():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_small_figures_keep_three_significant_digits_and_zero_has_no_sign():
+    from scalecode.scoring.table import format_estimate, format_rate
+
+    assert format_estimate(0.712, 0.684, 0.7391) == "0.712 [0.684, 0.739]"  # as ever above 0.01
+    # Two coders' MSE that 3 decimals would both show as 0.000 [0.000, 0.000].
+    assert format_estimate(0.00041, 0.00035, 0.00048) == "0.000410 [0.000350, 0.000480]"
+    assert format_estimate(0.00049, 0.00041, 0.00057) == "0.000490 [0.000410, 0.000570]"
+    assert format_estimate(-0.0004, -0.2, 0.2) == "0.000 [-0.200, 0.200]"  # not -0.000
+    assert format_estimate(float("nan"), 0.1, 0.2) == "n/a [0.100, 0.200]"
+    assert format_estimate(0.003, 0, 0, interval=False) == "0.00300"
+    assert [format_rate(r) for r in (0.4, 3.14159, 12.6, 288949.0)] == ["0.4", "3.1", "13", "288,949"]
+
+
+def test_a_small_paired_difference_is_shown_at_its_own_scale():
+    from scalecode.scoring.bootstrap import Estimate
+    from scalecode.scoring.table import paired_markdown
+
+    mse = metric("mse", TaskType.REGRESSION)
+    table = paired_markdown({"other": {"mse": Estimate(0.00008, 0.00002, 0.00014, 100)}}, [mse], "best")
+    assert "| other | 100 | +0.000080 [+0.000020, +0.000140] * |" in table

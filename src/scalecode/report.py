@@ -20,6 +20,7 @@ from scalecode.scoring.table import (
     NO_RESAMPLES,
     comparison_markdown,
     confusion_markdown,
+    format_rate,
     paired_markdown,
     per_label_markdown,
 )
@@ -160,7 +161,7 @@ def write_report(
             cost = "-" if c.cost_usd is None else f"{c.cost_usd:,.4f}"
             corpus_lines.append(
                 f"| {c.backend} | {c.documents:,} | {c.coded:,} | {c.errors:,} | {c.already_coded:,} | "
-                f"{c.shards_written:,} | {c.seconds:.1f} | {c.docs_per_s:,.0f} |"
+                f"{c.shards_written:,} | {c.seconds:.1f} | {format_rate(c.docs_per_s)} |"
                 + (f" {cost} |" if costs else "")
             )
         retries = [f"{c.backend}: {c.to_retry:,}" for c in corpus if c.to_retry]

@@ -100,8 +100,11 @@ def load_task(
             return Task(type=task_type)
         codes = set(_gold_spellings(gold[gold_column], task_type, separator).values())
         if predicted is not None:
-            codes |= set(_gold_spellings(predicted, task_type, separator).values())
-        return Task(type=task_type, labels=sorted(codes))
+            # Split as the predictions are when scored: "a;b" is two labels, not a label of its own.
+            split = (separator or ";") if task_type is TaskType.MULTILABEL else separator
+            codes |= set(_gold_spellings(predicted, task_type, split).values())
+        # An empty cell is no label: it is no labels (multi-label) or an answer outside the codebook.
+        return Task(type=task_type, labels=sorted(c for c in codes if c.strip()))
     data, _ = read_yaml(Path(spec))
     block = data.get("task", data) if isinstance(data, dict) else data
     try:

@@ -46,18 +46,41 @@ def _undefined_note(marked: bool) -> list[str]:
 NO_RESAMPLES = "without intervals (no bootstrap resamples were drawn)"
 
 
-def _number(value: float) -> str:
+def _decimals(*values: float) -> int:
+    """3 decimals; where the largest of the figures is below 0.01, as many as give it three
+    significant digits: an MSE of 0.00041 against one of 0.00049 is not 0.000 against 0.000."""
+    largest = max((abs(v) for v in values if v is not None and math.isfinite(v)), default=0.0)
+    if largest == 0 or largest >= 0.01:
+        return 3
+    return min(12, 2 - math.floor(math.log10(largest)))
+
+
+def _number(value: float, decimals: int = 3, sign: str = "") -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
-    return f"{value:.3f}"
+    # + 0.0: a figure that rounds to zero is 0, not -0.
+    return f"{round(value, decimals) + 0.0:{sign}.{decimals}f}"
 
 
 def format_estimate(value: float, low: float, high: float, *, interval: bool = True) -> str:
     """``0.712 [0.684, 0.739]``: a figure and its confidence interval (the figure alone where no
-    resamples were drawn, rather than an interval that is always ``[n/a, n/a]``)."""
+    resamples were drawn, rather than an interval that is always ``[n/a, n/a]``), to 3 decimals, or
+    to 3 significant digits where all three are below 0.01."""
+    decimals = _decimals(value, low, high) if interval else _decimals(value)
     if not interval:
-        return _number(value)
-    return f"{_number(value)} [{_number(low)}, {_number(high)}]"
+        return _number(value, decimals)
+    return f"{_number(value, decimals)} [{_number(low, decimals)}, {_number(high, decimals)}]"
+
+
+def format_rate(per_second: float) -> str:
+    """Documents per second: whole above 10, else to two significant digits (an API's 0.4 is no 0)."""
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.2g}"
+
+
+def markdown_cell(text: str) -> str:
+    """Text as one Markdown table cell: a label or a backend name may hold a ``|`` (a new column)
+    or a line break (a new row)."""
+    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
 
 
 def comparison_markdown(
@@ -88,7 +111,7 @@ def comparison_markdown(
     ranked = rank(results, primary, min_coverage=min_coverage)
     for result in ranked:
         extra = details.get(result.backend, {})
-        name = result.backend
+        name = markdown_cell(result.backend)
         if not meets_min_coverage(result, min_coverage):
             below.append(result)
             name += f" {BELOW_COVERAGE_MARK}"
@@ -105,7 +128,7 @@ def comparison_markdown(
         fit_s = extra.get("fit_seconds")
         docs_s = extra.get("docs_per_second")
         cells.append(f"{fit_s:.1f}" if fit_s is not None else "-")
-        cells.append(f"{docs_s:,.0f}" if docs_s else "-")
+        cells.append(format_rate(docs_s) if docs_s else "-")
         if costs:
             cost = extra.get("spending", {}).get("cost_usd")
             cells.append(f"{cost:,.4f}" if cost is not None else "-")
@@ -150,8 +173,8 @@ def _below_coverage_notes(
     return lines + [f"- {result.backend}: {coverage_reason(result, min_coverage)}." for result in below]
 
 
-def _signed(value: float) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:+.3f}"
+def _signed(value: float, decimals: int = 3) -> str:
+    return _number(value, decimals, sign="+")
 
 
 def paired_markdown(
@@ -172,18 +195,19 @@ def paired_markdown(
     marked = False
     for backend, estimates in differences.items():
         n = max((e.n for e in estimates.values()), default=0)
-        cells = [backend, str(n)]
+        cells = [markdown_cell(backend), str(n)]
         for metric in metrics:
             e = estimates.get(metric.name)
             if e is None:
                 cells.append("n/a")
                 continue
             if confidence is None:
-                cells.append(_signed(e.value))
+                cells.append(_signed(e.value, _decimals(e.value)))
                 continue
             mark = (" *" if supported(e) else "") + _undefined_mark(e)
             marked = marked or e.undefined_share > UNDEFINED_SHARE_MARKED
-            cells.append(f"{_signed(e.value)} [{_signed(e.ci_low)}, {_signed(e.ci_high)}]{mark}")
+            d = _decimals(e.value, e.ci_low, e.ci_high)
+            cells.append(f"{_signed(e.value, d)} [{_signed(e.ci_low, d)}, {_signed(e.ci_high, d)}]{mark}")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     direction = "For a figure where lower is better, a negative difference is the better backend."
@@ -206,9 +230,8 @@ def per_label_markdown(result: BackendScores) -> str:
     """Precision, recall and F1 per label for one backend."""
     lines = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for label, row in result.per_label.items():
-        lines.append(
-            f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
-        )
+        figures = f"{row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']}"
+        lines.append(f"| {markdown_cell(label)} | {figures} |")
     return "\n".join(lines)
 
 
@@ -217,7 +240,10 @@ def confusion_markdown(result: BackendScores) -> str:
     if not result.confusion:
         return ""
     labels = result.confusion["labels"]
-    lines = ["| gold \\ predicted | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    lines = [
+        "| gold \\ predicted | " + " | ".join(map(markdown_cell, labels)) + " |",
+        "|---|" + "---:|" * len(labels),
+    ]
     for label, row in zip(labels, result.confusion["matrix"], strict=True):
-        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+        lines.append(f"| {markdown_cell(label)} | " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines)
