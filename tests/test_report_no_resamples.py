@@ -43,5 +43,5 @@ def test_a_learning_curve_without_resamples_shows_the_mean_alone():
         name = "r2"
 
     table = curve_markdown("b", [point], [R2()], intervals=False)  # type: ignore[list-item]
-    assert "| 10 | 2 | 0.500 |" in table and "n/a" not in table
+    assert "| 10 | 2 | - | 0.500 |" in table and "n/a" not in table
     assert "[n/a, n/a]" in curve_markdown("b", [point], [R2()])  # type: ignore[list-item]

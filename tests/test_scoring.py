@@ -344,14 +344,31 @@ def test_a_curve_point_says_how_many_repeats_gave_a_figure():
     assert point["metrics"]["r2"]["value"] == pytest.approx(0.6)
     assert (point["metrics"]["r2"]["repeats_scored"], point["metrics"]["mse"]["repeats_scored"]) == (2, 3)
     table = curve_markdown("b", [point], metrics)
-    row = table.splitlines()[-1]
-    assert "0.600 [0.500, 0.700] (2 of 3 repeats)" in row
+    (row,) = [line for line in table.splitlines() if line.startswith("| 8 |")]
+    # The undefined repeat's resamples are a third of those pooled: the interval is marked too.
+    assert "0.600 [0.500, 0.700] ‡ (2 of 3 repeats)" in row
     assert "2.000 [1.000, 3.000] |" in row  # every repeat scored: nothing added
     undefined = [_curve_run(i, {"r2": NAN, "mse": 1.0}) for i in range(2)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "mean of empty slice"
         (point,) = summarise(undefined, metrics, confidence=0.95)
     assert np.isnan(point["metrics"]["r2"]["value"]) and point["metrics"]["r2"]["repeats_scored"] == 0
+
+
+def test_a_curve_point_shows_the_documents_scored_and_marks_a_mostly_undefined_interval():
+    from scalecode.curves import curve_markdown, summarise
+
+    metrics = [metric(name, TaskType.REGRESSION) for name in ("r2", "mse")]
+    runs = [_curve_run(i, {"r2": 0.5, "mse": 1.0}) for i in range(2)]
+    runs[1].scores.draws["r2"][:3] = NAN  # 3 of the 10 pooled resamples left R^2 undefined
+    runs[1].scores.n_scored = 7  # a repeat that coded fewer of the test documents
+    (point,) = summarise(runs, metrics, confidence=0.95)
+    assert point["metrics"]["r2"]["undefined_share"] == pytest.approx(0.3)
+    assert point["metrics"]["mse"]["undefined_share"] == 0.0
+    table = curve_markdown("b", [point], metrics)
+    assert table.splitlines()[0].startswith("| b: training documents | repeats | n | r2 | mse |")
+    assert "| 8 | 2 | 7 | 0.500 [0.500, 0.500] ‡ | 1.000 [1.000, 1.000] |" in table
+    assert "undefined on more than 10%" in table
 
 
 def test_curve_sizes_read_fractions_up_to_1_and_counts():

@@ -18,7 +18,7 @@ import numpy as np
 
 from scalecode.errors import ScalecodeError
 from scalecode.scoring import BackendScores, Metric
-from scalecode.scoring.bootstrap import percentile_interval
+from scalecode.scoring.bootstrap import percentile_interval, undefined_share
 
 
 @dataclass
@@ -121,11 +121,13 @@ def summarise(
             # A repeat whose figure is undefined (NaN) is left out of the mean; say how many are in it.
             finite = [v for v in values if np.isfinite(v)]
             pooled = [r.scores.draws[metric.name] for r in at_size if metric.name in r.scores.draws]
-            low, high = percentile_interval(np.concatenate(pooled) if pooled else np.array([]), confidence)
+            draws = np.concatenate(pooled) if pooled else np.array([])
+            low, high = percentile_interval(draws, confidence)
             summary[metric.name] = {
                 "value": float(np.mean(finite)) if finite else float("nan"),
                 "ci_low": low,
                 "ci_high": high,
+                "undefined_share": undefined_share(draws),  # of the pooled resamples, as in metrics.json
                 # Repeats may score different counts (a backend's errors): the fewest is quoted.
                 "n": min((r.scores.n_scored for r in at_size), default=0),
                 "repeats_scored": len(finite),
@@ -160,24 +162,41 @@ def curve_markdown(
 ) -> str:
     """A table: training size in rows, metrics in columns, each figure with its interval (the figure
     alone when ``intervals`` is False: no bootstrap resamples were drawn)."""
-    from scalecode.scoring.table import format_estimate
+    from scalecode.scoring.table import (
+        UNDEFINED_MARK,
+        UNDEFINED_SHARE_MARKED,
+        format_estimate,
+        markdown_cell,
+        undefined_note,
+    )
 
     lines = [
-        f"| {backend}: training documents | repeats | " + " | ".join(m.name for m in metrics) + " |",
-        "|---:|---:|" + "---:|" * len(metrics),
+        f"| {markdown_cell(backend)}: training documents | repeats | n | "
+        + " | ".join(m.name for m in metrics)
+        + " |",
+        "|---:|---:|---:|" + "---:|" * len(metrics),
     ]
+    marked = False
     for point in points:
         cells = []
         for m in metrics:
             figure = point["metrics"][m.name]
             cell = format_estimate(figure["value"], figure["ci_low"], figure["ci_high"], interval=intervals)
+            if intervals and figure.get("undefined_share", 0.0) > UNDEFINED_SHARE_MARKED:
+                cell += f" {UNDEFINED_MARK}"
+                marked = True
             scored = figure.get("repeats_scored", point["repeats"])
             if scored != point["repeats"]:
                 cell += f" ({scored} of {point['repeats']} repeats)"
             cells.append(cell)
         failed = point.get("failed", [])
         repeats = f"{point['repeats']}" + (f" ({len(failed)} failed)" if failed else "")
-        lines.append(f"| {point['size']} | {repeats} | " + " | ".join(cells) + " |")
+        # The test documents scored, the fewest of any repeat: one that coded half looks no different.
+        n = min((f["n"] for f in point["metrics"].values() if "n" in f), default=None)
+        lines.append(
+            f"| {point['size']} | {repeats} | {'-' if n is None else n} | " + " | ".join(cells) + " |"
+        )
+    lines += undefined_note(marked)
     # What failed, below the table: a point's figures leave those runs out.
     failures = [
         f"- {backend}, {point['size']} training documents, repeat {f['repeat']}: "

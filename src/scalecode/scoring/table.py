@@ -31,7 +31,8 @@ def _undefined_mark(estimate: Estimate) -> str:
     return f" {UNDEFINED_MARK}" if estimate.undefined_share > UNDEFINED_SHARE_MARKED else ""
 
 
-def _undefined_note(marked: bool) -> list[str]:
+def undefined_note(marked: bool) -> list[str]:
+    """The note under a table that marks intervals with UNDEFINED_MARK."""
     if not marked:
         return []
     return [
@@ -142,7 +143,7 @@ def comparison_markdown(
         f"Figures are point estimates {spread} over the documents each backend coded ({arrows}); "
         f"ranked by {primary.name}."
     )
-    lines += _undefined_note(marked)
+    lines += undefined_note(marked)
     if unranked := without_figure(results, primary):
         lines += ["", no_figure_note(unranked, len(results), primary)]
     if below:
@@ -222,7 +223,7 @@ def paired_markdown(
             f"{percent(confidence)} paired bootstrap intervals (the same resampled documents score both); "
             f"* marks an interval that excludes 0, a difference these documents support. {direction}"
         )
-    lines += _undefined_note(marked)
+    lines += undefined_note(marked)
     return "\n".join(lines)
 
 
