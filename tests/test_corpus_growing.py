@@ -104,7 +104,8 @@ def test_a_last_line_without_a_newline_is_read_while_its_file_is_unchanged(tmp_p
 
 
 def test_a_line_listed_half_written_is_read_whole_once_finished_and_nothing_after_it(tmp_path):
-    """Inspection counted the unfinished line as a document: it is read whole, as that one document."""
+    """A line listed half written and finished by the time it is read is read whole, as the one
+    document it is, and nothing after it."""
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text('{"id": 1, "text": "one"}\n{"id": 2, "text": "tw')
     table = TableConfig(path=str(corpus))
@@ -138,10 +139,14 @@ def test_a_line_half_written_before_the_file_was_listed_waits_for_the_next_run(s
     table = TableConfig(path=str(corpus))
     info = inspect_corpus(table, BUILTIN_READERS)
     assert info.unfinished == [corpus.name] and info.files[0].unfinished
+    assert info.n_documents == 3  # as a run reads it: the fragment is no document yet
     assert read(table, info.files) == [f"document {i} in full" for i in range(3)]
     summary = code(spec, table, out)
     assert rows(out)["id"].to_list() == ["d0", "d1", "d2"]
-    assert (summary.coded, summary.errors) == (3, 0)
+    assert (summary.documents, summary.coded, summary.errors, summary.already_coded) == (3, 3, 0, 0)
+    # Run again while it is still unfinished: nothing to code, nothing counted as coded that is not.
+    idle = code(spec, table, out)
+    assert (idle.documents, idle.coded, idle.already_coded) == (3, 0, 3)
 
     with corpus.open("a") as handle:
         handle.write(rest)
@@ -150,7 +155,21 @@ def test_a_line_half_written_before_the_file_was_listed_waits_for_the_next_run(s
     coded = rows(out)
     assert coded["id"].to_list() == [f"d{i}" for i in range(4)]  # each once, none lost
     assert coded[DOC_HASH].to_list() == whole(4)
-    assert (again.coded, again.errors) == (1, 0)
+    assert (again.documents, again.coded, again.errors, again.already_coded) == (4, 1, 0, 3)
+
+
+def test_a_csv_field_open_over_lines_when_listed_is_not_read_to_its_first_newline(tmp_path):
+    """Finished at the next newline, a quoted field that spans lines would be coded cut short."""
+    corpus = tmp_path / "docs.csv"
+    corpus.write_text('id,text\nd0,zero\nd1,"line one')
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    assert info.unfinished == ["docs.csv"] and info.n_documents == 1
+    with corpus.open("a") as handle:
+        handle.write('\nline two"\nd2,two\n')
+    assert read(table, info.files) == ["zero"]
+    again = inspect_corpus(table, BUILTIN_READERS)
+    assert again.unfinished == [] and read(table, again.files) == ["zero", "line one\nline two", "two"]
 
 
 def test_a_last_line_without_a_newline_that_is_a_whole_row_is_read(tmp_path):

@@ -119,4 +119,15 @@ def test_one_group_gives_a_figure_without_an_interval():
     estimate = score_predictions(predictions, gold, metrics, backend="coder", n_boot=200).metrics["accuracy"]
     assert 0 <= estimate.value <= 1 and estimate.n == 20
     assert np.isnan(estimate.ci_low) and np.isnan(estimate.ci_high)
-    assert estimate.undefined_share == 1.0
+    assert estimate.undefined_share == 0.0  # not a figure undefined on its resamples: none drawn
+
+
+def test_resamples_of_documents_still_give_their_indices_and_of_groups_say_why_not():
+    """A plugin metric's batched function may read ``indices`` (B, n): resamples of documents have
+    them; resamples of groups differ in size and say so."""
+    sample = next(resamples(6, 4, seed=1))
+    assert sample.indices.shape == (4, 6)
+    np.testing.assert_array_equal(np.stack(list(sample.rows())), sample.indices)
+    grouped = next(resamples(6, 50, seed=1, groups=np.array([0, 0, 0, 0, 1, 2])))
+    with pytest.raises(ValueError, match="use rows"):
+        _ = grouped.indices

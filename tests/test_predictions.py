@@ -86,6 +86,19 @@ def test_probabilities_that_are_not_probabilities_make_an_error_row(pos, neg):
     assert "are not all numbers from 0 to 1" in rows[1]["error"]
 
 
+@pytest.mark.parametrize("probabilities", [{}, {"high": [0.2, 0.9]}], ids=["empty", "some"])
+def test_probabilities_beside_scores_are_let_be(probabilities):
+    """A regression task has no labels to give probabilities of: a backend that sends some anyway
+    (a wrapped classifier) still has its scores written."""
+    rows = predictions_table(
+        Predictions(score=[0.5, 1.0], probabilities=probabilities),
+        ids=["a", "b"],
+        backend="b",
+        task=Task(type=TaskType.REGRESSION),
+    ).to_pylist()
+    assert [r["score"] for r in rows] == [0.5, 1.0] and all(r["error"] is None for r in rows)
+
+
 def test_multilabel_sets_are_checked_and_ordered_by_the_codebook():
     task = Task(type=TaskType.MULTILABEL, labels=["a", "b", "c"])
     rows = predictions_table(

@@ -434,6 +434,9 @@ def code_corpus(
             if progress is not None:
                 progress(len(batch))
     summary.seconds = time.perf_counter() - started
-    # Exact now that every document is either in an earlier shard or was written in this run.
-    summary.already_coded = documents - summary.coded - summary.errors
+    # Exact now that every document is either in an earlier shard or was written in this run. A
+    # line its writer finished between the corpus's inspection and its reading was read but not
+    # counted: the corpus had that document more.
+    summary.already_coded = max(documents - summary.coded - summary.errors, 0)
+    summary.documents = max(documents, summary.coded + summary.errors)
     return summary

@@ -314,10 +314,11 @@ def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo
     for i, listed in enumerate(files):
         source, n = listed, 0
         if src.unfinished_line(config, listed):
-            # Counted as the document it will be once finished; its id is checked when it is read.
+            # Read as a run reads it: without the unfinished line, or with it where it is finished by
+            # now (a JSON line is, at its newline). Not counted beforehand: then never coded, it would
+            # count as coded, and every run would start the backend to code it.
             source = files[i] = dataclasses.replace(listed, unfinished=True)
             unfinished.append(source.relative)
-            n = 1
         elif (line := src.unclosed_quote(config, source)) is not None:
             raise DataError(
                 source.path,

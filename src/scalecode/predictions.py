@@ -235,7 +235,7 @@ def _probability_arrays(
     """Each codebook label's probabilities (None where the backend gives none). A coded document whose
     probabilities are not all numbers from 0 to 1 gets an error in ``errors``: a NaN or a 7 written
     beside its label would pass into every analysis that reads them."""
-    if predictions.probabilities is None:
+    if predictions.probabilities is None or task.type is TaskType.REGRESSION:  # a score has none
         return None
     missing = [name for name in task.label_names if name not in predictions.probabilities]
     unknown = [name for name in predictions.probabilities if name not in task.label_names]

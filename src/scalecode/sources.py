@@ -262,7 +262,9 @@ def inspected_bytes(
     utf8 = _utf8(encoding)
     with fs.open_input_stream(source.path, compression=None) as raw:
         codec = _codec(source.path)
-        finish_line = whole_lines and codec is None
+        # A CSV line listed with a quote open may go on over several lines: finished at the next
+        # newline it would be a fragment of its field, so it waits whole for the next run.
+        finish_line = whole_lines and codec is None and not (source.unfinished and source.reader == "csv")
         stream: Any = _Head(raw, source.size, finish_line=finish_line and utf8)
         if codec is not None:
             stream = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), codec)
@@ -421,17 +423,19 @@ _TAIL_BLOCK = 1 << 16  # bytes read at a time from a file's end to find its last
 def _last_line(fs: pafs.FileSystem, source: SourceFile) -> tuple[int, bytes]:
     """Where the listed file's last line starts, and its bytes after the last newline (b"" where the
     file ends in one)."""
-    tail, position = b"", source.size
+    blocks: list[bytes] = []  # from the end backwards, joined once: a long line is not copied per block
+    position = source.size
     with fs.open_input_file(source.path) as handle:
         while position > 0:
             step = min(_TAIL_BLOCK, position)
             position -= step
             handle.seek(position)
-            tail = handle.read(step) + tail
-            cut = tail.rfind(b"\n")
+            block = handle.read(step)
+            cut = block.rfind(b"\n")
             if cut >= 0:
-                return position + cut + 1, tail[cut + 1 :]
-    return 0, tail
+                return position + cut + 1, b"".join([block[cut + 1 :], *reversed(blocks)])
+            blocks.append(block)
+    return 0, b"".join(reversed(blocks))
 
 
 def _stray_quote(

@@ -35,6 +35,17 @@ class Resamples:
     def size(self) -> int:
         return int(self.counts.shape[0])
 
+    @property
+    def indices(self) -> np.ndarray:
+        """(B, n) int: each resample's documents as a row of indices, where every resample draws as
+        many documents (resamples of documents, not of groups); in index order."""
+        sizes = self.counts.sum(axis=1)
+        if len(sizes) and not (sizes == sizes[0]).all():
+            raise ValueError(
+                "resamples of whole groups differ in size and have no (B, n) indices: use rows() or counts"
+            )
+        return np.array(list(self.rows()), dtype=np.int64).reshape(self.size, -1)
+
     def rows(self) -> Iterator[np.ndarray]:
         """Each resample's documents as indices, a document as often as it was drawn (in index order)."""
         positions = np.arange(self.counts.shape[1])

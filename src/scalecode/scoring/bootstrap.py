@@ -81,10 +81,10 @@ def bootstrap_draws(
 ) -> dict[str, np.ndarray]:
     """Each metric on the same ``n_boot`` resamples (NaN where a metric is undefined on one); with
     ``groups`` (see ``resamples``), resamples of whole groups. One group alone gives no interval:
-    every resample would be the sample itself, so every draw is NaN."""
+    every resample would be the sample itself, so none is drawn."""
     draws: dict[str, list[np.ndarray]] = {m.name: [] for m in metrics}
-    if n_boot > 0 and len(y_true) > 0 and groups is not None and groups.max() < 1:
-        return {m.name: np.full(n_boot, np.nan) for m in metrics}
+    if groups is not None and groups.max(initial=0) < 1:
+        return {m.name: np.array([]) for m in metrics}
     if n_boot > 0 and len(y_true) > 0:
         for sample in resamples(len(y_true), n_boot, seed, groups):
             for metric in metrics:
