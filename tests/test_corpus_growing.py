@@ -61,6 +61,14 @@ def rows(out: Path) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(p) for p in sorted(out.glob("*.parquet"))]).sort("id")
 
 
+def assert_each_coded_once(out: Path, n: int) -> None:
+    """Documents d0 .. d(n-1) each have one row in the output, coded from their whole text."""
+    coded = rows(out)
+    assert coded["id"].to_list() == [f"d{i}" for i in range(n)]  # each once, none lost
+    assert coded[DOC_HASH].to_list() == whole(n)
+    assert coded["error"].null_count() == coded.height
+
+
 def read(table: TableConfig, files: Sequence[SourceFile]) -> list[str]:
     """The texts of the first file as a coding run reads them (CSV gives bytes, JSON Lines text)."""
     chunks = read_piece(Piece(files[0]), table, BUILTIN_READERS, 100)
@@ -88,10 +96,7 @@ def test_a_file_appended_to_during_a_run_is_coded_as_inspected_and_the_rest_next
     with corpus.open("a") as handle:  # the collector finishes its line
         handle.write(rest)
     again = code(spec, table, out)
-    coded = rows(out)
-    assert coded["id"].to_list() == [f"d{i}" for i in range(5)]  # each once, none lost
-    assert coded[DOC_HASH].to_list() == whole(5)
-    assert coded["error"].null_count() == coded.height
+    assert_each_coded_once(out, 5)
     assert (again.documents, again.coded, again.errors, again.already_coded) == (5, 2, 0, 3)
 
 
@@ -152,9 +157,7 @@ def test_a_line_half_written_before_the_file_was_listed_waits_for_the_next_run(s
         handle.write(rest)
     assert inspect_corpus(table, BUILTIN_READERS).unfinished == []
     again = code(spec, table, out)
-    coded = rows(out)
-    assert coded["id"].to_list() == [f"d{i}" for i in range(4)]  # each once, none lost
-    assert coded[DOC_HASH].to_list() == whole(4)
+    assert_each_coded_once(out, 4)
     assert (again.documents, again.coded, again.errors, again.already_coded) == (4, 1, 0, 3)
 
 
