@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import stat
@@ -28,7 +29,7 @@ from scalecode.corpus import (
 from scalecode.data import inspect_corpus
 from scalecode.inference import DOC_HASH, PATH, BackendSpec
 from scalecode.readers import BUILTIN_READERS
-from scalecode.sources import ID, ROW, Piece, SourceFile, read_piece
+from scalecode.sources import ID, ROW, Piece, SourceFile, list_sources, read_piece, unfinished_line
 
 # Three documents, then what a collector appends: one whole line and the start of the next.
 LINES = {
@@ -159,6 +160,56 @@ def test_a_line_half_written_before_the_file_was_listed_waits_for_the_next_run(s
     again = code(spec, table, out)
     assert_each_coded_once(out, 4)
     assert (again.documents, again.coded, again.errors, again.already_coded) == (4, 1, 0, 3)
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_line_finished_between_inspection_and_reading_is_counted_as_coded_not_as_coded_before(
+    spec, tmp_path
+):
+    first, _, _ = LINES["jsonl"]
+    corpus, out = tmp_path / "docs.jsonl", tmp_path / "out"
+    corpus.write_text(first + '{"id": "d3", "text": "document 3 in')
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    assert info.n_documents == 3
+    with corpus.open("a") as handle:  # finished before the run reads it: read whole, in this run
+        handle.write(' full"}\n')
+    summary = code_corpus(spec, Resources(batch_size=4), table, info.files, info.n_documents, out)
+    assert_each_coded_once(out, 4)
+    assert (summary.documents, summary.coded, summary.errors, summary.already_coded) == (4, 4, 0, 0)
+
+
+def test_only_the_bytes_listed_say_whether_the_last_line_is_unfinished(tmp_path):
+    """A file that grew after it was listed, still without a newline: its listed last line opened a
+    quote, whatever came after."""
+    corpus = tmp_path / "docs.csv"
+    corpus.write_text('id,text\nd0,zero\nd1,"line one')
+    table = TableConfig(path=str(corpus))
+    (listed,) = list_sources(table, BUILTIN_READERS)
+    with corpus.open("a") as handle:
+        handle.write(" more")
+    assert unfinished_line(table, listed)
+    with corpus.open("a") as handle:
+        handle.write('\nline two"\nd2,two\n')
+    as_read = read(table, [dataclasses.replace(listed, unfinished=True)])
+    assert as_read == ["zero"]  # not "line one more\n", the fragment of its field
+
+
+@pytest.mark.parametrize(
+    ("last", "unfinished"),
+    [
+        (b'{"id": "d1", "text": "caf\xc3', True),  # cut in the middle of a character
+        (b'{"id": "d1", "text": "caf\xe9"}', False),  # whole, with a byte that is not UTF-8: an error row
+        (b'{"id": "d1", "text": "one"}', False),
+    ],
+    ids=["cut-in-a-character", "latin-1-byte", "whole"],
+)
+def test_a_json_line_is_unfinished_only_where_it_was_cut(tmp_path, last, unfinished):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_bytes(b'{"id": "d0", "text": "zero"}\n' + last)
+    table = TableConfig(path=str(corpus))
+    (listed,) = list_sources(table, BUILTIN_READERS)
+    assert unfinished_line(table, listed) is unfinished
 
 
 def test_a_csv_field_open_over_lines_when_listed_is_not_read_to_its_first_newline(tmp_path):

@@ -307,13 +307,14 @@ def inspect_corpus(config: TableConfig, readers: Sequence[Reader]) -> CorpusInfo
     however large the corpus. Hashes that repeat are checked against the ids themselves.
     """
     files = list_sources(config, readers)
+    fs, _ = src.filesystem(config.path)  # once: on an object store, opening one costs a request
     rows: dict[str, int] = {}
     spill = tempfile.TemporaryDirectory(prefix="scalecode-ids-")
     hashes = _HashParts(Path(spill.name))
     unfinished = []
     for i, listed in enumerate(files):
         source, n = listed, 0
-        if src.unfinished_line(config, listed):
+        if src.unfinished_line(config, listed, fs):
             # Read as a run reads it: without the unfinished line, or with it where it is finished by
             # now (a JSON line is, at its newline). Not counted beforehand: then never coded, it would
             # count as coded, and every run would start the backend to code it.

@@ -18,6 +18,7 @@ chunks.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import io
 import json
@@ -391,42 +392,58 @@ def _utf8(encoding: str) -> bool:
     return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
 
 
-def unfinished_line(config: TableConfig, source: SourceFile) -> bool:
+def unfinished_line(config: TableConfig, source: SourceFile, fs: pafs.FileSystem | None = None) -> bool:
     """Whether the file as listed ends in a line its writer has not finished: one without a newline
     that cannot be a whole row. In JSON Lines that is a line that is not JSON (an object cut short
     never is); in CSV, one in which a quoted field opens and does not close. A collector that
     flushes its buffer mid-line leaves such a line, and the next run finds it finished. A last line
     without a newline that is a whole row is read: many files end without one. A CSV line cut where
     no quote is open cannot be told from a finished one. Uncompressed UTF-8 files only: elsewhere a
-    line's bytes are not simply the file's."""
+    line's bytes are not simply the file's. ``fs``: the corpus's filesystem, where the caller has it.
+
+    Only the bytes listed are judged, whatever the file holds by now."""
     if source.reader not in ("csv", "jsonl") or _codec(source.path) is not None or not _utf8(config.encoding):
         return False
-    fs, _ = filesystem(config.path)
-    start, line = _last_line(fs, source)
+    fs = fs if fs is not None else filesystem(config.path)[0]
+    last = _last_line(fs, source)
+    if last is None:
+        return False
+    start, line = last
     if not line.strip():
         return False
     if source.reader == "jsonl":
+        if start == 0:
+            line = line.removeprefix(_BOM)
         try:
-            json.loads(line)
-        except ValueError:  # UnicodeDecodeError too: a cut in the middle of a character
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Cut in the middle of a character, or a byte that is not UTF-8 in a finished line
+            # (an error row, as anywhere else in the file).
+            return exc.end == len(line) and exc.reason == "unexpected end of data"
+        try:
+            json.loads(text)
+        except ValueError:
             return True
         return False
     if b'"' not in line:  # cheap first: a quote that opens on this line is a quote on it
         return False
-    stray = _stray_quote(fs, source, config)
+    stray = _stray_quote(fs, source, config, listed=True)
     return stray is not None and stray[1] is None and stray[0] >= start
 
 
 _TAIL_BLOCK = 1 << 16  # bytes read at a time from a file's end to find its last line
+_LONGEST_LAST_LINE = 1 << 24  # a last line longer than this is not judged (nor held in memory)
 
 
-def _last_line(fs: pafs.FileSystem, source: SourceFile) -> tuple[int, bytes]:
+def _last_line(fs: pafs.FileSystem, source: SourceFile) -> tuple[int, bytes] | None:
     """Where the listed file's last line starts, and its bytes after the last newline (b"" where the
-    file ends in one)."""
+    file ends in one); None where that line is longer than _LONGEST_LAST_LINE."""
     blocks: list[bytes] = []  # from the end backwards, joined once: a long line is not copied per block
     position = source.size
     with fs.open_input_file(source.path) as handle:
         while position > 0:
+            if source.size - position >= _LONGEST_LAST_LINE:
+                return None
             step = min(_TAIL_BLOCK, position)
             position -= step
             handle.seek(position)
@@ -439,12 +456,19 @@ def _last_line(fs: pafs.FileSystem, source: SourceFile) -> tuple[int, bytes]:
 
 
 def _stray_quote(
-    fs: pafs.FileSystem, source: SourceFile, config: TableConfig
+    fs: pafs.FileSystem, source: SourceFile, config: TableConfig, *, listed: bool = False
 ) -> tuple[int, int | None] | None:
     """Where, in the bytes the CSV reader parses, the first quoted field that is not read as written
-    opens, and where it closes (None: never); None where every one is."""
+    opens, and where it closes (None: never); None where every one is. ``listed``: in exactly the
+    bytes listed (UTF-8), not in whole lines of a file that grew since, which leave its last out."""
     scan = _QuoteScan(ord(","))
-    with _csv_text(fs, source, config) as stream:
+    with contextlib.ExitStack() as stack:
+        if listed:
+            stream: Any = _Head(
+                stack.enter_context(fs.open_input_stream(source.path, compression=None)), source.size
+            )
+        else:
+            stream = stack.enter_context(_csv_text(fs, source, config))
         while not scan.stray and (block := stream.read(_SCAN_BLOCK)):
             scan.feed(block)
         scan.finish()

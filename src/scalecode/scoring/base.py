@@ -30,6 +30,7 @@ class Resamples:
     """
 
     counts: np.ndarray  # (B, n) float
+    grouped: bool = False  # resamples of whole groups, whose sizes differ
 
     @property
     def size(self) -> int:
@@ -39,8 +40,7 @@ class Resamples:
     def indices(self) -> np.ndarray:
         """(B, n) int: each resample's documents as a row of indices, where every resample draws as
         many documents (resamples of documents, not of groups); in index order."""
-        sizes = self.counts.sum(axis=1)
-        if len(sizes) and not (sizes == sizes[0]).all():
+        if self.grouped:
             raise ValueError(
                 "resamples of whole groups differ in size and have no (B, n) indices: use rows() or counts"
             )

@@ -46,7 +46,7 @@ def resamples(n: int, n_boot: int, seed: int, groups: np.ndarray | None = None) 
     while done < n_boot:
         b = min(chunk, n_boot - done)
         tallies = _tally(rng.integers(0, units, size=(b, units)), units)
-        yield Resamples(counts=tallies if groups is None else tallies[:, groups])
+        yield Resamples(counts=tallies if groups is None else tallies[:, groups], grouped=groups is not None)
         done += b
 
 
