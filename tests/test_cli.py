@@ -171,6 +171,8 @@ def test_score_command_reproduces_the_stored_figures(project, first_run):
         "job.yaml",
         "--gold-column",
         "score",
+        "--group-column",  # as the job's gold names it: the intervals resample whole editorials
+        "group",
         "--bootstrap",
         "300",
         "--seed",
@@ -181,7 +183,9 @@ def test_score_command_reproduces_the_stored_figures(project, first_run):
     )
     assert result.returncode == 0, result.stderr
     assert "| vader-calibrated |" in result.stdout
-    scores = json.loads((project / "scores.json").read_text())["backends"]["vader-calibrated"]
+    written = json.loads((project / "scores.json").read_text())
+    assert written["resampled"] == "groups: group"
+    scores = written["backends"]["vader-calibrated"]
     stored = json.loads((run / "metrics.json").read_text())["backends"]["vader-calibrated"]
     # Gold documents without a prediction count as errors, so this scores the test split only.
     assert scores["n_scored"] == stored["n_scored"]
