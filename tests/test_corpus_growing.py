@@ -226,6 +226,45 @@ def test_a_csv_field_open_over_lines_when_listed_is_not_read_to_its_first_newlin
     assert again.unfinished == [] and read(table, again.files) == ["zero", "line one\nline two", "two"]
 
 
+@pytest.mark.parametrize(
+    ("name", "header", "rest"),
+    [("docs.csv", "id,te", "xt\nd0,zero\n"), ("docs.tsv", "id\tte", "xt\nd0\tzero\n")],
+)
+def test_a_header_without_its_newline_waits_for_it_instead_of_failing_the_run(tmp_path, name, header, rest):
+    """A writer has flushed part of the header: its columns are not known yet (here "te" would be
+    a missing text column), and it holds no row, so the file is read as empty until it is finished."""
+    corpus = tmp_path / name
+    corpus.write_text(header)
+    table = TableConfig(path=str(corpus))
+    info = inspect_corpus(table, BUILTIN_READERS)
+    assert info.unfinished == [name] and info.n_documents == 0
+    assert read(table, info.files) == []
+    with corpus.open("a") as handle:
+        handle.write(rest)
+    again = inspect_corpus(table, BUILTIN_READERS)
+    assert again.unfinished == [] and again.n_documents == 1 and read(table, again.files) == ["zero"]
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_an_empty_file_among_the_corpus_is_zero_documents_not_a_failed_run(spec, tmp_path):
+    """A collector creates its file before it writes to it; a run that lists it then codes the
+    other files, and the next run the rows it has by then."""
+    folder, out = tmp_path / "corpus", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.csv").write_text(LINES["csv"][0])
+    (folder / "b.csv").write_bytes(b"")
+    (folder / "c.csv").write_text("id,text")  # a header alone, without its newline yet
+    table = TableConfig(path=str(folder))
+    summary = code(spec, table, out)
+    assert (summary.documents, summary.coded, summary.errors) == (3, 3, 0)
+    (folder / "b.csv").write_text("id,text\nd3,document 3 in full\n")
+    with (folder / "c.csv").open("a") as handle:
+        handle.write("\nd4,document 4 in full\n")
+    again = code(spec, table, out)
+    assert_each_coded_once(out, 5)
+    assert (again.documents, again.coded, again.already_coded) == (5, 2, 3)
+
+
 def test_a_last_line_without_a_newline_that_is_a_whole_row_is_read(tmp_path):
     for name, text in (
         ("docs.jsonl", '{"id": "1", "text": "one"}\n{"id": "2", "text": "two"}'),

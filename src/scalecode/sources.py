@@ -395,14 +395,19 @@ def _utf8(encoding: str) -> bool:
 def unfinished_line(config: TableConfig, source: SourceFile, fs: pafs.FileSystem | None = None) -> bool:
     """Whether the file as listed ends in a line its writer has not finished: one without a newline
     that cannot be a whole row. In JSON Lines that is a line that is not JSON (an object cut short
-    never is); in CSV, one in which a quoted field opens and does not close. A collector that
+    never is); in CSV, one in which a quoted field opens and does not close; in CSV and TSV, a
+    header that is the file's only line. A collector that
     flushes its buffer mid-line leaves such a line, and the next run finds it finished. A last line
     without a newline that is a whole row is read: many files end without one. A CSV line cut where
     no quote is open cannot be told from a finished one. Uncompressed UTF-8 files only: elsewhere a
     line's bytes are not simply the file's. ``fs``: the corpus's filesystem, where the caller has it.
 
     Only the bytes listed are judged, whatever the file holds by now."""
-    if source.reader not in ("csv", "jsonl") or _codec(source.path) is not None or not _utf8(config.encoding):
+    if (
+        source.reader not in ("csv", "tsv", "jsonl")
+        or _codec(source.path) is not None
+        or not _utf8(config.encoding)
+    ):
         return False
     fs = fs if fs is not None else filesystem(config.path)[0]
     last = _last_line(fs, source)
@@ -411,6 +416,13 @@ def unfinished_line(config: TableConfig, source: SourceFile, fs: pafs.FileSystem
     start, line = last
     if not line.strip():
         return False
+    if source.reader != "jsonl" and start == 0 and b"\r" not in line:
+        # The header, and nothing after it: a writer that has flushed "id,te" so far would have the
+        # file refused for a missing column. It holds no row, so waiting for its newline loses none.
+        # (A file of CR line ends has no newline at all, and is whole lines.)
+        return True
+    if source.reader == "tsv":
+        return False  # no quoting: any line is a whole row
     if source.reader == "jsonl":
         if start == 0:
             line = line.removeprefix(_BOM)
@@ -891,7 +903,10 @@ def _csv_chunks(
         newlines_in_values=parse.newlines_in_values,
         invalid_row_handler=lambda row: "skip",
     )
-    _require(_csv_header(fs, source, config, header_parse, read), config, source.path)
+    header = _csv_header(fs, source, config, header_parse, read)
+    if header is None:
+        return  # no byte to read (yet): a file just created, or a header waiting for its newline
+    _require(header, config, source.path)
     with inspected_bytes(fs, source, config.encoding) as stream:
         try:
             reader = pacsv.open_csv(
@@ -979,13 +994,16 @@ def _csv_header(
     config: TableConfig,
     parse: pacsv.ParseOptions,
     read: pacsv.ReadOptions,
-) -> list[str]:
+) -> list[str] | None:
+    """The file's column names; None where the bytes read are none (a byte-order mark at most)."""
     with inspected_bytes(fs, source, config.encoding) as stream:
         try:
             return list(pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names)
         except pa.ArrowInvalid as exc:
             if _straddles(exc):
                 raise _RowTooLong(0, np.empty(0, np.int64)) from exc
+            if str(exc) == "Empty CSV file":  # the parser's word for no bytes, not for a bad header
+                return None
             raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
 
 
