@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import tarfile
 import threading
 import time
@@ -260,3 +261,30 @@ def test_a_model_fetched_by_an_earlier_version_into_a_read_only_folder_is_still_
     monkeypatch.setattr("scalecode.datasets.os.access", lambda path, mode: False)  # root writes anyway
     assert fetch("fake-model", dest) == [dest / "models" / "m"]
     assert model == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+def test_a_fetch_waiting_for_another_says_so_before_it_waits(fake, tmp_path):
+    """Where another fetch holds the lock (a download in another terminal), the caller is told
+    before the wait, not left looking at a command that seems to hang."""
+    import fcntl
+
+    dest = tmp_path / "data"
+    dest.mkdir()
+    told = threading.Event()
+    results: list[list[Path]] = []
+    with (dest / ".fake-ratings.lock").open("ab") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(
+            target=lambda: results.append(fetch("fake-ratings", dest, on_wait=told.set))
+        )
+        waiter.start()
+        assert told.wait(timeout=30)
+        assert results == []  # still waiting while the lock is held
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiter.join(timeout=30)
+    assert results == [[dest / "ratings.parquet"]]
+
+    unheld = threading.Event()
+    fetch("fake-ratings", dest, on_wait=unheld.set)
+    assert not unheld.is_set()  # nobody else fetching: nothing to say

@@ -350,10 +350,17 @@ def datasets_fetch(names: tuple[str, ...], dest: str) -> None:
     from scalecode.datasets import fetch
 
     for name in names:
-        paths = fetch(name, Path(dest))
+        paths = fetch(name, Path(dest), on_wait=_waiting_for(name, dest))
         # A model is a folder of files: its folder is what a job names.
         for shown in dict.fromkeys(_model_folder_of(path, Path(dest)) or path for path in paths):
             click.echo(str(shown))
+
+
+def _waiting_for(name: str, dest: str) -> Callable[[], None]:
+    def say() -> None:
+        click.echo(f"{name}: another fetch into {dest} is building it; waiting for it to finish", err=True)
+
+    return say
 
 
 def _model_folder_of(path: Path, dest: Path) -> Path | None:

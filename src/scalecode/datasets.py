@@ -321,16 +321,17 @@ class _Index:
         return digest.hexdigest()
 
 
-def fetch(name: str, dest: Path) -> list[Path]:
+def fetch(name: str, dest: Path, on_wait: Callable[[], None] | None = None) -> list[Path]:
     """Fetch a dataset into ``dest``: the files it wrote (skipped when they are already there, whole,
-    from the same archive and the same version of its builder)."""
+    from the same archive and the same version of its builder). ``on_wait`` is called once where
+    another fetch of it holds its lock, before waiting for that one to finish."""
     if name not in DATASETS:
         raise ScalecodeError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     dataset = DATASETS[name]
     dest.mkdir(parents=True, exist_ok=True)
     stamp = dest / f".{name}.sha256"
     listing = dest / f".{name}.files"
-    with _held(dest / f".{name}.lock"):
+    with _held(dest / f".{name}.lock", on_wait):
         present = _present(dataset, dest, stamp, listing)
         if present is not None:
             return present
@@ -345,10 +346,11 @@ def fetch(name: str, dest: Path) -> list[Path]:
 
 
 @contextmanager
-def _held(lock: Path) -> Iterator[None]:
+def _held(lock: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold ``lock`` while a dataset is checked and built: a second fetch of it (another process, or
     a thread) waits, then finds it built, rather than writing the same files at the same time. The
-    lock dies with the process, however it ends."""
+    lock dies with the process, however it ends. ``on_wait``: called before such a wait, so that a
+    download in another terminal does not look like this one hanging."""
     try:
         import fcntl
     except ImportError:  # no flock (Windows): unlocked, as fetches were before
@@ -360,7 +362,12 @@ def _held(lock: Path) -> Iterator[None]:
         yield
         return
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
