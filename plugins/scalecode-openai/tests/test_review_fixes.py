@@ -150,12 +150,18 @@ def test_a_422_that_does_not_name_the_format_is_the_documents_error(api, tmp_pat
         (None, 'response_format type must be one of "text" or "json_object"', "format"),
         ("logprobs", "logprobs is not supported with this model.", "logprobs"),
         (None, "top_logprobs must be between 0 and 20", "logprobs"),
-        # the request's own fault
-        ("messages", CONTEXT, None),
+        # OpenAI's reasoning models: the same limit, by its newer name
         (
             "max_tokens",
             "Unsupported parameter: 'max_tokens' is not supported with this model. "
             "Use 'max_completion_tokens' instead.",
+            "max_tokens",
+        ),
+        # the request's own fault, or an option's value
+        ("messages", CONTEXT, None),
+        (
+            "max_tokens",
+            "max_tokens is too large: 100000. This model supports at most 16384 completion tokens.",
             None,
         ),
         (

@@ -31,15 +31,16 @@ class Code:
 
 
 def _load_json(content: str) -> Any:
+    # RecursionError: a reply nested deeper than the parser goes ("[[[[..."), no answer either.
     try:
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     found = JSON_OBJECT.search(content)  # JSON inside prose or a code fence
     if found:
         try:
             return json.loads(found.group(0))
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return None
 
@@ -74,21 +75,32 @@ def _labels_alone(content: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _label(task: Task, value: Any) -> str | None:
+    """The codebook's label that ``value`` names, or None. A server that ignores the enum may change
+    the case or add spaces, or write a label that is a number ("2") as a number (2)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    if value in task.label_names:
+        return value
+    matches = [name for name in task.label_names if name.casefold() == value.strip().casefold()]
+    return matches[0] if len(matches) == 1 else None
+
+
 def check(task: Task, value: Any) -> Code:
     """A code from a parsed answer, or an error saying why it is not one."""
     if task.type is TaskType.CLASSIFICATION:
-        if isinstance(value, str) and value in task.label_names:
-            return Code(value)
-        if isinstance(value, str):  # a server that ignores the enum may change the case
-            matches = [name for name in task.label_names if name.casefold() == value.strip().casefold()]
-            if len(matches) == 1:
-                return Code(matches[0])
+        if (label := _label(task, value)) is not None:
+            return Code(label)
         return Code(error=f"answer is not a label of the codebook: {value!r}")
     if task.type is TaskType.MULTILABEL:
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            unknown = [v for v in value if v not in task.label_names]
+        if isinstance(value, list):
+            labels = [_label(task, v) for v in value]
+            unknown = [v for v, label in zip(value, labels, strict=True) if label is None]
             if not unknown:
-                return Code(sorted(set(value), key=task.label_names.index))
+                known = {label for label in labels if label is not None}
+                return Code(sorted(known, key=task.label_names.index))
             return Code(error=f"answer has labels not in the codebook: {unknown!r}")
         return Code(error=f"answer is not a list of labels: {value!r}")
     assert task.scale is not None
@@ -98,6 +110,10 @@ def check(task: Task, value: Any) -> Code:
         score = float(value)
     except ValueError:
         return Code(error=f"answer is not a number: {value!r}")
+    except OverflowError:  # an integer of hundreds of digits: a number, far outside any scale
+        return Code(
+            error=f"score {str(value)[:20]}... is outside the scale {task.scale.min:g} to {task.scale.max:g}"
+        )
     if not math.isfinite(score) or not task.scale.min <= score <= task.scale.max:
         return Code(error=f"score {score:g} is outside the scale {task.scale.min:g} to {task.scale.max:g}")
     return Code(score)
@@ -123,17 +139,26 @@ def parse(task: Task, content: str | None, documents: int) -> list[Code]:
         return [Code(error=f"answer has no '{field}'")]
     if not isinstance(data, dict) or not isinstance(data.get("answers"), list):
         return [Code(error="answer has no list of 'answers'")] * documents
-    by_id: dict[str, tuple[int, Any]] = {}
-    for position, item in enumerate(data["answers"]):
-        if isinstance(item, dict) and "id" in item and field in item:
-            by_id.setdefault(str(item["id"]).strip(), (position, item[field]))
+    by_id: dict[str, list[tuple[int, Any]]] = {}
+    # An answer's position counts the answers with a code field only: the n-th such field in the
+    # reply is the n-th answer's, whose tokens give its confidence (see ``confidences``).
+    coded = [item for item in data["answers"] if isinstance(item, dict) and field in item]
+    for position, item in enumerate(coded):
+        if "id" in item:
+            by_id.setdefault(str(item["id"]).strip(), []).append((position, item[field]))
     codes = []
     for i in range(1, documents + 1):
-        if str(i) not in by_id:
+        entries = by_id.get(str(i), [])
+        if not entries:
             codes.append(Code(error=f"answer has no entry for document {i}"))
             continue
-        position, value = by_id[str(i)]
+        position, value = entries[0]
         code = check(task, value)
+        if any(check(task, other).value != code.value or code.error for _, other in entries[1:]):
+            # Two answers for one document that differ (or either is no code): taking one is a guess.
+            shown = ", ".join(repr(other) for _, other in entries)
+            codes.append(Code(error=f"answer has {len(entries)} entries for document {i}: {shown}"))
+            continue
         codes.append(Code(code.value, code.error, position))
     return codes
 
@@ -160,10 +185,12 @@ def confidences(task: Task, content: str, tokens: list[dict[str, Any]] | None) -
     ]
     out: list[float] = []
     for begin, end in spans:
-        total = sum(
-            float(token.get("logprob", 0.0))
+        logprobs = [
+            token.get("logprob", 0.0)
             for token, start in zip(tokens, starts, strict=True)
             if start < end and start + len(str(token.get("token", ""))) > begin
-        )
-        out.append(math.exp(total))
+        ]
+        if not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in logprobs):
+            return []  # a token without its log-probability (null): no confidence, not a guess
+        out.append(math.exp(min(sum(logprobs), 0.0)))  # a log-probability is never above 0
     return out

@@ -156,19 +156,33 @@ class OpenAIBackend(Backend):
 
     def predict_batch(self, texts: Sequence[str]) -> Predictions:
         groups = self._groups(texts)
+        replies = self._ask_groups(texts, groups)
+        # A request of several documents refused as such (one too long, one a filter flags) would
+        # make every document in it an error row that no rerun asks again: each is asked alone.
+        refused = [
+            k for k, r in enumerate(replies) if len(groups[k]) > 1 and r.error is not None and not r.passing
+        ]
+        if refused:
+            alone = [[i] for k in refused for i in groups[k]]
+            answers = iter(self._ask_groups(texts, alone))
+            split = set(refused)
+            groups = [g for k, g in enumerate(groups) if k not in split] + alone
+            replies = [r for k, r in enumerate(replies) if k not in split] + [next(answers) for _ in alone]
+        return self._predictions(texts, groups, replies)
+
+    def _ask_groups(self, texts: Sequence[str], groups: list[list[int]]) -> list[Reply]:
+        """One reply per group of documents, asked together (in batch mode, through the Batch API)."""
         conversations = [prompts.messages(self.task, [texts[i] for i in g], self.examples) for g in groups]
+        sizes = [len(g) for g in groups]
         if self.params.mode == "batch":
             from scalecode_openai.batch import submit_and_collect
 
             self._loop.run_until_complete(
-                submit_and_collect(
-                    self.requester, self.task, conversations, [len(g) for g in groups], self.work_dir
-                )
+                submit_and_collect(self.requester, self.task, conversations, sizes, self.work_dir)
             )
-        replies = self._loop.run_until_complete(
-            self._ask_all(conversations, [len(g) for g in groups], cache_only=self.params.mode == "batch")
+        return self._loop.run_until_complete(
+            self._ask_all(conversations, sizes, cache_only=self.params.mode == "batch")
         )
-        return self._predictions(texts, groups, replies)
 
     async def _ask_all(
         self, conversations: list[list[dict[str, str]]], sizes: list[int], *, cache_only: bool

@@ -36,6 +36,7 @@ from openai import (
     APITimeoutError,
     ConflictError,
     InternalServerError,
+    NotFoundError,
     RateLimitError,
 )
 
@@ -155,7 +156,9 @@ async def submit_and_collect(
                 requester,
                 [_batch(folder, {key: bodies[key] for key in part}) for part in _parts(again, params)],
             )
-    except APIStatusError as exc:
+    except (APIStatusError, APIConnectionError, APITimeoutError) as exc:
+        # Past the retries: an upload or a batch not made. Its record keeps what was made, and the
+        # next run goes on from there.
         error = f"Batch API error: {requester.describe(exc)}"
         advice = halting_failure(exc) or (
             "the server kept failing (past the client's retries); try again later"
@@ -257,26 +260,51 @@ async def _run(requester: Requester, batches: list[_Batch]) -> bool:
 
 
 async def _submit(requester: Requester, batch: _Batch) -> None:
-    client, state, path = requester.client, batch.state, batch.path
+    state, path = batch.state, batch.path
     if "file_id" not in state:
-        text = _lines(batch.bodies)
-        _write(batch.requests_path, text)  # before the upload: a record never lacks its requests
-        upload = io.BytesIO(text.encode("utf-8"))
-        file = await client.files.create(file=(f"scalecode-{batch.name}.jsonl", upload), purpose="batch")
-        state.update(file_id=file.id, requests=len(batch.bodies))
-        _save(path, state)
+        await _upload(requester, batch)
     if "batch_id" not in state:
-        created = await client.batches.create(
-            input_file_id=state["file_id"],
-            endpoint=ENDPOINT,
-            completion_window="24h",
-            metadata={"scalecode_requests": batch.name},
-        )
+        # Not asked again here after a failure: a batch made whose reply was lost would be made and
+        # paid for twice. The run stops instead, and the next one creates it from the file.
+        try:
+            created = await _create(requester, state["file_id"], batch.name)
+        except NotFoundError:
+            if not batch.resumed:
+                raise
+            # The file an earlier run uploaded is gone (deleted, expired, another key's project).
+            log.warning("batch file %s is not on the server any more; uploading it again", state["file_id"])
+            await _upload(requester, batch)
+            created = await _create(requester, state["file_id"], batch.name)
         state["batch_id"] = created.id
         _save(path, state)
         log.info("submitted batch %s with %d requests", created.id, len(batch.bodies))
     elif batch.resumed:
         log.info("resuming batch %s (%d requests)", state["batch_id"], len(batch.bodies))
+
+
+async def _upload(requester: Requester, batch: _Batch) -> None:
+    """Upload the batch's requests (asked again after a transient failure: a file uploaded twice
+    costs nothing) and record the file's id."""
+    text = _lines(batch.bodies)
+    _write(batch.requests_path, text)  # before the upload: a record never lacks its requests
+    data = text.encode("utf-8")
+    file = await _patiently(
+        requester.params,
+        lambda: requester.client.files.create(
+            file=(f"scalecode-{batch.name}.jsonl", io.BytesIO(data)), purpose="batch"
+        ),
+    )
+    batch.state.update(file_id=file.id, requests=len(batch.bodies))
+    _save(batch.path, batch.state)
+
+
+async def _create(requester: Requester, file_id: str, name: str) -> Any:
+    return await requester.client.batches.create(
+        input_file_id=file_id,
+        endpoint=ENDPOINT,
+        completion_window="24h",
+        metadata={"scalecode_requests": name},
+    )
 
 
 async def _collect(requester: Requester, batch: _Batch) -> bool:
@@ -291,6 +319,20 @@ async def _collect(requester: Requester, batch: _Batch) -> bool:
             output = await _patiently(params, lambda: client.files.content(output_id))
         if (error_id := found.error_file_id) is not None:
             error = await _patiently(params, lambda: client.files.content(error_id))
+    except NotFoundError:
+        if not batch.resumed:
+            raise
+        # An earlier run's batch, or its answers, the server no longer has (deleted, expired, another
+        # key's project): its requests are submitted anew, once, as those of a batch that expired.
+        log.warning(
+            "batch %s is not on the server any more; its requests are submitted again", state["batch_id"]
+        )
+        state["status"] = "gone"
+        _save(batch.path, state)
+        batch.ended = True
+        batch.path.replace(batch.path.with_name(f"{batch.name}.{state['batch_id']}.json"))
+        batch.requests_path.unlink(missing_ok=True)
+        return True
     except _TRANSIENT as exc:
         # The batch is submitted and its id saved: the next run polls it again. Its documents are
         # error rows marked to retry, not a crash of the run.

@@ -99,13 +99,16 @@ def build_request(
     messages: list[dict[str, str]],
     response_format: dict[str, Any] | None,
     logprobs: bool,
+    token_limit: str = "max_tokens",
 ) -> dict[str, Any]:
-    """The chat-completions request body: everything that determines the answer, nothing secret."""
+    """The chat-completions request body: everything that determines the answer, nothing secret.
+    ``token_limit``: the name the server takes ``max_tokens`` by (OpenAI's reasoning models take
+    only ``max_completion_tokens``)."""
     body: dict[str, Any] = {
         "model": params.model,
         "messages": messages,
         "temperature": params.temperature,
-        "max_tokens": params.max_tokens,
+        token_limit: params.max_tokens,
     }
     if params.seed is not None:
         body["seed"] = params.seed
@@ -127,12 +130,27 @@ def _usage(response: dict[str, Any]) -> tuple[int | None, int | None]:
     return usage.get("prompt_tokens"), usage.get("completion_tokens")
 
 
+def _text_of(content: Any) -> str | None:
+    """A message's text: a string, or (as some OpenAI-compatible servers send it) a list of parts,
+    whose text parts are joined; anything else is no text."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [
+            part.get("text")
+            for part in content
+            if isinstance(part, dict) and part.get("type", "text") == "text"
+        ]
+        return "".join(t for t in texts if isinstance(t, str))
+    return str(content)
+
+
 def reply_from(
     response: dict[str, Any], key: str, cached: bool, latency_s: float | None, cost: float | None
 ) -> Reply:
     choice = (response.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    content = message.get("content")
+    content = _text_of(message.get("content"))
     tokens = (choice.get("logprobs") or {}).get("content")
     input_tokens, output_tokens = _usage(response)
     return Reply(
@@ -160,6 +178,7 @@ class Requester:
         self.budget = budget
         self.format = "json_schema" if params.structured_output == "auto" else params.structured_output
         self.logprobs = params.logprobs
+        self.token_limit = "max_tokens"  # or max_completion_tokens, where the server refuses it
         self.key = api_key
         self.client = AsyncOpenAI(
             api_key=api_key,
@@ -198,7 +217,11 @@ class Requester:
 
     def body(self, messages: list[dict[str, str]], task: Any, documents: int) -> dict[str, Any]:
         return build_request(
-            self.params, messages, prompts.response_format(task, documents, self.format), self.logprobs
+            self.params,
+            messages,
+            prompts.response_format(task, documents, self.format),
+            self.logprobs,
+            self.token_limit,
         )
 
     async def ask(
@@ -218,7 +241,7 @@ class Requester:
 
         malformed = waited = 0
         while True:
-            fmt, logprobs = self.format, self.logprobs
+            fmt, logprobs, limit = self.format, self.logprobs, self.token_limit
             body = self.body(messages, task, documents)
             key = cache_key(self.params, body)
             hit = self.cache.get(key)
@@ -232,6 +255,8 @@ class Requester:
             async with self.slots:
                 if self.halted is not None:  # set while this request waited for a slot
                     raise StopRun(self.halted)
+                if (fmt, logprobs, limit) != (self.format, self.logprobs, self.token_limit):
+                    continue  # another request stepped down meanwhile: ask as it now asks
                 self.budget.reserve()  # with a slot held: at most `concurrency` requests overshoot
                 await self._wait_for_limits(body)
                 started = time.perf_counter()
@@ -239,9 +264,23 @@ class Requester:
                     self.sent += 1
                     response = await self._send(body)
                 except (BadRequestError, UnprocessableEntityError) as exc:
-                    if self._step_down(refused_option(*_refusal(exc)), fmt, logprobs):
+                    param, message = _refusal(exc)
+                    if self._step_down(refused_option(param, message), fmt, logprobs, limit):
                         continue
-                    return self._failed(key, f"API refused the request: {self.describe(exc)}")
+                    error = f"API refused the request: {self.describe(exc)}"
+                    if (option := _option_named(param, body)) is not None:
+                        # Every request carries the job's options: each would be refused alike, and
+                        # each document made an error row that a rerun does not ask again.
+                        error = self.scrub(error)
+                        self.cache.failed(key, error)
+                        stop = self.halt(
+                            f"{error}; the server refuses the option {option!r} for this model: change "
+                            "or remove it in the backend's params, then run the job again (what is coded "
+                            "is kept)"
+                        )
+                        log.error("no more requests: %s", self.halted)
+                        raise stop from None
+                    return self._failed(key, error)
                 except (APIStatusError, APITimeoutError, APIConnectionError) as exc:
                     retries = _retries(exc, self.params.max_retries) + waited
                     after = f" after {retries} retries" if retries else ""
@@ -288,6 +327,7 @@ class Requester:
             "messages",
             "temperature",
             "max_tokens",
+            "max_completion_tokens",
             "seed",
             "response_format",
             "logprobs",
@@ -334,13 +374,19 @@ class Requester:
             f"than max_retry_after_s ({limit:g} s): wait that long, or raise max_retry_after_s"
         )
 
-    def _step_down(self, refused: str | None, fmt: str, logprobs: bool) -> bool:
-        """After a 400 or 422 naming ``refused`` (see :func:`refused_option`): drop it, once.
-        False: the request itself is at fault, and becomes an error row."""
+    def _step_down(self, refused: str | None, fmt: str, logprobs: bool, limit: str = "max_tokens") -> bool:
+        """After a 400 or 422 naming ``refused`` (see :func:`refused_option`): drop it (or, for
+        max_tokens, ask by its other name), once. False: the request itself is at fault."""
         if refused is None:
             return False  # a context too long, a content filter, a parameter the model rejects
-        if fmt != self.format or logprobs != self.logprobs:
+        if fmt != self.format or logprobs != self.logprobs or limit != self.token_limit:
             return True  # another request already stepped down; ask again as it now asks
+        if refused == "max_tokens":
+            if limit == "max_completion_tokens":
+                return False
+            self.token_limit = "max_completion_tokens"
+            log.warning("the server refuses max_tokens; asking with max_completion_tokens")
+            return True
         if refused == "logprobs":
             if not logprobs:
                 return False
@@ -363,14 +409,18 @@ class Requester:
 
 
 _NAMES_LOGPROBS = re.compile(r"logprob", re.IGNORECASE)
+_NAMES_COMPLETION_TOKENS = re.compile(r"max_completion_tokens", re.IGNORECASE)
 _NAMES_FORMAT = re.compile(r"response[_ .]?format|json[_ ]?schema|json[_ ]?object", re.IGNORECASE)
 
 
 def refused_option(param: str | None, message: str) -> str | None:
     """What a refusal (HTTP 400 or 422) names that the request could do without: "logprobs",
-    "format" (response_format, json_schema or json_object), or None (the request itself is at fault:
-    a context too long, a content filter, a parameter the model rejects)."""
+    "format" (response_format, json_schema or json_object), "max_tokens" (asked for by its newer
+    name, max_completion_tokens), or None (the request itself is at fault: a context too long, a
+    content filter, a parameter the model rejects)."""
     text = f"{param or ''} {message}"
+    if _NAMES_COMPLETION_TOKENS.search(message):  # not any refusal of max_tokens: its value may be
+        return "max_tokens"
     if _NAMES_LOGPROBS.search(text):
         return "logprobs"
     if _NAMES_FORMAT.search(text):
@@ -387,11 +437,17 @@ def _refusal(exc: Exception) -> tuple[str | None, str]:
     if isinstance(body, dict):
         detail = body.get("detail")
         if isinstance(detail, list):
+            items = [item for item in detail if isinstance(item, dict)]
             parts = [
-                " ".join(map(str, item.get("loc") or ())) + " " + str(item.get("msg", ""))
-                for item in detail
-                if isinstance(item, dict)
+                " ".join(map(str, item.get("loc") or ())) + " " + str(item.get("msg", "")) for item in items
             ]
+            fields = {
+                str(loc[1])
+                for item in items
+                if len(loc := list(item.get("loc") or ())) == 2 and loc[0] == "body"
+            }
+            if param is None and len(fields) == 1:
+                param = fields.pop()  # one field of the request refused, as OpenAI's ``param`` names it
             return param, "; ".join(parts)
         message = body.get("message", detail)
         if message is not None:
@@ -403,6 +459,15 @@ def _refusal(exc: Exception) -> tuple[str | None, str]:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _option_named(param: str | None, body: dict[str, Any]) -> str | None:
+    """The job's option a refusal names (its ``param``: OpenAI's, or the field of a FastAPI 422),
+    where it is one the request sets and not the conversation; None otherwise (a context too long,
+    a filtered input name ``messages`` or nothing)."""
+    if not param or param.split("[")[0].split(".")[0] == "messages":
+        return None
+    return param if param in body else None
 
 
 def halting_failure(exc: Exception) -> str | None:

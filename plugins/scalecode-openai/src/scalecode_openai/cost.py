@@ -40,11 +40,18 @@ def estimate_tokens(messages: Sequence[dict[str, Any]]) -> int:
 
 
 def cost_usd(price: Price | None, usage: dict[str, Any] | None, *, batch: bool = False) -> float | None:
-    """Dollars for one answered request from its ``usage``; None without a price or usage."""
+    """Dollars for one answered request from its ``usage``; None without a price or usage, or where
+    the usage lacks a count or counts nothing (some OpenAI-compatible servers send zeros): unknown,
+    not free."""
     if price is None or not usage:
         return None
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
+    try:
+        prompt = int(usage["prompt_tokens"])
+        completion = int(usage["completion_tokens"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if prompt + completion <= 0:
+        return None
     cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
     cached_price = price.input if price.cached_input is None else price.cached_input
     dollars = ((prompt - cached) * price.input + cached * cached_price + completion * price.output) / 1e6
