@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -124,3 +125,19 @@ class Task(BaseModel):
     @property
     def is_regression(self) -> bool:
         return self.type is TaskType.REGRESSION
+
+
+def round_robin(examples: Sequence[Example]) -> list[Example]:
+    """Examples one label at a time in turn (labels in order of first appearance, each label's
+    examples in their order), so that the first k cover as many labels as k can and the example
+    just before the document is not always of the same label. A multi-label example's label is its
+    set of labels; a regression example's, its score."""
+    groups: dict[object, list[Example]] = {}
+    for example in examples:
+        label = example.label if example.label is not None else example.labels or example.score
+        groups.setdefault(label, []).append(example)
+    turns = [list(group) for group in groups.values()]
+    ordered = []
+    for depth in range(max(map(len, turns), default=0)):
+        ordered += [group[depth] for group in turns if depth < len(group)]
+    return ordered

@@ -42,6 +42,7 @@ from scalecode import (
     operational,
 )
 from scalecode.manifest import write_json
+from scalecode.task import round_robin
 from scalecode_hf.models import ModelSource, fingerprint, resolve
 from scalecode_hf.options import CausalTrainOptions, DeviceChoice, Precision, TrainOptions
 
@@ -103,7 +104,10 @@ class CausalScorer:
         self.params = params
         self.prompts = prompts
         shown = params.get("few_shot")
-        self.examples: list[Example] = list(task.examples if shown is None else task.examples[:shown])
+        # Taken in turn from each label, so that few_shot of them cover as many labels as they can,
+        # and the example just before the document is not always of the same label.
+        examples = round_robin(task.examples)
+        self.examples: list[Example] = examples if shown is None else examples[:shown]
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.system_role = prompts.takes_system_role(tokenizer)
         # What the tokenizer reads as a control token wherever it meets it in a text (<|im_end|>,
@@ -113,6 +117,15 @@ class CausalScorer:
         self.specials = sorted(t for t in specials | set(getattr(tokenizer, "all_special_tokens", ())) if t)
         # One pass over a document, whatever the number of special tokens (Gemma's run to thousands).
         self._special = re.compile("|".join(map(re.escape, self.specials))) if self.specials else None
+        # An example is a document too, cut like one: a long gold document drawn as an example would
+        # otherwise be in every prompt whole, and might leave no room for the document coded.
+        self.max_length = params["max_length"]
+        self.examples = [
+            example
+            if not (cut := self.truncate(example.text))[1]
+            else example.model_copy(update={"text": cut[0]})
+            for example in self.examples
+        ]
         self.max_length = self._document_length(config)
         if not prompts.answers_end(tokenizer):
             name = str(getattr(tokenizer, "name_or_path", "") or "the tokenizer")
@@ -460,6 +473,11 @@ class CausalLMBackend(Backend):
         # by Ray Train's workers, and loaded here (the driver, perhaps a head node without a GPU) only
         # once, to save it. A model already loaded (predictions before training) is not used.
         scorer = self._prompt_scorer()
+        # A document shown in every prompt is not trained on (the model would learn to copy the
+        # answer above it) nor validated on (its score would be read off the prompt).
+        train, shown = without_examples(train, scorer.examples)
+        if eval is not None:
+            eval, _ = without_examples(eval, scorer.examples)
         fit_set, validation, split_note = validation_split(train, eval, options.validation_size, config.seed)
         ids, lengths = training_rows(scorer, fit_set)
         table = pa.table(
@@ -528,6 +546,14 @@ class CausalLMBackend(Backend):
                 f"{epochs_note(options.mode, trained, len(trained_on))}; {len(ids)} training sequences; "
                 f"model from {location}",
                 *([split_note] if split_note else []),
+                *(
+                    [
+                        f"{shown} training document(s) shown as few-shot examples left out of "
+                        "training and validation"
+                    ]
+                    if shown
+                    else []
+                ),
             ],
         )
 
@@ -539,3 +565,16 @@ class CausalLMBackend(Backend):
         if (folder / ADAPTER_CONFIG).is_file():  # an adapter codes with the base model's weights too
             prints |= fingerprint(self.source)
         return prints
+
+
+def without_examples(gold: GoldSet, examples: Sequence[Example]) -> tuple[GoldSet, int]:
+    """``gold`` without the documents shown as few-shot examples (by gold id, or by text where an
+    example from the codebook has none), and how many were left out."""
+    ids = {e.id for e in examples if e.id is not None}
+    texts = {" ".join(e.text.split()) for e in examples}
+    keep = [
+        i
+        for i, (doc_id, text) in enumerate(zip(gold.ids, gold.texts, strict=True))
+        if doc_id not in ids and " ".join(text.split()) not in texts
+    ]
+    return (gold, 0) if len(keep) == len(gold) else (gold.subset(keep), len(gold) - len(keep))

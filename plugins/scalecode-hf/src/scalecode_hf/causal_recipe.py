@@ -16,7 +16,7 @@ from scalecode import Example, GoldSet, Task, TaskType
 from scalecode_hf.batching import pad
 from scalecode_hf.causal import CausalScorer
 from scalecode_hf.encoder_model import lora_targets
-from scalecode_hf.likelihood import answer_logits
+from scalecode_hf.likelihood import answer_log_probs, answer_logits
 from scalecode_hf.models import ModelSource
 from scalecode_hf.training import OPERATIONAL, validation_scores
 
@@ -105,15 +105,9 @@ class CausalRecipe:
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         lengths = batch["answer_length"].tolist()
         ids = batch["input_ids"]
-        keep = max(lengths) + 1
-        logits = answer_logits(model, ids, batch["attention_mask"], keep).float()
-        log_probs = torch.log_softmax(logits, dim=-1)
-        total = torch.zeros((), device=logits.device)
-        for row, length in enumerate(lengths):
-            predicting = log_probs[row, keep - 1 - length : keep - 1]
-            tokens = ids[row, ids.shape[1] - length :]
-            total = total - predicting.gather(-1, tokens.unsqueeze(-1)).sum()
-        mean: torch.Tensor = total / max(sum(lengths), 1)
+        logits = answer_logits(model, ids, batch["attention_mask"], max(lengths) + 1)
+        # The answers' tokens only, as coding scores them: the prompt is given, not learnt.
+        mean: torch.Tensor = -answer_log_probs(logits, ids, lengths).sum() / max(sum(lengths), 1)
         return mean
 
     def validate(self, model: torch.nn.Module, device: torch.device, precision: str) -> dict[str, float]:

@@ -25,8 +25,10 @@ def answer_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor, keep: int) 
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
         logits: torch.Tensor = out.logits
     except TypeError:  # an architecture without logits_to_keep
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -keep:]
-    return logits
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    # Cut again: a model that takes **kwargs (remote code, some wrappers) may ignore logits_to_keep
+    # and give every position, and position arithmetic on them would read the wrong tokens.
+    return logits[:, -keep:]
 
 
 def answer_log_probs(logits: torch.Tensor, ids: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:

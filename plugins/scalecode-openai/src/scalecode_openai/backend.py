@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from scalecode import Backend, Estimate, Example, Predictions, Resources, Task, TaskType
+from scalecode import Backend, Estimate, Predictions, Resources, Task, TaskType
+from scalecode.task import round_robin
 from scalecode_openai import prompts
 from scalecode_openai.answers import confidences, parse
 from scalecode_openai.cache import ResponseCache
@@ -309,22 +310,6 @@ class OpenAIBackend(Backend):
             cost_usd=cost,
             notes=tuple(notes),
         )
-
-
-def round_robin(examples: Sequence[Example]) -> list[Example]:
-    """Examples one label at a time in turn (labels in order of first appearance, each label's
-    examples in their order), so that the first k cover as many labels as k can and the example
-    just before the document is not always of the same label. A multi-label example's label is its
-    set of labels; a regression example's, its score."""
-    groups: dict[object, list[Example]] = {}
-    for example in examples:
-        label = example.label if example.label is not None else example.labels or example.score
-        groups.setdefault(label, []).append(example)
-    turns = [list(group) for group in groups.values()]
-    ordered = []
-    for depth in range(max(map(len, turns), default=0)):
-        ordered += [group[depth] for group in turns if depth < len(group)]
-    return ordered
 
 
 def _inside_event_loop() -> bool:

@@ -1,0 +1,97 @@
+"""Few-shot examples in the causal-LM backend: taken in turn from each label, cut like documents, and
+kept out of the documents it trains and validates on; the training loss reads the answer tokens
+whatever the model makes of ``logits_to_keep``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from scalecode import Example, FitConfig, Task, TaskType
+from scalecode.testing import sample_gold
+from scalecode_hf.causal import CausalLMBackend, CausalScorer
+from scalecode_hf.causal_recipe import CausalRecipe
+from scalecode_hf.likelihood import answer_logits
+from scalecode_hf.options import TrainOptions
+
+TONE = Task(type=TaskType.CLASSIFICATION, labels=["positive", "negative", "neutral"])
+
+
+def _scorer(tiny_llama: Path, task: Task, **params) -> CausalScorer:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    return CausalScorer(task, tokenizer, {"max_length": 64, "batch_size": 4, "few_shot": None} | params)
+
+
+def test_few_shot_examples_are_taken_in_turn_from_each_label(tiny_llama):
+    """Examples drawn from the gold come grouped by label: the first k of them would show only the
+    first labels, and the example just before the document would always be of the last."""
+    examples = [
+        Example(text=f"{label} text {i}", label=label) for label in TONE.label_names for i in range(3)
+    ]
+    task = TONE.model_copy(update={"examples": examples})
+    assert [e.label for e in _scorer(tiny_llama, task, few_shot=4).examples] == [
+        "positive",
+        "negative",
+        "neutral",
+        "positive",
+    ]
+    assert len(_scorer(tiny_llama, task).examples) == 9
+
+
+def test_a_long_example_is_cut_to_max_length_like_a_document(tiny_llama):
+    long = Example(text=" ".join(["word"] * 3000), label="positive")
+    task = TONE.model_copy(update={"examples": [long, Example(text="Short and bad.", label="negative")]})
+    scorer = _scorer(tiny_llama, task, max_length=32)
+    shown = scorer.examples
+    assert len(scorer.tokens(shown[0].text)) <= 32 and shown[0].text.startswith("word word")
+    assert shown[1].text == "Short and bad."
+    assert scorer.max_length == 32  # room left for the document, not taken by the example
+
+
+def test_documents_shown_as_examples_are_neither_trained_nor_validated_on(
+    tiny_llama, tmp_path, fake_training
+):
+    gold = sample_gold(TONE, n=30)
+    shown = [0, 1, 2, 7]  # as the runner draws them: gold documents, by id
+    examples = [Example(text=gold.texts[i], label=gold.targets[i], id=gold.ids[i]) for i in shown]
+    task = TONE.model_copy(update={"examples": examples})
+    configs: list[dict] = []
+    fake_training(CausalRecipe, configs)
+    report = CausalLMBackend(task, {"model": str(tiny_llama), "max_length": 32}).fit(
+        gold, None, FitConfig(output_dir=tmp_path, options=TrainOptions(mode="lora", epochs=1))
+    )
+    validated = set(configs[0]["validation"]["texts"])
+    assert not validated & {gold.texts[i] for i in shown}
+    assert report.n_train + report.n_eval == len(gold) - len(shown)
+    assert any("4 training document(s) shown as few-shot examples" in note for note in report.notes)
+
+
+class IgnoresLogitsToKeep(torch.nn.Module):
+    """A model whose forward takes any keyword and drops ``logits_to_keep`` (as remote code and some
+    wrappers do): it gives logits for every position."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, **kwargs):
+        kwargs.pop("logits_to_keep", None)
+        return self.inner(**kwargs)
+
+
+def test_the_training_loss_reads_the_answer_tokens_even_where_logits_to_keep_is_ignored(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    ids = torch.tensor([[0, 0, 5, 6, 7, 8, 9], [11, 12, 13, 14, 15, 16, 17]])
+    mask = (torch.arange(7) >= torch.tensor([[2], [0]])).long()
+    batch = {"input_ids": ids, "attention_mask": mask, "answer_length": torch.tensor([2, 3])}
+    ignoring = IgnoresLogitsToKeep(model)
+    assert answer_logits(ignoring, ids, mask, 4).shape[1] == 4
+    with torch.no_grad():
+        honest = CausalRecipe.loss(None, model, batch)  # type: ignore[arg-type]
+        other = CausalRecipe.loss(None, ignoring, batch)  # type: ignore[arg-type]
+    assert torch.allclose(honest, other)
