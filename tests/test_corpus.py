@@ -568,15 +568,21 @@ def test_the_scheduled_job_codes_what_arrived_since_its_last_run(data_dir, tmp_p
     shutil.copy(data_dir / "lexicons" / "vader_lexicon.txt", tmp_path / "data" / "lexicons")
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir()
-    (incoming / "monday.jsonl").write_text(
-        '{"id": "m1", "text": "A great day."}\n{"id": "m2", "text": "Awful."}\n'
-    )
+    said: list[str] = []
 
     def run() -> dict:
         result = scalecode("run", str(repo / "jobs" / "incoming.yaml"), "--num-cpus", "2", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
+        said.append(result.stdout + result.stderr)
         return json.loads((tmp_path / "runs" / "incoming" / "manifest.json").read_text())["corpus"][0]
 
+    # Before the first document arrives: nothing to code, and no failure every quarter of an hour.
+    before = run()
+    assert (before["documents"], before["coded"]) == (0, 0)
+    assert "holds no files to read yet" in said[-1]
+    (incoming / "monday.jsonl").write_text(
+        '{"id": "m1", "text": "A great day."}\n{"id": "m2", "text": "Awful."}\n'
+    )
     first = run()
     assert (first["coded"], first["already_coded"]) == (2, 0)
     (incoming / "monday.jsonl").write_text(

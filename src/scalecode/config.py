@@ -703,8 +703,10 @@ def _missing_columns(table: TableConfig, section: str, plugins: Plugins) -> tupl
         file = data_files(table.path, readers, table.format)[0]
         path, reader = str(file), reader_for(file, readers, table.format).name
     else:
-        source = list_sources(table, readers)[0]
-        path, reader = source.path, source.reader
+        sources = list_sources(table, readers)
+        if not sources:
+            return None  # a folder documents have yet to arrive in: no columns to check
+        path, reader = sources[0].path, sources[0].reader
     names = column_names(Path(path), reader, table.encoding)
     if names is None:
         return None

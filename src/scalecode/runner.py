@@ -498,6 +498,8 @@ class Runner:
         if config.data.corpus is not None:
             corpus = inspect_corpus(config.data.corpus, readers)
             self.echo(f"corpus: {corpus.n_documents} documents in {len(corpus.files)} file(s)")
+            if not corpus.files:  # a folder that documents arrive in, before the first has
+                self.echo(f"warning: {config.data.corpus.path} holds no files to read yet: nothing to code")
             for name in corpus.unfinished:
                 self.echo(
                     f"warning: {name} ends in a line without a newline that is no whole row (a writer "

@@ -127,8 +127,6 @@ def list_sources(config: TableConfig, readers: Sequence[Reader]) -> list[SourceF
             and PurePosixPath(e.path).suffix.lower() in suffixes
             and not any(part.startswith((".", "_")) for part in PurePosixPath(e.path).relative_to(base).parts)
         ]
-        if not entries:
-            raise DataError(config.path, f"no files with suffix {', '.join(sorted(suffixes))} in this folder")
     sources = []
     for entry in sorted(entries, key=lambda e: e.path):
         relative = str(PurePosixPath(entry.path).relative_to(base))
