@@ -168,15 +168,7 @@ def test_score_command_reproduces_the_stored_figures(project, first_run):
         "run/predictions/gold/vader-calibrated.parquet",
         "gold.parquet",
         "--task",
-        "job.yaml",
-        "--gold-column",
-        "score",
-        "--group-column",  # as the job's gold names it: the intervals resample whole editorials
-        "group",
-        "--bootstrap",
-        "300",
-        "--seed",
-        "7",
+        "job.yaml",  # which also says how its run read and scored the gold: columns, groups, seed
         "--json",
         "scores.json",
         cwd=project,
@@ -184,12 +176,12 @@ def test_score_command_reproduces_the_stored_figures(project, first_run):
     assert result.returncode == 0, result.stderr
     assert "| vader-calibrated |" in result.stdout
     written = json.loads((project / "scores.json").read_text())
-    assert written["resampled"] == "groups: group"
+    assert written["resampled"] == "groups: group"  # the intervals resample whole editorials
     scores = written["backends"]["vader-calibrated"]
     stored = json.loads((run / "metrics.json").read_text())["backends"]["vader-calibrated"]
     # Gold documents without a prediction count as errors, so this scores the test split only.
     assert scores["n_scored"] == stored["n_scored"]
-    assert scores["metrics"]["r2"] == stored["metrics"]["r2"]
+    assert scores["metrics"]["r2"] == stored["metrics"]["r2"]  # value and interval: the same draws
     by_type = scalecode(
         "score",
         "run/predictions/gold/vader.parquet",

@@ -62,3 +62,29 @@ def test_split_and_curve_warnings_are_the_commands_warning_lines(capsys):
     err = capsys.readouterr().err
     assert "warning: the split holds out 50.0%\n" in err
     assert "warning: 5000 is more than the 3592\n" in err
+
+
+def test_a_job_file_as_task_gives_its_gold_columns_seed_and_bootstrap_unless_the_command_does(files):
+    """Scoring a run's predictions with its job file reads the gold as the run did: the job's label
+    column (here not "label"), its confidence level; an option on the command line still wins."""
+    (files / "g.csv").write_text("doc,code\na,x\nb,y\nc,x\nd,y\ne,x\nf,y\n")
+    (files / "p.csv").write_text("doc,label\na,x\nb,x\nc,x\nd,y\ne,x\nf,y\n")
+    (files / "job.yaml").write_text(
+        "task: {type: classification, labels: [x, y]}\n"
+        "data: {gold: {path: g.csv, id_column: doc, label_column: code}}\n"
+        "evaluation: {seed: 3, bootstrap: {n: 40, confidence: 0.8}}\n"
+        "backends: [{name: b, plugin: lexicon, params: {lexicon: l.txt}}]\n"
+    )
+
+    def scored(*options: str):
+        result = CliRunner().invoke(cli, ["score", "p.csv", "g.csv", "--task", "job.yaml", *options])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    from_job = scored()
+    assert "with 80% percentile bootstrap intervals" in from_job
+    assert "with 90% percentile bootstrap intervals" in scored("--confidence", "0.9")
+    assert scored() == from_job  # the job's seed: the same draws each time
+    assert (
+        scored("--seed", "3", "--bootstrap", "40", "--id-column", "doc", "--gold-column", "code") == from_job
+    )

@@ -254,7 +254,8 @@ def backends(plugins_dir: str | None, as_json: bool) -> None:
     "task_spec",
     required=True,
     help="A task YAML file (a job file or a bare task), or a task type: "
-    "classification, multilabel, regression.",
+    "classification, multilabel, regression. A job file also gives the gold's columns, its group "
+    "column, the seed and the bootstrap, as its run used them, unless given here.",
 )
 @click.option("--id-column", default="id", show_default=True, help="Id column in both files.")
 @click.option("--gold-column", default="label", show_default=True, help="Gold code column.")
@@ -304,22 +305,37 @@ def score(
     plugins_dir: str | None,
 ) -> None:
     """Score any predictions file against gold, with bootstrap confidence intervals."""
-    from scalecode.scorefile import score_files
+    from click.core import ParameterSource
 
+    from scalecode.scorefile import job_options, score_files
+
+    context = click.get_current_context()
+    given: dict[str, Any] = {
+        "id_column": id_column,
+        "gold_column": gold_column,
+        "group_column": group_column,
+        "label_separator": label_separator,
+        "seed": seed,
+        "n_boot": n_boot,
+        "confidence": confidence,
+    }
+    for name, value in job_options(task_spec).items():
+        if context.get_parameter_source(name) is ParameterSource.DEFAULT:
+            given[name] = value  # what the job's run used, where the command line says nothing
     plugins = _plugins(plugins_dir)
     report, data = score_files(
         Path(predictions),
         Path(gold),
         task_spec,
         plugins,
-        id_column=id_column,
-        gold_column=gold_column,
+        id_column=given["id_column"],
+        gold_column=given["gold_column"],
         prediction_column=prediction_column,
-        label_separator=label_separator,
-        group_column=group_column,
-        n_boot=n_boot,
-        confidence=confidence,
-        seed=seed,
+        label_separator=given["label_separator"],
+        group_column=given["group_column"],
+        n_boot=given["n_boot"],
+        confidence=given["confidence"],
+        seed=given["seed"],
     )
     if json_path:  # before the report: a path that cannot be written is said last, not lost above it
         Path(json_path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

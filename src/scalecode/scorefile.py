@@ -113,6 +113,34 @@ def load_task(
         raise ConfigError(spec, "task", str(exc).splitlines()[-1]) from None
 
 
+def job_options(spec: str) -> dict[str, Any]:
+    """How the job file ``spec`` reads and scores its gold, as ``scalecode score``'s options name it
+    (id_column, gold_column, group_column, label_separator, seed, n_boot, confidence): a run's
+    figures are then reproduced without restating them. Empty for a task type or a bare task."""
+    if spec in {t.value for t in TaskType}:
+        return {}
+    data, _ = read_yaml(Path(spec))
+    gold = (data.get("data") or {}).get("gold") if isinstance(data, dict) else None
+    if not isinstance(gold, dict):
+        return {}
+    from scalecode.config import EvaluationConfig
+
+    try:
+        table = GoldConfig.model_validate(gold)
+        evaluation = EvaluationConfig.model_validate(data.get("evaluation") or {})
+    except ValidationError as exc:
+        raise ConfigError(spec, "data.gold", str(exc).splitlines()[-1]) from None
+    return {
+        "id_column": table.id_column,
+        "gold_column": table.label_column,
+        "group_column": table.group_column,
+        "label_separator": table.label_separator,
+        "seed": evaluation.seed,
+        "n_boot": evaluation.bootstrap.n,
+        "confidence": evaluation.bootstrap.confidence,
+    }
+
+
 def _load_gold_codes(
     config: GoldConfig, task: Task, frame: pl.DataFrame, readers: Sequence[Reader], *, inferred: bool
 ) -> GoldSet:
