@@ -95,3 +95,38 @@ def test_the_training_loss_reads_the_answer_tokens_even_where_logits_to_keep_is_
         honest = CausalRecipe.loss(None, model, batch)  # type: ignore[arg-type]
         other = CausalRecipe.loss(None, ignoring, batch)  # type: ignore[arg-type]
     assert torch.allclose(honest, other)
+
+
+def _plain(tiny_llama: Path):
+    """SmolLM2's tokenizer without its chat template: a base model's, read as a plain transcript."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    tokenizer.chat_template = None
+    return tokenizer
+
+
+def test_without_a_chat_template_an_answer_ends_as_the_examples_answers_do(tiny_llama):
+    """In a plain transcript an example's answer is followed by the next turn; a label scored with
+    the eos token after it instead would carry the odds of an end the examples never showed."""
+    task = TONE.model_copy(update={"examples": [Example(text="Great fun.", label="positive")]})
+    scorer = CausalScorer(task, _plain(tiny_llama), {"max_length": 64, "batch_size": 4, "few_shot": None})
+    [(conversation, replies)] = scorer.conversations("Dull.")
+    prompts = scorer.prompts
+    ends = [prompts.continuation(scorer.tokenizer, conversation, r) for r in replies]
+    assert ends == [f" {label}\n\nUser:" for label in TONE.label_names]
+    assert "Assistant: positive\n\nUser: Dull." in prompts.render(scorer.tokenizer, conversation)
+    assert prompts.answers_end(scorer.tokenizer)
+
+
+def test_without_a_chat_template_the_prompt_opens_with_bos_where_the_tokenizer_uses_one(tiny_llama):
+    tokenizer = _plain(tiny_llama)
+    scorer = CausalScorer(TONE, tokenizer, {"max_length": 64, "batch_size": 4, "few_shot": None})
+    [(conversation, replies)] = scorer.conversations("Dull.")
+    prompt, _ = scorer.encode(conversation, replies)
+    assert prompt[0] != tokenizer.bos_token_id  # SmolLM2's tokenizer opens no text with it
+    tokenizer.add_bos_token = True  # as Llama 2's and Mistral's do
+    prompt, _ = CausalScorer(TONE, tokenizer, {"max_length": 64, "batch_size": 4}).encode(
+        conversation, replies
+    )
+    assert prompt[0] == tokenizer.bos_token_id and prompt[1] != tokenizer.bos_token_id

@@ -140,10 +140,28 @@ def render(tokenizer: Any, conversation: list[dict[str, str]], reply: str | None
             )
         full = [*conversation, {"role": "assistant", "content": reply}]
         return str(tokenizer.apply_chat_template(full, tokenize=False))
-    # A base model without a chat template: a plain transcript.
+    # A base model without a chat template: a plain transcript, opened by the bos token where the
+    # tokenizer puts one before any text (Llama 2's, Mistral's: such models read worse without it).
+    # An answer ends as an example's does in it, with the next turn: scored with the eos token
+    # instead, each label would carry the odds of an end the examples never showed.
     lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
-    prompt = "\n\n".join(lines) + "\n\nAssistant:"
-    return prompt if reply is None else f"{prompt} {reply}{tokenizer.eos_token or ''}"
+    prompt = _bos(tokenizer) + "\n\n".join(lines) + "\n\nAssistant:"
+    return prompt if reply is None else f"{prompt} {reply}{PLAIN_TURN_END}"
+
+
+PLAIN_TURN_END = "\n\nUser:"  # what follows an answer in the plain transcript
+
+
+def _bos(tokenizer: Any) -> str:
+    """The bos token's text where the tokenizer opens every text with it, else ""."""
+    bos, bos_id = getattr(tokenizer, "bos_token", None), getattr(tokenizer, "bos_token_id", None)
+    if not bos or bos_id is None:
+        return ""
+    try:
+        opened = tokenizer("a")["input_ids"]
+    except Exception:  # a tokenizer that cannot say: as before, no bos
+        return ""
+    return str(bos) if len(opened) and opened[0] == bos_id else ""
 
 
 # Stands in for the last message's content to find where a template puts it: letters only, which no
