@@ -135,3 +135,49 @@ def test_only_the_head_of_a_file_is_read(tmp_path):
     assert column_names(path, "jsonl", "utf-8") == ["id", "text"]
     assert column_names(path, "csv", "utf-8") == ['{"id": 1', ' "text": "a"}']
     assert column_names(path, "some-plugin-format", "utf-8") is None  # a plugin reads whole files
+
+
+def test_a_corpus_file_whose_header_is_unfinished_is_not_taken_for_the_columns(workdir, plugins):
+    """A collector has written "id,te" so far: the run reads that file as no rows, so the job's
+    columns are checked in the next file, or not at all while there is none."""
+    folder = workdir / "incoming"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,te")
+    (workdir / "job.yaml").write_text(job(corpus="path: incoming"))
+    load_job(workdir / "job.yaml", plugins)  # nothing finished yet: nothing to check
+    (folder / "b.csv").write_text("doc,body\n1,x\n")
+    found = problems(workdir, plugins, job(corpus="path: incoming"))
+    assert "b.csv" in found["data.corpus.id_column"]  # the first finished file is checked
+    (folder / "a.csv").write_bytes(b"")  # created, not yet written
+    assert "b.csv" in problems(workdir, plugins, job(corpus="path: incoming"))["data.corpus.id_column"]
+
+
+def test_a_folder_of_files_none_of_them_data_is_refused_but_an_empty_one_is_not(workdir, plugins):
+    folder = workdir / "incoming"
+    folder.mkdir()
+    (workdir / "job.yaml").write_text(job(corpus="path: incoming"))
+    load_job(workdir / "job.yaml", plugins)  # awaiting its first file
+    (folder / "_writing.parquet").write_bytes(b"PAR1")  # a collector's temporary name: not read
+    load_job(workdir / "job.yaml", plugins)
+    (folder / "notes.txt").write_text("not a corpus file")
+    with pytest.raises(ConfigError, match=r"no files with suffix .* \(it holds notes\.txt\)"):
+        load_job(workdir / "job.yaml", plugins)
+
+
+def test_compressed_line_files_in_a_corpus_folder_are_read(workdir, plugins):
+    import gzip
+
+    folder = workdir / "incoming"
+    folder.mkdir()
+    (folder / "a.jsonl.gz").write_bytes(
+        gzip.compress(b'{"id": "1", "text": "good"}\n{"id": "2", "text": "bad"}\n')
+    )
+    (folder / "b.CSV.GZ").write_bytes(gzip.compress(b"id,text\n3,fine\n"))
+    (workdir / "job.yaml").write_text(job(corpus="path: incoming"))
+    loaded = load_job(workdir / "job.yaml", plugins)
+    from scalecode.data import inspect_corpus
+
+    assert loaded.config.data.corpus is not None
+    info = inspect_corpus(loaded.config.data.corpus, plugins.readers)
+    assert [(f.relative, f.reader) for f in info.files] == [("a.jsonl.gz", "jsonl"), ("b.CSV.GZ", "csv")]
+    assert info.n_documents == 3

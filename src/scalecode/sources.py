@@ -88,12 +88,20 @@ class SourceFile:
         return hashlib.sha256(key).hexdigest()[:10]
 
 
+def _data_suffix(name: str) -> str:
+    """A file's format suffix, under a compression suffix where it has one ("a.jsonl.gz": ".jsonl")."""
+    path = PurePosixPath(name)
+    if _codec(name.lower()) is not None:
+        path = PurePosixPath(path.stem)
+    return path.suffix.lower()
+
+
 def _reader_for(name: str, readers: Sequence[Reader], fmt: str | None, where: str) -> str:
     if fmt is not None:
         if fmt not in {r.name for r in readers}:
             raise DataError(where, f"unknown format {fmt!r}; known: {', '.join(r.name for r in readers)}")
         return fmt
-    suffix = PurePosixPath(name).suffix.lower()
+    suffix = _data_suffix(name)
     for reader in readers:
         if suffix in reader.suffixes:
             return reader.name
@@ -120,13 +128,22 @@ def list_sources(config: TableConfig, readers: Sequence[Reader]) -> list[SourceF
         suffixes = {
             s for r in readers if config.format is None or r.name == config.format for s in r.suffixes
         }
-        entries = [
+        files = [
             e
             for e in entries
             if e.type == pafs.FileType.File
-            and PurePosixPath(e.path).suffix.lower() in suffixes
             and not any(part.startswith((".", "_")) for part in PurePosixPath(e.path).relative_to(base).parts)
         ]
+        entries = [e for e in files if _data_suffix(e.path) in suffixes and not _compressed_parquet(e.path)]
+        if files and not entries:
+            # Files, none of them data: a wrong folder or format, not one awaiting its first file.
+            shown = ", ".join(PurePosixPath(e.path).name for e in files[:3]) + (
+                ", ..." if len(files) > 3 else ""
+            )
+            raise DataError(
+                config.path,
+                f"no files with suffix {', '.join(sorted(suffixes))} in this folder (it holds {shown})",
+            )
     sources = []
     for entry in sorted(entries, key=lambda e: e.path):
         relative = str(PurePosixPath(entry.path).relative_to(base))
@@ -229,8 +246,13 @@ class _WholeLines(_Filter):
         return data
 
 
+def _compressed_parquet(path: str) -> bool:
+    """Parquet compresses inside the file: a compressed Parquet file is not one the reader can read."""
+    return _codec(path.lower()) is not None and _data_suffix(path) == ".parquet"
+
+
 def _codec(path: str) -> str | None:
-    return next((codec for suffix, codec in _CODECS if path.endswith(suffix)), None)
+    return next((codec for suffix, codec in _CODECS if path.lower().endswith(suffix)), None)
 
 
 @contextmanager
