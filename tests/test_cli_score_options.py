@@ -3,6 +3,7 @@ job reach the user as the command's own lines."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -65,26 +66,32 @@ def test_split_and_curve_warnings_are_the_commands_warning_lines(capsys):
 
 
 def test_a_job_file_as_task_gives_its_gold_columns_seed_and_bootstrap_unless_the_command_does(files):
-    """Scoring a run's predictions with its job file reads the gold as the run did: the job's label
-    column (here not "label"), its confidence level; an option on the command line still wins."""
-    (files / "g.csv").write_text("doc,code\na,x\nb,y\nc,x\nd,y\ne,x\nf,y\n")
-    (files / "p.csv").write_text("doc,label\na,x\nb,x\nc,x\nd,y\ne,x\nf,y\n")
+    """Scoring a run's predictions (ids in "id", as runs write them) with its job file and its gold
+    reads the gold as the run did: the job's id and label columns (here not "id" and "label"), its
+    group column, its confidence level; an option on the command line still wins. Other gold gets
+    the job's codebook only."""
+    (files / "g.csv").write_text("doc,code,grp\na,x,1\nb,y,1\nc,x,2\nd,y,2\ne,x,3\nf,y,3\n")
+    (files / "p.csv").write_text("id,label\na,x\nb,x\nc,x\nd,y\ne,x\nf,y\n")
     (files / "job.yaml").write_text(
         "task: {type: classification, labels: [x, y]}\n"
-        "data: {gold: {path: g.csv, id_column: doc, label_column: code}}\n"
+        "data: {gold: {path: g.csv, id_column: doc, label_column: code, group_column: grp}}\n"
         "evaluation: {seed: 3, bootstrap: {n: 40, confidence: 0.8}}\n"
         "backends: [{name: b, plugin: lexicon, params: {lexicon: l.txt}}]\n"
     )
 
-    def scored(*options: str):
-        result = CliRunner().invoke(cli, ["score", "p.csv", "g.csv", "--task", "job.yaml", *options])
+    def scored(gold: str = "g.csv", *options: str) -> str:
+        result = CliRunner().invoke(cli, ["score", "p.csv", gold, "--task", "job.yaml", *options])
         assert result.exit_code == 0, result.output
         return result.stdout
 
     from_job = scored()
     assert "with 80% percentile bootstrap intervals" in from_job
-    assert "with 90% percentile bootstrap intervals" in scored("--confidence", "0.9")
+    scored("g.csv", "--json", "s.json")
+    assert json.loads((files / "s.json").read_text())["resampled"] == "groups: grp"
+    assert "The intervals resample whole groups (grp)" in from_job
+    assert "with 90% percentile bootstrap intervals" in scored("g.csv", "--confidence", "0.9")
     assert scored() == from_job  # the job's seed: the same draws each time
-    assert (
-        scored("--seed", "3", "--bootstrap", "40", "--id-column", "doc", "--gold-column", "code") == from_job
-    )
+    assert scored("./g.csv") == from_job  # the same file, however it is named
+    # Another gold file (ids in "id", no group column): the job's codebook only, as before.
+    (files / "other.csv").write_text("id,label\na,x\nb,y\nc,x\nd,y\ne,x\nf,y\n")
+    assert "80%" not in scored("other.csv")

@@ -254,8 +254,9 @@ def backends(plugins_dir: str | None, as_json: bool) -> None:
     "task_spec",
     required=True,
     help="A task YAML file (a job file or a bare task), or a task type: "
-    "classification, multilabel, regression. A job file also gives the gold's columns, its group "
-    "column, the seed and the bootstrap, as its run used them, unless given here.",
+    "classification, multilabel, regression. With the job's own gold file, a job file also gives "
+    "the gold's columns, its group column, the seed and the bootstrap, as its run used them, unless "
+    "given here.",
 )
 @click.option("--id-column", default="id", show_default=True, help="Id column in both files.")
 @click.option("--gold-column", default="label", show_default=True, help="Gold code column.")
@@ -312,6 +313,7 @@ def score(
     context = click.get_current_context()
     given: dict[str, Any] = {
         "id_column": id_column,
+        "gold_id_column": None,  # the gold's own, where a job names it: predictions keep --id-column
         "gold_column": gold_column,
         "group_column": group_column,
         "label_separator": label_separator,
@@ -319,8 +321,9 @@ def score(
         "n_boot": n_boot,
         "confidence": confidence,
     }
-    for name, value in job_options(task_spec).items():
-        if context.get_parameter_source(name) is ParameterSource.DEFAULT:
+    for name, value in job_options(task_spec, Path(gold)).items():
+        option = "id_column" if name == "gold_id_column" else name
+        if context.get_parameter_source(option) is ParameterSource.DEFAULT:
             given[name] = value  # what the job's run used, where the command line says nothing
     plugins = _plugins(plugins_dir)
     report, data = score_files(
@@ -329,6 +332,7 @@ def score(
         task_spec,
         plugins,
         id_column=given["id_column"],
+        gold_id_column=given["gold_id_column"],
         gold_column=given["gold_column"],
         prediction_column=prediction_column,
         label_separator=given["label_separator"],

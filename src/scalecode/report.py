@@ -21,6 +21,7 @@ from scalecode.scoring.table import (
     comparison_markdown,
     confusion_markdown,
     format_rate,
+    grouped_note,
     paired_markdown,
     per_label_markdown,
 )
@@ -90,11 +91,7 @@ def write_report(
         summary += [table, ""]
         lines += ["## Comparison on the gold test split", "", table, ""]
         if grouped and confidence is not None:
-            lines += [
-                f"The intervals resample whole groups ({grouped}), not single documents: documents of "
-                "one group are alike, and resampled one by one they would give intervals too narrow.",
-                "",
-            ]
+            lines += [grouped_note(grouped), ""]
         if paired and paired.differences:
             differences = paired_markdown(paired.differences, metrics, paired.baseline, confidence)
             lines += [f"## Against {paired.baseline}, paired", "", differences, ""]

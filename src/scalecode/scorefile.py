@@ -22,7 +22,7 @@ from scalecode.predictions import CODED_AT, code_column
 from scalecode.readers import Reader
 from scalecode.scoring import metrics_for, score_predictions
 from scalecode.scoring.bootstrap import resampling_unit
-from scalecode.scoring.table import comparison_markdown
+from scalecode.scoring.table import comparison_markdown, grouped_note
 from scalecode.task import Task, TaskType
 
 # A whole number written with a zero fraction: "1.0" is how pandas writes the integer code 1 in a
@@ -113,15 +113,20 @@ def load_task(
         raise ConfigError(spec, "task", str(exc).splitlines()[-1]) from None
 
 
-def job_options(spec: str) -> dict[str, Any]:
+def job_options(spec: str, gold_file: Path) -> dict[str, Any]:
     """How the job file ``spec`` reads and scores its gold, as ``scalecode score``'s options name it
-    (id_column, gold_column, group_column, label_separator, seed, n_boot, confidence): a run's
-    figures are then reproduced without restating them. Empty for a task type or a bare task."""
+    (gold_id_column, gold_column, group_column, label_separator, seed, n_boot, confidence), where
+    ``gold_file`` is that gold (its path as the job names it, from here or from the job's folder): a
+    run's figures are then reproduced without restating them. Empty for a task type, a bare task,
+    or other gold, for which a job gives its codebook only."""
     if spec in {t.value for t in TaskType}:
         return {}
     data, _ = read_yaml(Path(spec))
     gold = (data.get("data") or {}).get("gold") if isinstance(data, dict) else None
-    if not isinstance(gold, dict):
+    if not isinstance(gold, dict) or not isinstance(gold.get("path"), str):
+        return {}
+    named = Path(gold["path"]).expanduser()
+    if gold_file.resolve() not in {named.resolve(), (Path(spec).parent / named).resolve()}:
         return {}
     from scalecode.config import EvaluationConfig
 
@@ -131,7 +136,7 @@ def job_options(spec: str) -> dict[str, Any]:
     except ValidationError as exc:
         raise ConfigError(spec, "data.gold", str(exc).splitlines()[-1]) from None
     return {
-        "id_column": table.id_column,
+        "gold_id_column": table.id_column,
         "gold_column": table.label_column,
         "group_column": table.group_column,
         "label_separator": table.label_separator,
@@ -214,6 +219,7 @@ def score_files(
     plugins: Plugins,
     *,
     id_column: str = "id",
+    gold_id_column: str | None = None,
     gold_column: str = "label",
     prediction_column: str | None = None,
     label_separator: str | None = None,
@@ -223,12 +229,13 @@ def score_files(
     seed: int = 0,
 ) -> tuple[str, dict[str, Any]]:
     readers = plugins.readers
+    gold_id = gold_id_column or id_column  # a run's predictions name it "id", its gold maybe not
     pred_frame = read_table(TableConfig(path=str(predictions), id_column=id_column), readers)
-    gold_frame = read_table(TableConfig(path=str(gold), id_column=id_column), readers)
+    gold_frame = read_table(TableConfig(path=str(gold), id_column=gold_id), readers)
     require_columns(
         gold_frame,
         str(gold),
-        {"--id-column": id_column, "--gold-column": gold_column}
+        {"--id-column": gold_id, "--gold-column": gold_column}
         | ({"--group-column": group_column} if group_column else {}),
     )
     guess = prediction_column or next(
@@ -255,7 +262,7 @@ def score_files(
     gold_set = _load_gold_codes(
         GoldConfig(
             path=str(gold),
-            id_column=id_column,
+            id_column=gold_id,
             label_column=gold_column,
             label_separator=label_separator,
             group_column=group_column,
@@ -289,6 +296,8 @@ def score_files(
     table = comparison_markdown(
         results, metrics, metrics[0], confidence=confidence if n_boot else None, min_coverage=0.0
     )
+    if group_column and n_boot:
+        table = table.rstrip("\n") + "\n\n" + grouped_note(group_column) + "\n"
     # The data goes to ``--json`` as it is: undefined figures as null, as in metrics.json, and with
     # metrics.json's keys for what the intervals mean and how to draw them again.
     return table, nan_to_null(

@@ -47,6 +47,14 @@ def undefined_note(marked: bool) -> list[str]:
 NO_RESAMPLES = "without intervals (no bootstrap resamples were drawn)"
 
 
+def grouped_note(column: str) -> str:
+    """What intervals drawn by group (a cluster bootstrap over ``column``) mean, under their table."""
+    return (
+        f"The intervals resample whole groups ({column}), not single documents: documents of one group "
+        "are alike, and resampled one by one they would give intervals too narrow."
+    )
+
+
 def _decimals(*values: float) -> int:
     """3 decimals; where the largest of the figures is below 0.01, as many as give it three
     significant digits: an MSE of 0.00041 against one of 0.00049 is not 0.000 against 0.000."""
