@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import pytest
 
@@ -74,13 +73,16 @@ def test_two_different_answers_for_one_document_are_an_error_not_the_first():
     assert second.value == "neutral" and second.error is None
 
 
-def test_an_answer_without_the_code_field_does_not_shift_the_confidences_of_the_others():
-    """The n-th "label" in the reply is the n-th answer that has one: an answer without it (a typo
-    in the field name) must not give its neighbour's confidence to the next document."""
+@pytest.mark.parametrize(
+    "first", [{"id": "1", "lable": "positive"}, {"id": "1", "label": None}, {"id": "1", "label": True}]
+)
+def test_an_answer_without_a_code_does_not_shift_the_confidences_of_the_others(first):
+    """The n-th code in the reply is the n-th answer's that has one: an answer without it (a typo in
+    the field name, a null) must not give its neighbour's confidence to the next document."""
     content = json.dumps(
         {
             "answers": [
-                {"id": "1", "lable": "positive"},
+                first,
                 {"id": "2", "label": "negative"},
                 {"id": "3", "label": "neutral"},
             ]
@@ -110,8 +112,15 @@ def test_labels_are_read_alike_in_every_task_type():
     ids=["zeros", "total-only", "prompt-only"],
 )
 def test_a_usage_that_counts_nothing_is_an_unknown_cost_not_a_free_one(usage):
+    from scalecode_openai.cost import budget_charge
+
     price = Price(input=1.0, output=2.0)
     assert cost_usd(price, usage) is None
+    request = {"messages": [{"role": "user", "content": "x" * 400}]}
+    reply = {"choices": [{"message": {"content": "positive"}}], "usage": usage}
+    estimated = budget_charge(price, request, {**reply, "usage": None})
+    assert estimated is not None and estimated > 0
+    assert budget_charge(price, request, reply) == estimated  # charged as a reply without usage is
     assert cost_usd(price, {"prompt_tokens": 10, "completion_tokens": 5}) == pytest.approx(20e-6)
 
 
@@ -122,7 +131,7 @@ def test_a_usage_that_counts_nothing_is_an_unknown_cost_not_a_free_one(usage):
 def strict_model(monkeypatch):
     """The server refuses ``max_tokens`` (as OpenAI's reasoning models do) and a temperature other
     than 1, naming the parameter in ``param`` as OpenAI does."""
-    original, error = fake_server.refusal, fake_server._error
+    original = fake_server.refusal
 
     def refusal(body, faults):
         if isinstance(body, dict) and "max_tokens" in body:
@@ -134,15 +143,7 @@ def strict_model(monkeypatch):
             return "Unsupported value: 'temperature' does not support 0 with this model."
         return original(body, faults)
 
-    def answer(code, message, kind, error_code=None, **headers):
-        named = re.match(r"Unsupported (?:parameter|value): '(\w+)'", message)
-        if named is None:
-            return error(code, message, kind, error_code, **headers)
-        data = {"error": {"message": message, "type": kind, "param": named.group(1), "code": "unsupported"}}
-        return fake_server._json(data, code, headers)
-
     monkeypatch.setattr(fake_server, "refusal", refusal)
-    monkeypatch.setattr(fake_server, "_error", answer)
 
 
 @pytest.mark.usefixtures("strict_model")
@@ -151,6 +152,18 @@ def test_a_model_that_takes_only_max_completion_tokens_is_asked_by_that_name(api
     assert list(answers.label) == ["positive", "negative"]
     sent = [(c.status, "max_tokens" in c.body, c.body.get("max_completion_tokens")) for c in api.chat_calls()]
     assert sent == [(400, True, None), (200, False, 256), (200, False, 256)]
+
+
+@pytest.mark.usefixtures("strict_model")
+def test_in_batch_mode_too_max_completion_tokens_is_used_and_a_refused_option_stops_the_run(api, tmp_path):
+    texts = ["a positive one", "a negative one", "a neutral one"]
+    coder = backend(api, tmp_path, temperature=1.0, mode="batch", batch_poll_s=0.05, docs_per_request=2)
+    assert list(coder.predict_batch(texts).label) == ["positive", "negative", "neutral"]
+    assert coder.requester.token_limit == "max_completion_tokens"
+    assert len([c for c in api.calls if c.method == "POST" and c.path == "/v1/batches"]) == 2
+    refused = backend(api, tmp_path / "t0", mode="batch", batch_poll_s=0.05)  # temperature 0
+    with pytest.raises(StopRun, match=r"refuses the option 'temperature'"):
+        refused.predict_batch(texts)
 
 
 @pytest.mark.usefixtures("strict_model")
@@ -259,3 +272,23 @@ def test_a_batch_the_server_no_longer_knows_is_submitted_again(tmp_path, monkeyp
         assert created_batches(second_server) == 1
     records = sorted(p.name for p in (tmp_path / "work" / "batches").glob("*.json"))
     assert len(records) == 2 and any(name.count(".") == 2 for name in records)  # the lost one, renamed
+
+
+def test_a_collected_batch_whose_answers_the_cache_lost_is_downloaded_again_or_submitted_anew(tmp_path):
+    """The cache moved (an operational option) or deleted; the batch's record is still in work/."""
+    texts = ["a positive one", "a negative one"]
+    with FakeOpenAI() as server:
+        first = loaded_backend(server, tmp_path, mode="batch", batch_poll_s=0.05)
+        assert list(first.predict_batch(texts).label) == ["positive", "negative"]
+        moved = loaded_backend(
+            server, tmp_path, mode="batch", batch_poll_s=0.05, cache=str(tmp_path / "b.sqlite")
+        )
+        assert list(moved.predict_batch(texts).label) == ["positive", "negative"]
+        assert created_batches(server) == 1  # its answers downloaded again: not paid twice
+        port = int(server.base_url.split(":")[-1].split("/")[0])
+    with FakeOpenAI(port=port) as lost:  # a server that no longer has the batch
+        again = loaded_backend(
+            lost, tmp_path, mode="batch", batch_poll_s=0.05, cache=str(tmp_path / "c.sqlite")
+        )
+        assert list(again.predict_batch(texts).label) == ["positive", "negative"]
+        assert created_batches(lost) == 1

@@ -164,6 +164,13 @@ def test_a_422_that_does_not_name_the_format_is_the_documents_error(api, tmp_pat
             "max_tokens is too large: 100000. This model supports at most 16384 completion tokens.",
             None,
         ),
+        # vLLM's refusal of a document too long for the context, naming both spellings
+        (
+            None,
+            "'max_tokens' or 'max_completion_tokens' is too large: 256. This model's maximum context "
+            "length is 2048 tokens and your request has 1900 input tokens (256 > 2048 - 1900).",
+            None,
+        ),
         (
             "temperature",
             "Unsupported value: 'temperature' does not support 0.0 with this model.",

@@ -303,9 +303,24 @@ def test_a_batch_that_ends_without_answers_is_submitted_anew_by_the_next_run(tmp
         assert len(created) == 2
 
 
-def test_requests_a_batch_refuses_are_not_marked_to_retry(tmp_path):
-    with FakeOpenAI(Faults(schema_support=False)) as api:  # every request refused with a 400
+def test_requests_a_batch_refuses_are_not_marked_to_retry(tmp_path, monkeypatch):
+    import scalecode_openai.server as fake_server
+
+    # Every request refused with a 400 for itself (its document too long), not for an option.
+    monkeypatch.setattr(fake_server, "refusal", lambda body, faults: "maximum context length exceeded")
+    with FakeOpenAI() as api:
         answers = batch_backend(api, tmp_path).predict_batch(tone_texts(3))
     assert answers.label == [None] * 3 and list(answers.retry) == [False] * 3
     (record,) = (tmp_path / "batches").glob("*.json")
     assert ".batch_" not in record.name  # kept: asked again, it polls this batch and submits none
+
+
+def test_a_format_a_batch_refuses_stops_the_run_naming_the_option(tmp_path):
+    """Batch requests cannot step down from a schema: every request of every batch would be refused."""
+    from scalecode.errors import StopRun
+
+    with (
+        FakeOpenAI(Faults(schema_support=False)) as api,
+        pytest.raises(StopRun, match=r"refuses the option 'structured_output'"),
+    ):
+        batch_backend(api, tmp_path).predict_batch(tone_texts(3))

@@ -142,9 +142,13 @@ def parse(task: Task, content: str | None, documents: int) -> list[Code]:
     by_id: dict[str, list[tuple[int, Any]]] = {}
     # An answer's position counts the answers with a code field only: the n-th such field in the
     # reply is the n-th answer's, whose tokens give its confidence (see ``confidences``).
-    coded = [item for item in data["answers"] if isinstance(item, dict) and field in item]
-    for position, item in enumerate(coded):
-        if "id" in item:
+    # (Codes the pattern there finds: a string, a list or a number; not null, true or an object.)
+    coded = [item for item in data["answers"] if isinstance(item, dict) and _spelt(item.get(field, None))]
+    positions = {id(item): position for position, item in enumerate(coded)}
+    for item in data["answers"]:
+        if isinstance(item, dict) and "id" in item and field in item:
+            # An answer whose code the pattern does not find has no confidence (position past them).
+            position = positions.get(id(item), len(coded))
             by_id.setdefault(str(item["id"]).strip(), []).append((position, item[field]))
     codes = []
     for i in range(1, documents + 1):
@@ -161,6 +165,12 @@ def parse(task: Task, content: str | None, documents: int) -> list[Code]:
             continue
         codes.append(Code(code.value, code.error, position))
     return codes
+
+
+def _spelt(value: Any) -> bool:
+    """Whether ``value`` is a code as ``confidences`` finds codes in a reply: a string, a list or a
+    number (not a boolean, null or an object)."""
+    return isinstance(value, (str, list)) or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def confidences(task: Task, content: str, tokens: list[dict[str, Any]] | None) -> list[float]:

@@ -178,9 +178,14 @@ class OpenAIBackend(Backend):
         if self.params.mode == "batch":
             from scalecode_openai.batch import submit_and_collect
 
+            limit = self.requester.token_limit
             self._loop.run_until_complete(
                 submit_and_collect(self.requester, self.task, conversations, sizes, self.work_dir)
             )
+            if self.requester.token_limit != limit:  # refused by that name: the same requests, renamed
+                self._loop.run_until_complete(
+                    submit_and_collect(self.requester, self.task, conversations, sizes, self.work_dir)
+                )
         return self._loop.run_until_complete(
             self._ask_all(conversations, sizes, cache_only=self.params.mode == "batch")
         )

@@ -41,7 +41,14 @@ from openai import (
 )
 
 from scalecode.errors import StopRun
-from scalecode_openai.client import REFUSED, Requester, cache_key, halting_failure
+from scalecode_openai.client import (
+    REFUSED,
+    Requester,
+    cache_key,
+    halting_failure,
+    option_named,
+    refused_option,
+)
 from scalecode_openai.cost import budget_charge, cost_usd, estimate_tokens
 
 log = logging.getLogger("scalecode.openai")
@@ -178,7 +185,10 @@ def _batch(folder: Path, bodies: dict[str, dict[str, Any]]) -> _Batch:
     """The batch for exactly these requests: its record if one exists (found by its name), or a new one."""
     path = folder / f"{_name(bodies)}.json"
     state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    return _Batch(path, state, bodies)
+    # A record of a batch made before (collected, yet its answers are not in the cache: the cache was
+    # deleted or moved) is resumed: its answers are downloaded again if the server still has them,
+    # and its requests submitted anew if not.
+    return _Batch(path, state, bodies, resumed="batch_id" in state)
 
 
 async def _unfinished(
@@ -350,7 +360,7 @@ async def _collect(requester: Requester, batch: _Batch) -> bool:
             if line.strip():
                 record = json.loads(line)
                 key = record.get("custom_id", "")
-                _refused(requester, key, record)
+                _refused(requester, key, record, batch.bodies.get(key))
                 reason = f"batch {found.id}: {json.dumps(record.get('error') or record.get('response'))}"
                 cache.failed(key, reason)
                 requester.unanswered[key] = reason
@@ -425,11 +435,33 @@ def _check_budget(requester: Requester, bodies: list[dict[str, Any]]) -> None:
         )
 
 
-def _refused(requester: Requester, key: str, record: dict[str, Any]) -> None:
+def _refused(requester: Requester, key: str, record: dict[str, Any], body: dict[str, Any] | None) -> None:
     """Remember a batch line whose request was refused as such (400, 413, 422): a later batch would get
-    the same answer. Lines without a response (the batch expired or was cancelled first) may pass."""
-    if (record.get("response") or {}).get("status_code") in REFUSED:
-        requester.refused.add(key)
+    the same answer. Lines without a response (the batch expired or was cancelled first) may pass.
+
+    A refusal of the job's options is judged as the online path judges it: ``max_tokens`` refused for
+    ``max_completion_tokens`` switches the requester to that name (the caller then asks again), and
+    another option the job sets stops the run, since every request of every batch carries it."""
+    response = record.get("response") or {}
+    if response.get("status_code") not in REFUSED:
+        return
+    requester.refused.add(key)
+    error = (response.get("body") or {}).get("error") or record.get("error") or {}
+    if not isinstance(error, dict) or body is None:
+        return
+    param = error.get("param") if isinstance(error.get("param"), str) else None
+    message = str(error.get("message", ""))
+    if refused_option(param, message) == "max_tokens" and "max_tokens" in body:
+        if requester.token_limit == "max_tokens":
+            requester.token_limit = "max_completion_tokens"
+            log.warning("the server refuses max_tokens; asking with max_completion_tokens")
+        return
+    if (option := option_named(param, body)) is not None:
+        reason = requester.scrub(f"Batch API refused requests: {message[:300]}")
+        raise requester.halt(
+            f"{reason}; the server refuses the option {option!r} for this model: change or remove it in "
+            "the backend's params, then run the job again (what is coded is kept)"
+        )
 
 
 def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, batch_id: str) -> None:
@@ -444,7 +476,7 @@ def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, b
         if key not in bodies:
             continue  # not ours (or tampered with): never mapped to a document
         if response.get("status_code") != 200:
-            _refused(requester, key, record)
+            _refused(requester, key, record, bodies[key])
             requester.cache.failed(key, f"batch {batch_id}: {json.dumps(record.get('error') or response)}")
             continue
         answer = response.get("body") or {}

@@ -268,7 +268,7 @@ class Requester:
                     if self._step_down(refused_option(param, message), fmt, logprobs, limit):
                         continue
                     error = f"API refused the request: {self.describe(exc)}"
-                    if (option := _option_named(param, body)) is not None:
+                    if (option := option_named(param, body)) is not None:
                         # Every request carries the job's options: each would be refused alike, and
                         # each document made an error row that a rerun does not ask again.
                         error = self.scrub(error)
@@ -409,7 +409,12 @@ class Requester:
 
 
 _NAMES_LOGPROBS = re.compile(r"logprob", re.IGNORECASE)
-_NAMES_COMPLETION_TOKENS = re.compile(r"max_completion_tokens", re.IGNORECASE)
+# OpenAI's refusal of max_tokens for its reasoning models ("Unsupported parameter: 'max_tokens' is not
+# supported with this model. Use 'max_completion_tokens' instead."), not any message naming both (vLLM's
+# "'max_tokens' or 'max_completion_tokens' is too large" is a document too long for the context).
+_WANTS_COMPLETION_TOKENS = re.compile(
+    r"use '?max_completion_tokens'? instead|'?max_tokens'? is not supported", re.IGNORECASE
+)
 _NAMES_FORMAT = re.compile(r"response[_ .]?format|json[_ ]?schema|json[_ ]?object", re.IGNORECASE)
 
 
@@ -419,7 +424,7 @@ def refused_option(param: str | None, message: str) -> str | None:
     name, max_completion_tokens), or None (the request itself is at fault: a context too long, a
     content filter, a parameter the model rejects)."""
     text = f"{param or ''} {message}"
-    if _NAMES_COMPLETION_TOKENS.search(message):  # not any refusal of max_tokens: its value may be
+    if _WANTS_COMPLETION_TOKENS.search(message):
         return "max_tokens"
     if _NAMES_LOGPROBS.search(text):
         return "logprobs"
@@ -461,13 +466,24 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _option_named(param: str | None, body: dict[str, Any]) -> str | None:
-    """The job's option a refusal names (its ``param``: OpenAI's, or the field of a FastAPI 422),
-    where it is one the request sets and not the conversation; None otherwise (a context too long,
-    a filtered input name ``messages`` or nothing)."""
-    if not param or param.split("[")[0].split(".")[0] == "messages":
+# Request fields the job sets under another name.
+_OPTION_OF_FIELD = {
+    "response_format": "structured_output",
+    "top_logprobs": "logprobs",
+    "max_completion_tokens": "max_tokens",
+}
+
+
+def option_named(param: str | None, body: dict[str, Any]) -> str | None:
+    """The job's option a refusal names (its ``param``: OpenAI's, or the field of a FastAPI 422), as
+    the job spells it, where the request sets it and it is not the conversation; None otherwise (a
+    context too long, a filtered input name ``messages`` or nothing)."""
+    if not param:
         return None
-    return param if param in body else None
+    field = param.split("[")[0].split(".")[0]
+    if field == "messages" or field not in body:
+        return None
+    return _OPTION_OF_FIELD.get(field, field)
 
 
 def halting_failure(exc: Exception) -> str | None:

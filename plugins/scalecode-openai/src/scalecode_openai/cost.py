@@ -62,12 +62,14 @@ def budget_charge(
     price: Price | None, request: dict[str, Any], response: dict[str, Any], *, batch: bool = False
 ) -> float | None:
     """What an answered request counts against the budget: its cost from ``usage``, or, where the
-    server reports no usage or only zeros (some OpenAI-compatible servers), its cost at estimated token
-    counts, so that ``budget_usd`` still binds. Only the budget sees the estimate; the request's
-    reported cost stays unknown."""
-    usage = response.get("usage") or {}
-    if (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0) > 0:
-        return cost_usd(price, usage, batch=batch)
+    server reports no usage, only zeros or not both counts (some OpenAI-compatible servers), its cost
+    at estimated token counts, so that ``budget_usd`` still binds. Only the budget sees the estimate;
+    the request's reported cost stays unknown."""
+    if price is None:
+        return None
+    reported = cost_usd(price, response.get("usage"), batch=batch)
+    if reported is not None:
+        return reported
     choice = (response.get("choices") or [{}])[0]
     content = str((choice.get("message") or {}).get("content") or "")
     estimate = {

@@ -287,7 +287,21 @@ def _json(data: object, status: int = 200, headers: dict[str, str] | None = None
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None, **headers: str) -> web.Response:
-    return _json({"error": {"message": message, "type": kind, "param": None, "code": code}}, status, headers)
+    return _json(
+        {"error": {"message": message, "type": kind, "param": param_of(message), "code": code}},
+        status,
+        headers,
+    )
+
+
+_PARAM = re.compile(r"^(?:Unsupported parameter|Unsupported value|Invalid parameter): '([\w.]+)'")
+
+
+def param_of(message: str) -> str | None:
+    """The request field a refusal names, as OpenAI gives it in ``param``: "Unsupported parameter:
+    'max_tokens' ..." names max_tokens."""
+    named = _PARAM.match(message)
+    return named.group(1) if named else None
 
 
 def _missing(what: str) -> web.Response:
@@ -520,7 +534,13 @@ class FakeOpenAI:
             item = item if isinstance(item, dict) else {}
             body, answer = item.get("body"), None
             if reason := refusal(body, self.faults):
-                answer = {"error": {"message": reason, "type": "invalid_request_error", "code": None}}
+                error = {
+                    "message": reason,
+                    "type": "invalid_request_error",
+                    "param": param_of(reason),
+                    "code": None,
+                }
+                answer = {"error": error}
             elif isinstance(body, dict):
                 fault = decide_fault(_user_text(body), self.faults, request_key(body), 0, transport=False)
                 answer = completion(body, answer_text(body, self.labels, fault), self.faults.confidence)
