@@ -571,10 +571,11 @@ def without_examples(gold: GoldSet, examples: Sequence[Example]) -> tuple[GoldSe
     """``gold`` without the documents shown as few-shot examples (by gold id, or by text where an
     example from the codebook has none), and how many were left out."""
     ids = {e.id for e in examples if e.id is not None}
-    texts = {" ".join(e.text.split()) for e in examples}
+    # Compared as the leakage check compares texts: case and runs of whitespace aside.
+    texts = {" ".join(e.text.split()).casefold() for e in examples if e.id is None}
     keep = [
         i
         for i, (doc_id, text) in enumerate(zip(gold.ids, gold.texts, strict=True))
-        if doc_id not in ids and " ".join(text.split()) not in texts
+        if doc_id not in ids and " ".join(text.split()).casefold() not in texts
     ]
     return (gold, 0) if len(keep) == len(gold) else (gold.subset(keep), len(gold) - len(keep))
