@@ -245,6 +245,14 @@ def test_a_header_without_its_newline_waits_for_it_instead_of_failing_the_run(tm
     assert again.unfinished == [] and again.n_documents == 1 and read(table, again.files) == ["zero"]
 
 
+@pytest.mark.parametrize("name", ["docs.csv.gz", "docs.tsv.gz"])
+def test_a_compressed_file_of_a_header_alone_is_zero_documents(tmp_path, name):
+    corpus = tmp_path / name
+    corpus.write_bytes(gzip.compress(b"id\ttext" if "tsv" in name else b"id,text"))
+    info = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS)
+    assert info.n_documents == 0 and read(TableConfig(path=str(corpus)), info.files) == []
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_an_empty_file_among_the_corpus_is_zero_documents_not_a_failed_run(spec, tmp_path):
     """A collector creates its file before it writes to it; a run that lists it then codes the

@@ -1022,7 +1022,9 @@ def _csv_header(
         except pa.ArrowInvalid as exc:
             if _straddles(exc):
                 raise _RowTooLong(0, np.empty(0, np.int64)) from exc
-            if str(exc) == "Empty CSV file":  # the parser's word for no bytes, not for a bad header
+            # The parser's words for no bytes, and for a header alone without its newline (in a
+            # compressed or re-encoded file, which is read whole): no rows either way.
+            if str(exc) == "Empty CSV file" or "cannot infer number of columns" in str(exc):
                 return None
             raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
 
