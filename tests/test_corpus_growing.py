@@ -253,6 +253,18 @@ def test_a_compressed_file_of_a_header_alone_is_zero_documents(tmp_path, name):
     assert info.n_documents == 0 and read(TableConfig(path=str(corpus)), info.files) == []
 
 
+def test_a_header_longer_than_a_block_is_read_with_larger_blocks_not_taken_for_none(tmp_path, monkeypatch):
+    import scalecode.sources as sources
+
+    monkeypatch.setattr(sources, "_CSV_BLOCK", 1 << 10)
+    monkeypatch.setattr(sources, "_CSV_LONG_BLOCK", 1 << 12)
+    wide = ",".join(f"column{i}" for i in range(300))  # some 3 KB of header
+    corpus = tmp_path / "wide.csv"
+    corpus.write_text(f"id,text,{wide}\nd0,zero,{','.join(['x'] * 300)}\n")
+    info = inspect_corpus(TableConfig(path=str(corpus)), BUILTIN_READERS)
+    assert info.n_documents == 1 and read(TableConfig(path=str(corpus)), info.files) == ["zero"]
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_an_empty_file_among_the_corpus_is_zero_documents_not_a_failed_run(spec, tmp_path):
     """A collector creates its file before it writes to it; a run that lists it then codes the

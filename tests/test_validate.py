@@ -181,3 +181,6 @@ def test_compressed_line_files_in_a_corpus_folder_are_read(workdir, plugins):
     info = inspect_corpus(loaded.config.data.corpus, plugins.readers)
     assert [(f.relative, f.reader) for f in info.files] == [("a.jsonl.gz", "jsonl"), ("b.CSV.GZ", "csv")]
     assert info.n_documents == 3
+    # Its columns checked decompressed, whatever the case of the suffix: not refused for gzip's bytes.
+    (workdir / "job.yaml").write_text(job(corpus="path: incoming/b.CSV.GZ"))
+    load_job(workdir / "job.yaml", plugins)

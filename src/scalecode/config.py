@@ -747,7 +747,10 @@ def column_names(path: Path, reader: str, encoding: str) -> list[str] | None:
     try:
         if reader == "parquet":
             return list(pq.read_schema(path).names)
-        with pa.input_stream(str(path)) as stream:  # a .gz file is read decompressed
+        # Decompressed as the run decompresses it: by the name's suffix, whatever its case.
+        from scalecode.sources import compression_of
+
+        with pa.input_stream(str(path), compression=compression_of(str(path))) as stream:
             head = stream.read(_HEAD_BYTES)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(str(path), f"cannot be read as {reader}: {exc}") from exc

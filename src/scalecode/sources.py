@@ -255,6 +255,11 @@ def _codec(path: str) -> str | None:
     return next((codec for suffix, codec in _CODECS if path.lower().endswith(suffix)), None)
 
 
+def compression_of(path: str) -> str | None:
+    """The codec a file's name says it is compressed with ("gzip" for a.jsonl.GZ), or None."""
+    return _codec(path)
+
+
 @contextmanager
 def inspected_bytes(
     fs: pafs.FileSystem, source: SourceFile, encoding: str = "utf-8", errors: str = "strict"
@@ -1022,11 +1027,22 @@ def _csv_header(
         except pa.ArrowInvalid as exc:
             if _straddles(exc):
                 raise _RowTooLong(0, np.empty(0, np.int64)) from exc
-            # The parser's words for no bytes, and for a header alone without its newline (in a
-            # compressed or re-encoded file, which is read whole): no rows either way.
-            if str(exc) == "Empty CSV file" or "cannot infer number of columns" in str(exc):
+            if str(exc) == "Empty CSV file":  # the parser's words for no bytes: no rows
                 return None
+            if "cannot infer number of columns" in str(exc):
+                # No newline in the first block: a header alone without its newline (in a compressed
+                # or re-encoded file, which is read whole), which is no rows; or a header longer than
+                # a block, read again with larger blocks as a long row is.
+                if _shorter_than(fs, source, config, read.block_size):
+                    return None
+                raise _RowTooLong(0, np.empty(0, np.int64)) from exc
             raise DataError(source.path, f"cannot be read as {source.reader.upper()}: {exc}") from exc
+
+
+def _shorter_than(fs: pafs.FileSystem, source: SourceFile, config: TableConfig, size: int) -> bool:
+    """Whether the bytes a reader parses of ``source`` are fewer than ``size``."""
+    with inspected_bytes(fs, source, config.encoding) as stream:
+        return len(stream.read(size + 1)) <= size
 
 
 def _read_jsonl(
