@@ -74,7 +74,13 @@ def test_two_different_answers_for_one_document_are_an_error_not_the_first():
 
 
 @pytest.mark.parametrize(
-    "first", [{"id": "1", "lable": "positive"}, {"id": "1", "label": None}, {"id": "1", "label": True}]
+    "first",
+    [
+        {"id": "1", "lable": "positive"},
+        {"id": "1", "label": None},
+        {"id": "1", "label": True},
+        {"id": "1", "label": float("nan")},  # json.dumps writes NaN, and the parser takes it
+    ],
 )
 def test_an_answer_without_a_code_does_not_shift_the_confidences_of_the_others(first):
     """The n-th code in the reply is the n-th answer's that has one: an answer without it (a typo in
@@ -160,10 +166,26 @@ def test_in_batch_mode_too_max_completion_tokens_is_used_and_a_refused_option_st
     coder = backend(api, tmp_path, temperature=1.0, mode="batch", batch_poll_s=0.05, docs_per_request=2)
     assert list(coder.predict_batch(texts).label) == ["positive", "negative", "neutral"]
     assert coder.requester.token_limit == "max_completion_tokens"
-    assert len([c for c in api.calls if c.method == "POST" and c.path == "/v1/batches"]) == 2
+    assert created_batches(api) == 2
+    # A later replica or run knows the name: no whole batch refused again to learn it.
+    later = backend(api, tmp_path, temperature=1.0, mode="batch", batch_poll_s=0.05)
+    assert list(later.predict_batch(["a negative two"]).label) == ["negative"]
+    assert created_batches(api) == 3
     refused = backend(api, tmp_path / "t0", mode="batch", batch_poll_s=0.05)  # temperature 0
     with pytest.raises(StopRun, match=r"refuses the option 'temperature'"):
         refused.predict_batch(texts)
+    # Collected before the stop: its record is not read again at every later run.
+    records = [json.loads(p.read_text()) for p in (tmp_path / "t0" / "work" / "batches").glob("*.json")]
+    assert records and {r.get("status") for r in records} == {"completed"}
+
+
+def test_a_refused_batch_line_whose_body_is_not_json_is_no_crash(api, tmp_path):
+    from scalecode_openai.batch import _refused
+
+    coder = backend(api, tmp_path)
+    record = {"custom_id": "k", "response": {"status_code": 413, "body": "<html>Too large</html>"}}
+    assert _refused(coder.requester, "k", record, {"model": "m", "messages": []}) is None
+    assert "k" in coder.requester.refused
 
 
 @pytest.mark.usefixtures("strict_model")

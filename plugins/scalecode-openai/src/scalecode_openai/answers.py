@@ -170,7 +170,9 @@ def parse(task: Task, content: str | None, documents: int) -> list[Code]:
 def _spelt(value: Any) -> bool:
     """Whether ``value`` is a code as ``confidences`` finds codes in a reply: a string, a list or a
     number (not a boolean, null or an object)."""
-    return isinstance(value, (str, list)) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    if isinstance(value, float):
+        return math.isfinite(value)  # NaN and Infinity, which JSON parsers take, are no number it finds
+    return isinstance(value, (str, list)) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def confidences(task: Task, content: str, tokens: list[dict[str, Any]] | None) -> list[float]:

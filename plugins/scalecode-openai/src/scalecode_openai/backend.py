@@ -36,6 +36,8 @@ from scalecode_openai.options import OpenAIParams
 CACHE_FILE = "responses.sqlite"
 BUDGET_DIR = "spending"  # what each run spent so far: budget_usd caps a run, all its stages
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+TOKEN_LIMIT_FILE = "token_limit"  # in the work directory: max_completion_tokens, once a server asked for it
+_COMPLETION = "max_completion_tokens"
 # Sent where no key is given and none is needed (Ollama, vLLM, llama.cpp): the client insists on one.
 NO_KEY = "no-key"
 
@@ -128,6 +130,25 @@ class OpenAIBackend(Backend):
 
     async def _start(self, key: str, budget: Budget) -> None:
         self.requester = Requester(self.params, key, self._cache_db, budget)  # bound to this loop
+        # The name a model takes the token limit by, as an earlier replica or run learnt it: in
+        # batch mode, learning it again costs a whole batch refused, waited on for hours.
+        known = self._token_limit_file()
+        if known is not None and known.is_file() and known.read_text(encoding="utf-8").strip() == _COMPLETION:
+            self.requester.token_limit = _COMPLETION
+
+    def _token_limit_file(self) -> Path | None:
+        return self.work_dir / TOKEN_LIMIT_FILE if self.work_dir is not None else None
+
+    def _remember_token_limit(self) -> None:
+        """Keep the token limit's name for later replicas and runs, once a refusal has taught it."""
+        known = self._token_limit_file()
+        if known is None or self.requester.token_limit == "max_tokens":
+            return
+        if not known.is_file() or known.read_text(encoding="utf-8").strip() != self.requester.token_limit:
+            known.parent.mkdir(parents=True, exist_ok=True)
+            partial = known.with_name(f".{known.name}.partial")
+            partial.write_text(self.requester.token_limit + "\n", encoding="utf-8")
+            partial.replace(known)
 
     def close(self) -> None:
         """Close the HTTP connections and the cache (also when the replica is garbage-collected)."""
@@ -169,6 +190,7 @@ class OpenAIBackend(Backend):
             split = set(refused)
             groups = [g for k, g in enumerate(groups) if k not in split] + alone
             replies = [r for k, r in enumerate(replies) if k not in split] + [next(answers) for _ in alone]
+        self._remember_token_limit()
         return self._predictions(texts, groups, replies)
 
     def _ask_groups(self, texts: Sequence[str], groups: list[list[int]]) -> list[Reply]:

@@ -352,15 +352,16 @@ async def _collect(requester: Requester, batch: _Batch) -> bool:
             requester.scrub(str(exc)),
         )
         return False
-    if output is not None:
-        _store(requester, batch.bodies, output.text, found.id)
+    # A refusal of the job's options stops the run, once every answer is stored and the batch marked
+    # collected: the answers are paid for, and a record left uncollected would be read at every run.
+    halting = _store(requester, batch.bodies, output.text, found.id) if output is not None else None
     failed = set()
     if error is not None:
         for line in error.text.splitlines():
             if line.strip():
                 record = json.loads(line)
                 key = record.get("custom_id", "")
-                _refused(requester, key, record, batch.bodies.get(key))
+                halting = _refused(requester, key, record, batch.bodies.get(key)) or halting
                 reason = f"batch {found.id}: {json.dumps(record.get('error') or record.get('response'))}"
                 cache.failed(key, reason)
                 requester.unanswered[key] = reason
@@ -375,6 +376,8 @@ async def _collect(requester: Requester, batch: _Batch) -> bool:
         # must submit them anew, not poll this batch again. Its record stays, under the batch's id.
         batch.path.replace(batch.path.with_name(f"{batch.name}.{found.id}.json"))
     batch.requests_path.unlink(missing_ok=True)
+    if halting is not None:
+        raise requester.halt(halting)
     return True
 
 
@@ -435,37 +438,45 @@ def _check_budget(requester: Requester, bodies: list[dict[str, Any]]) -> None:
         )
 
 
-def _refused(requester: Requester, key: str, record: dict[str, Any], body: dict[str, Any] | None) -> None:
+def _refused(
+    requester: Requester, key: str, record: dict[str, Any], body: dict[str, Any] | None
+) -> str | None:
     """Remember a batch line whose request was refused as such (400, 413, 422): a later batch would get
     the same answer. Lines without a response (the batch expired or was cancelled first) may pass.
 
     A refusal of the job's options is judged as the online path judges it: ``max_tokens`` refused for
     ``max_completion_tokens`` switches the requester to that name (the caller then asks again), and
-    another option the job sets stops the run, since every request of every batch carries it."""
+    another option the job sets is to stop the run (the reason returned), since every request of
+    every batch carries it."""
     response = record.get("response") or {}
     if response.get("status_code") not in REFUSED:
-        return
+        return None
     requester.refused.add(key)
-    error = (response.get("body") or {}).get("error") or record.get("error") or {}
+    answer = response.get("body")
+    # A proxy's page (HTML, text) in place of the server's JSON error: no option named, nothing judged.
+    error = (answer.get("error") if isinstance(answer, dict) else None) or record.get("error") or {}
     if not isinstance(error, dict) or body is None:
-        return
+        return None
     param = error.get("param") if isinstance(error.get("param"), str) else None
     message = str(error.get("message", ""))
     if refused_option(param, message) == "max_tokens" and "max_tokens" in body:
         if requester.token_limit == "max_tokens":
             requester.token_limit = "max_completion_tokens"
             log.warning("the server refuses max_tokens; asking with max_completion_tokens")
-        return
+        return None
     if (option := option_named(param, body)) is not None:
         reason = requester.scrub(f"Batch API refused requests: {message[:300]}")
-        raise requester.halt(
+        return (
             f"{reason}; the server refuses the option {option!r} for this model: change or remove it in "
             "the backend's params, then run the job again (what is coded is kept)"
         )
+    return None
 
 
-def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, batch_id: str) -> None:
-    """Put each answered line of a batch's output file in the cache."""
+def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, batch_id: str) -> str | None:
+    """Put each answered line of a batch's output file in the cache; why the run must stop, where a
+    line was refused for the job's options (see :func:`_refused`)."""
+    halting = None
     params = requester.params
     for line in text.splitlines():
         if not line.strip():
@@ -476,7 +487,7 @@ def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, b
         if key not in bodies:
             continue  # not ours (or tampered with): never mapped to a document
         if response.get("status_code") != 200:
-            _refused(requester, key, record, bodies[key])
+            halting = _refused(requester, key, record, bodies[key]) or halting
             requester.cache.failed(key, f"batch {batch_id}: {json.dumps(record.get('error') or response)}")
             continue
         answer = response.get("body") or {}
@@ -493,3 +504,4 @@ def _store(requester: Requester, bodies: dict[str, dict[str, Any]], text: str, b
             latency_s=None,
             via=batch_id,
         )
+    return halting
