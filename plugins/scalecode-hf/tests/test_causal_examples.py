@@ -132,19 +132,20 @@ def test_without_a_chat_template_the_prompt_opens_with_bos_where_the_tokenizer_u
     assert prompt[0] == tokenizer.bos_token_id and prompt[1] != tokenizer.bos_token_id
 
 
-def test_an_example_drawn_from_the_gold_leaves_out_its_own_document_only():
-    """A drawn example is its gold document, by id: another document with the same text stays (it is
-    not the one shown). A codebook example has no id, and leaves out the gold documents it repeats."""
+def test_an_example_leaves_out_its_own_document_and_those_that_repeat_it():
+    """A drawn example is its gold document, by id; a copy of it under another id (a retweet,
+    boilerplate) is as much read off the prompt. A codebook example has no id: the documents that
+    repeat it go. Case and runs of spaces aside, as the leakage check compares texts."""
     from scalecode import GoldSet
     from scalecode_hf.causal import without_examples
 
     gold = GoldSet(
         task=TONE,
-        ids=["a", "b", "c"],
-        texts=["Same text.", "Same  text.", "Codebook one."],
-        targets=["x"] * 3,
+        ids=["a", "b", "c", "d"],
+        texts=["Same text.", "Same  text.", "Codebook one.", "Another."],
+        targets=["x"] * 4,
     )
     drawn = Example(text="Same text.", label="positive", id="a")
     codebook = Example(text="codebook one.", label="negative")
     kept, left_out = without_examples(gold, [drawn, codebook])
-    assert (kept.ids, left_out) == (["b"], 2)
+    assert (kept.ids, left_out) == (["d"], 3)

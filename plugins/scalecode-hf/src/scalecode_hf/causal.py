@@ -107,7 +107,7 @@ class CausalScorer:
         # Taken in turn from each label, so that few_shot of them cover as many labels as they can,
         # and the example just before the document is not always of the same label.
         examples = round_robin(task.examples)
-        self.examples: list[Example] = examples if shown is None else examples[:shown]
+        self.chosen: list[Example] = examples if shown is None else examples[:shown]  # as written
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.system_role = prompts.takes_system_role(tokenizer)
         # What the tokenizer reads as a control token wherever it meets it in a text (<|im_end|>,
@@ -120,11 +120,11 @@ class CausalScorer:
         # An example is a document too, cut like one: a long gold document drawn as an example would
         # otherwise be in every prompt whole, and might leave no room for the document coded.
         self.max_length = params["max_length"]
-        self.examples = [
+        self.examples: list[Example] = [
             example
             if not (cut := self.truncate(example.text))[1]
             else example.model_copy(update={"text": cut[0]})
-            for example in self.examples
+            for example in self.chosen
         ]
         self.max_length = self._document_length(config)
         if not prompts.answers_end(tokenizer):
@@ -475,9 +475,9 @@ class CausalLMBackend(Backend):
         scorer = self._prompt_scorer()
         # A document shown in every prompt is not trained on (the model would learn to copy the
         # answer above it) nor validated on (its score would be read off the prompt).
-        train, shown = without_examples(train, scorer.examples)
+        train, shown = without_examples(train, scorer.chosen)
         if eval is not None:
-            eval, _ = without_examples(eval, scorer.examples)
+            eval, _ = without_examples(eval, scorer.chosen)
         fit_set, validation, split_note = validation_split(train, eval, options.validation_size, config.seed)
         ids, lengths = training_rows(scorer, fit_set)
         table = pa.table(
@@ -548,8 +548,8 @@ class CausalLMBackend(Backend):
                 *([split_note] if split_note else []),
                 *(
                     [
-                        f"{shown} training document(s) shown as few-shot examples left out of "
-                        "training and validation"
+                        f"{shown} training document(s) shown as few-shot examples, or repeating one, "
+                        "left out of training and validation"
                     ]
                     if shown
                     else []
@@ -568,11 +568,12 @@ class CausalLMBackend(Backend):
 
 
 def without_examples(gold: GoldSet, examples: Sequence[Example]) -> tuple[GoldSet, int]:
-    """``gold`` without the documents shown as few-shot examples (by gold id, or by text where an
-    example from the codebook has none), and how many were left out."""
+    """``gold`` without the documents shown as few-shot examples or repeating one (by gold id, and by
+    text: a copy of an example, a retweet or boilerplate, is as much read off the prompt), and how many
+    were left out."""
     ids = {e.id for e in examples if e.id is not None}
     # Compared as the leakage check compares texts: case and runs of whitespace aside.
-    texts = {" ".join(e.text.split()).casefold() for e in examples if e.id is None}
+    texts = {" ".join(e.text.split()).casefold() for e in examples}
     keep = [
         i
         for i, (doc_id, text) in enumerate(zip(gold.ids, gold.texts, strict=True))
