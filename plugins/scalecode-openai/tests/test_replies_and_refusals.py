@@ -80,6 +80,8 @@ def test_two_different_answers_for_one_document_are_an_error_not_the_first():
         {"id": "1", "label": None},
         {"id": "1", "label": True},
         {"id": "1", "label": float("nan")},  # json.dumps writes NaN, and the parser takes it
+        {"id": "1", "label": float("-inf")},  # -Infinity, of which the pattern would find "-"
+        {"id": "1", "label": "__1e400__"},  # a number JSON reads as infinite
     ],
 )
 def test_an_answer_without_a_code_does_not_shift_the_confidences_of_the_others(first):
@@ -93,7 +95,7 @@ def test_an_answer_without_a_code_does_not_shift_the_confidences_of_the_others(f
                 {"id": "3", "label": "neutral"},
             ]
         }
-    )
+    ).replace('"__1e400__"', "1e400")
     tokens = [{"token": ch, "logprob": 0.0} for ch in content]
     tokens[content.index('"negative"') + 1]["logprob"] = math.log(0.3)
     tokens[content.index('"neutral"') + 1]["logprob"] = math.log(0.99)
@@ -171,6 +173,7 @@ def test_in_batch_mode_too_max_completion_tokens_is_used_and_a_refused_option_st
     later = backend(api, tmp_path, temperature=1.0, mode="batch", batch_poll_s=0.05)
     assert list(later.predict_batch(["a negative two"]).label) == ["negative"]
     assert created_batches(api) == 3
+    assert later.estimate(["a negative two"]).cached == 1  # plan keys requests as the run asks them
     refused = backend(api, tmp_path / "t0", mode="batch", batch_poll_s=0.05)  # temperature 0
     with pytest.raises(StopRun, match=r"refuses the option 'temperature'"):
         refused.predict_batch(texts)

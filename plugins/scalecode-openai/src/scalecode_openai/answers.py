@@ -175,6 +175,17 @@ def _spelt(value: Any) -> bool:
     return isinstance(value, (str, list)) or (isinstance(value, int) and not isinstance(value, bool))
 
 
+def _finite_or_not_a_number(spelt: str) -> bool:
+    """Whether a code found in a reply's text counts as one: a string or a list, or a number that
+    reads as a finite one ("-" of "-Infinity", or 1e400, which JSON reads as infinite, do not)."""
+    if spelt[:1] in ('"', "["):
+        return True
+    try:
+        return math.isfinite(float(spelt))
+    except ValueError:
+        return False
+
+
 def confidences(task: Task, content: str, tokens: list[dict[str, Any]] | None) -> list[float]:
     """Probability the model gave each code in its reply, in reply order, from token log-probabilities.
 
@@ -194,6 +205,7 @@ def confidences(task: Task, content: str, tokens: list[dict[str, Any]] | None) -
     spans = [
         match.span(1)
         for match in re.finditer(rf'"{field}"\s*:\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|-?[\d.eE+-]+)', content)
+        if _finite_or_not_a_number(match.group(1))  # as ``_spelt`` counts the answers' codes
     ]
     out: list[float] = []
     for begin, end in spans:

@@ -132,12 +132,17 @@ class OpenAIBackend(Backend):
         self.requester = Requester(self.params, key, self._cache_db, budget)  # bound to this loop
         # The name a model takes the token limit by, as an earlier replica or run learnt it: in
         # batch mode, learning it again costs a whole batch refused, waited on for hours.
-        known = self._token_limit_file()
-        if known is not None and known.is_file() and known.read_text(encoding="utf-8").strip() == _COMPLETION:
-            self.requester.token_limit = _COMPLETION
+        self.requester.token_limit = self._known_token_limit()
 
     def _token_limit_file(self) -> Path | None:
         return self.work_dir / TOKEN_LIMIT_FILE if self.work_dir is not None else None
+
+    def _known_token_limit(self) -> str:
+        """max_completion_tokens where an earlier replica or run learnt it, else max_tokens."""
+        known = self._token_limit_file()
+        if known is not None and known.is_file() and known.read_text(encoding="utf-8").strip() == _COMPLETION:
+            return _COMPLETION
+        return "max_tokens"
 
     def _remember_token_limit(self) -> None:
         """Keep the token limit's name for later replicas and runs, once a refusal has taught it."""
@@ -205,6 +210,7 @@ class OpenAIBackend(Backend):
                 submit_and_collect(self.requester, self.task, conversations, sizes, self.work_dir)
             )
             if self.requester.token_limit != limit:  # refused by that name: the same requests, renamed
+                self._remember_token_limit()  # now: the renamed batch may be waited on for hours
                 self._loop.run_until_complete(
                     submit_and_collect(self.requester, self.task, conversations, sizes, self.work_dir)
                 )
@@ -299,13 +305,18 @@ class OpenAIBackend(Backend):
         and a request repeated (the same texts again) is sent once."""
         params = self.params
         fmt = "json_schema" if params.structured_output == "auto" else params.structured_output
+        token_limit = self._known_token_limit()  # as the requests will be keyed in the cache
         input_tokens = output_tokens = 0
         keys: set[str] = set()
         per_answer = 4 + math.ceil(max((len(n) for n in self.task.label_names), default=8) / 4) + 6
         for group in self._groups(texts):
             messages = prompts.messages(self.task, [texts[i] for i in group], self.examples)
             body = build_request(
-                params, messages, prompts.response_format(self.task, len(group), fmt), params.logprobs
+                params,
+                messages,
+                prompts.response_format(self.task, len(group), fmt),
+                params.logprobs,
+                token_limit,
             )
             key = cache_key(params, body)
             if key in keys:
