@@ -31,7 +31,7 @@ def test_few_shot_examples_are_taken_in_turn_from_each_label(tiny_llama):
     examples = [
         Example(text=f"{label} text {i}", label=label) for label in TONE.label_names for i in range(3)
     ]
-    task = TONE.model_copy(update={"examples": examples})
+    task = TONE.model_copy(update={"examples": tuple(examples)})
     assert [e.label for e in _scorer(tiny_llama, task, few_shot=4).examples] == [
         "positive",
         "negative",
@@ -43,7 +43,7 @@ def test_few_shot_examples_are_taken_in_turn_from_each_label(tiny_llama):
 
 def test_a_long_example_is_cut_to_max_length_like_a_document(tiny_llama):
     long = Example(text=" ".join(["word"] * 3000), label="positive")
-    task = TONE.model_copy(update={"examples": [long, Example(text="Short and bad.", label="negative")]})
+    task = TONE.model_copy(update={"examples": (long, Example(text="Short and bad.", label="negative"))})
     scorer = _scorer(tiny_llama, task, max_length=32)
     shown = scorer.examples
     assert len(scorer.tokens(shown[0].text)) <= 32 and shown[0].text.startswith("word word")
@@ -57,7 +57,7 @@ def test_documents_shown_as_examples_are_neither_trained_nor_validated_on(
     gold = sample_gold(TONE, n=30)
     shown = [0, 1, 2, 7]  # as the runner draws them: gold documents, by id
     examples = [Example(text=gold.texts[i], label=gold.targets[i], id=gold.ids[i]) for i in shown]
-    task = TONE.model_copy(update={"examples": examples})
+    task = TONE.model_copy(update={"examples": tuple(examples)})
     configs: list[dict] = []
     fake_training(CausalRecipe, configs)
     report = CausalLMBackend(task, {"model": str(tiny_llama), "max_length": 32}).fit(
@@ -109,7 +109,7 @@ def _plain(tiny_llama: Path):
 def test_without_a_chat_template_an_answer_ends_as_the_examples_answers_do(tiny_llama):
     """In a plain transcript an example's answer is followed by the next turn; a label scored with
     the eos token after it instead would carry the odds of an end the examples never showed."""
-    task = TONE.model_copy(update={"examples": [Example(text="Great fun.", label="positive")]})
+    task = TONE.model_copy(update={"examples": (Example(text="Great fun.", label="positive"),)})
     scorer = CausalScorer(task, _plain(tiny_llama), {"max_length": 64, "batch_size": 4, "few_shot": None})
     [(conversation, replies)] = scorer.conversations("Dull.")
     prompts = scorer.prompts
